@@ -1,0 +1,54 @@
+// Command orca-sync is a pull-based GitOps reconciler for Docker hosts.
+//
+// This package only parses flags and wires packages together; the work is
+// done in config, diff, apply and the other packages of the module.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a process exit code out of a command without printing
+// anything more (the command has already said what went wrong).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCommand(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	var exit exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.code
+	default:
+		fmt.Fprintln(stderr, "orca-sync:", err)
+		return 1
+	}
+}
+
+func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "orca-sync",
+		Short:         "Pull-based GitOps for Docker hosts",
+		Long:          "orca-sync keeps a Docker host converged to the services declared in an infra git repository.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newValidateCommand(), newVersionCommand())
+	return root
+}

@@ -1,0 +1,220 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Load reads and validates the infra tree at root (a checkout, or its --path
+// subdirectory). On any problem it returns nil and Errors listing all of them:
+// a checkout is used whole or not at all.
+func Load(root string) (*Desired, error) {
+	var errs Errors
+	d := &Desired{Root: root, ServicesDir: "services"}
+
+	d.Cluster = DefaultCluster()
+	if data, err := os.ReadFile(filepath.Join(root, "cluster.toml")); err == nil {
+		var cerrs Errors
+		d.Cluster, cerrs = ParseClusterFile("cluster.toml", data)
+		errs = append(errs, cerrs...)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, Error{File: "cluster.toml", Message: err.Error()})
+	}
+	errs = append(errs, findSecretFiles(root, "", ".", d)...)
+
+	entries, err := os.ReadDir(filepath.Join(root, "services"))
+	if err != nil {
+		msg := "cannot read the services directory: " + err.Error()
+		if errors.Is(err, fs.ErrNotExist) {
+			msg = "no services/ directory here (is the repository path right?)"
+		}
+		errs = append(errs, Error{File: "services", Message: msg})
+	}
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") || strings.HasPrefix(e.Name(), "_") {
+			continue
+		}
+		p, perrs := loadProject(root, e.Name())
+		errs = append(errs, perrs...)
+		errs = append(errs, findSecretFiles(root, e.Name(), path.Join("services", e.Name()), d)...)
+		if p != nil {
+			d.Projects = append(d.Projects, p)
+		}
+	}
+	sort.Slice(d.Projects, func(i, j int) bool { return d.Projects[i].Name < d.Projects[j].Name })
+	errs = append(errs, checkAcrossProjects(d)...)
+	d.Cluster.Proxy.Enabled = proxyEnabled(d)
+	if len(errs) > 0 {
+		sortErrors(errs)
+		return nil, errs
+	}
+	return d, nil
+}
+
+func loadProject(root, name string) (*Project, Errors) {
+	file := path.Join("services", name, "service.toml")
+	if err := validName(name); err != nil {
+		return nil, Errors{{File: path.Join("services", name), Message: "project directory name " + err.Error()}}
+	}
+	data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(file)))
+	if err != nil {
+		msg := err.Error()
+		if errors.Is(err, fs.ErrNotExist) {
+			msg = "missing: every directory under services/ is a project and needs a service.toml (prefix a directory with _ to keep other files there)"
+		}
+		return nil, Errors{{File: file, Message: msg}}
+	}
+	services, errs := ParseServiceFile(file, name, data)
+	sink := errorSink{file: file, lines: newLineIndex(string(data)), errs: &errs}
+	for _, s := range services {
+		resolveMounts(root, s, sink)
+	}
+	return &Project{Name: name, File: file, Services: services}, errs
+}
+
+// resolveMounts makes relative mount sources absolute against the checkout and
+// checks that they exist there: Docker would silently create an empty
+// directory for a missing one.
+func resolveMounts(root string, s *Service, sink errorSink) {
+	for i := range s.Mounts {
+		m := &s.Mounts[i]
+		if path.IsAbs(m.Source) || !strings.HasPrefix(m.Source, "./") {
+			m.HostPath = m.Source
+			continue
+		}
+		abs, err := filepath.Abs(filepath.Join(root, filepath.FromSlash(m.Source)))
+		if err != nil {
+			continue
+		}
+		m.HostPath = abs
+		if _, err := os.Stat(abs); err != nil {
+			sink.service(s, "mounts", "mount source %q does not exist in the repository", m.Source)
+		}
+	}
+}
+
+// checkAcrossProjects checks what spans projects: host+route claims, published
+// host ports and placement nodes.
+func checkAcrossProjects(d *Desired) Errors {
+	var errs Errors
+	routes := map[string]*Service{}
+	ports := map[string]*Service{}
+	nodes := map[string]bool{}
+	for _, n := range d.Cluster.Nodes {
+		nodes[n.Name] = true
+	}
+	add := func(s *Service, key, format string, args ...any) {
+		errs = append(errs, Error{File: s.File, Line: s.Line, Service: s.Name, Key: key, Message: fmt.Sprintf(format, args...)})
+	}
+	for _, s := range d.Services() {
+		for _, dom := range s.Domains {
+			for _, r := range s.Routes {
+				k := dom + r
+				if other := routes[k]; other != nil && other != s {
+					add(s, "domain", "domain %s route %s is already claimed by %s", dom, r, other)
+				} else {
+					routes[k] = s
+				}
+			}
+		}
+		for _, p := range s.ExtraPorts {
+			k := fmt.Sprintf("%d/%s", p.HostPort, p.Protocol)
+			if other := ports[k]; other != nil && other != s {
+				add(s, "extra_ports", "host port %s is already published by %s", k, other)
+			}
+			ports[k] = s
+		}
+		if s.Placement != nil && s.Placement.Node != "" && !nodes[s.Placement.Node] {
+			add(s, "placement.node", "placement.node %q is not a [[node]] of cluster.toml", s.Placement.Node)
+		}
+	}
+	return errs
+}
+
+func proxyEnabled(d *Desired) bool {
+	if p := d.Cluster.Proxy.enabledSet; p != nil {
+		return *p
+	}
+	for _, s := range d.Services() {
+		if len(s.Domains) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// findSecretFiles records the secrets.* files of dir (relative to root) and
+// reports any that is not SOPS-encrypted: a plaintext secret in git is the one
+// mistake that cannot be undone by a revert.
+func findSecretFiles(root, project, dir string, d *Desired) Errors {
+	matches, _ := filepath.Glob(filepath.Join(root, filepath.FromSlash(dir), "secrets.*"))
+	var errs Errors
+	for _, m := range matches {
+		rel := path.Join(dir, filepath.Base(m))
+		data, err := os.ReadFile(m)
+		if err != nil {
+			errs = append(errs, Error{File: rel, Message: err.Error()})
+			continue
+		}
+		if !IsSOPSEncrypted(rel, data) {
+			errs = append(errs, Error{File: rel, Message: "is not SOPS-encrypted: encrypt it with `sops --encrypt --age <recipient>` or `orca-sync secrets set`, and never commit secrets in plain text"})
+			continue
+		}
+		d.SecretFiles = append(d.SecretFiles, SecretFile{Project: project, Path: rel})
+	}
+	return errs
+}
+
+var (
+	sopsYAMLRE    = regexp.MustCompile(`(?m)^sops:\s*$`)
+	sopsYAMLMACRE = regexp.MustCompile(`(?m)^\s+mac: ENC\[`)
+)
+
+// IsSOPSEncrypted reports whether data looks like a SOPS file: it carries
+// SOPS's metadata with a MAC (a "sops" section for YAML and JSON, sops_*
+// keys for dotenv).
+func IsSOPSEncrypted(name string, data []byte) bool {
+	switch {
+	case strings.HasSuffix(name, ".json"):
+		var doc struct {
+			SOPS *struct {
+				MAC string `json:"mac"`
+			} `json:"sops"`
+		}
+		return json.Unmarshal(data, &doc) == nil && doc.SOPS != nil && doc.SOPS.MAC != ""
+	case strings.HasSuffix(name, ".env"):
+		return bytes.Contains(data, []byte("\nsops_mac=")) || bytes.HasPrefix(data, []byte("sops_mac="))
+	case strings.HasSuffix(name, ".yaml"), strings.HasSuffix(name, ".yml"):
+		return sopsYAMLRE.Match(data) && sopsYAMLMACRE.Match(data)
+	}
+	return false
+}
+
+// FindRoot returns the nearest directory at or above start that holds an
+// infra tree (a services/ directory or cluster.toml), or start itself when
+// none does.
+func FindRoot(start string) (string, error) {
+	abs, err := filepath.Abs(start)
+	if err != nil {
+		return "", fmt.Errorf("find infra root: %w", err)
+	}
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		for _, marker := range []string{"services", "cluster.toml"} {
+			if _, err := os.Stat(filepath.Join(dir, marker)); err == nil {
+				return dir, nil
+			}
+		}
+		if filepath.Dir(dir) == dir {
+			return start, nil
+		}
+	}
+}

@@ -1,0 +1,242 @@
+// Package config loads an infra checkout (cluster.toml and every
+// services/<project>/service.toml) into a typed, validated desired state.
+//
+// Loading never stops at the first problem: every error of the checkout is
+// collected, each with its file, line (where one can be found), service and key,
+// so an operator fixes a commit in one round trip.
+package config
+
+import "time"
+
+// Desired is the whole desired state of one checkout.
+type Desired struct {
+	// Root is the checkout directory; relative mount sources resolve against it.
+	Root string
+	// ServicesDir is the services tree relative to Root ("services", or "<path>/services").
+	ServicesDir string
+	Cluster     Cluster
+	// Projects are sorted by name.
+	Projects []*Project
+	// SecretFiles lists every secrets.* file found, cluster-wide first.
+	SecretFiles []SecretFile
+}
+
+// SecretFile is a SOPS-encrypted file of the checkout. Project is "" for the
+// cluster-wide file.
+type SecretFile struct {
+	Project string
+	Path    string // relative to Root
+}
+
+// Project is one directory under services/: a namespace with its own network.
+type Project struct {
+	Name string
+	// File is the service.toml path relative to Root.
+	File string
+	// Services are in file order.
+	Services []*Service
+}
+
+// Service returns the project's service with the given name, or nil.
+func (p *Project) Service(name string) *Service {
+	for _, s := range p.Services {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Services returns every service of every project, projects in name order.
+func (d *Desired) Services() []*Service {
+	var all []*Service
+	for _, p := range d.Projects {
+		all = append(all, p.Services...)
+	}
+	return all
+}
+
+// Project returns the project with the given name, or nil.
+func (d *Desired) Project(name string) *Project {
+	for _, p := range d.Projects {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Service is one [[service]] table with every default applied.
+type Service struct {
+	Project string
+	Name    string
+	// File is the service.toml path relative to the checkout root; Line is the
+	// line of its [[service]] header.
+	File string
+	Line int
+
+	Image         string
+	Runtime       string
+	Replicas      int
+	Port          int
+	Domains       []string
+	Routes        []string
+	StripPrefix   bool
+	Health        string
+	Command       []string
+	Env           map[string]string
+	Resources     Resources
+	Volumes       []Volume
+	Mounts        []Mount
+	ExtraPorts    []PortBinding
+	Aliases       []string
+	Internal      bool
+	DependsOn     []string
+	Placement     *Placement
+	Readiness     *Probe
+	Liveness      *Probe
+	Deploy        Deploy
+	PullPolicy    string
+	RestartPolicy string
+	Drift         string
+	Watch         *Watch
+	Labels        map[string]string
+	Backup        *Backup
+	Build         *Build
+
+	// SecretRefs are the names of ${secrets.NAME} references in env values
+	// and command arguments, sorted and unique.
+	SecretRefs []string
+
+	// index is the position of the [[service]] table in its file.
+	index int
+}
+
+// Key is the service's identity across the whole host: "<project>/<name>".
+func (s *Service) Key() string { return s.Project + "/" + s.Name }
+
+// Resources limits a container. Zero values mean "no limit".
+type Resources struct {
+	Memory      string
+	MemoryBytes int64
+	CPU         float64
+	NanoCPUs    int64
+}
+
+// Volume is a named Docker volume. orca-sync never deletes volumes.
+type Volume struct {
+	Source string `toml:"source" json:"source"`
+	Target string `toml:"target" json:"target"`
+}
+
+// Mount is a bind mount. Source is as written; HostPath is the absolute path
+// on the host (relative sources resolve against the checkout root).
+type Mount struct {
+	Source   string `toml:"source" json:"source"`
+	Target   string `toml:"target" json:"target"`
+	ReadOnly bool   `toml:"read_only" json:"read_only"`
+	HostPath string `toml:"-" json:"-"`
+}
+
+// PortBinding publishes a container port on the host.
+type PortBinding struct {
+	HostIP        string `json:"host_ip,omitempty"`
+	HostPort      int    `json:"host_port"`
+	ContainerPort int    `json:"container_port"`
+	Protocol      string `json:"protocol"`
+}
+
+// Placement selects the node that applies a service.
+type Placement struct {
+	Node   string
+	Labels map[string]string
+}
+
+// Probe types.
+const (
+	ProbeHTTP = "http"
+	ProbeTCP  = "tcp"
+	ProbeExec = "exec"
+)
+
+// Probe is a readiness or liveness check.
+type Probe struct {
+	Type             string
+	Path             string
+	Port             int
+	Command          []string
+	Interval         time.Duration
+	Timeout          time.Duration
+	FailureThreshold int
+	InitialDelay     time.Duration
+	// ExpectMin..ExpectMax is the accepted HTTP status range.
+	ExpectMin, ExpectMax int
+}
+
+// Rollout strategies.
+const (
+	StrategyRolling   = "rolling"
+	StrategyRecreate  = "recreate"
+	StrategyBlueGreen = "blue-green"
+	StrategyCanary    = "canary"
+)
+
+// Deploy is a service's rollout strategy.
+type Deploy struct {
+	Strategy       string
+	MaxSurge       int
+	Timeout        time.Duration
+	Drain          time.Duration
+	MinReady       time.Duration
+	CanaryWeight   int
+	CanaryReplicas int
+	Steps          []CanaryStep
+	Analysis       Analysis
+	AutoPromote    bool
+}
+
+// CanaryStep routes Weight percent of requests to the canary for Pause.
+type CanaryStep struct {
+	Weight int
+	Pause  time.Duration
+}
+
+// Analysis bounds a canary's measured behaviour. MaxP95 of zero means no
+// latency bound.
+type Analysis struct {
+	MaxErrorRate float64
+	MaxP95       time.Duration
+	MinRequests  int
+}
+
+// Pull policies.
+const (
+	PullAlways       = "always"
+	PullIfNotPresent = "if-not-present"
+	PullNever        = "never"
+)
+
+// Drift policies.
+const (
+	DriftCorrect = "correct"
+	DriftWarn    = "warn"
+)
+
+// Watch names an application repository whose pushes re-pull this image.
+type Watch struct {
+	Repo   string
+	Branch string
+}
+
+// Backup configures the per-service part of volume backups.
+type Backup struct {
+	PreHook string
+}
+
+// Build builds the image from git instead of pulling it.
+type Build struct {
+	Repo       string
+	Branch     string
+	Dockerfile string
+	Context    string
+}
