@@ -1,0 +1,599 @@
+// Command testapp is a tiny static HTTP server baked into the e2e test images
+// (orca-test/app:*). It only uses the standard library so it runs in a
+// FROM scratch image.
+//
+// Environment:
+//
+//	PORT           listen port (default 8080)
+//	VERSION        body of GET / and value of the X-Version header
+//	HEALTHZ_FAIL=1 GET /healthz answers 500
+//	ERROR_RATE=F   GET / answers 500 to a random fraction F (0..1) of requests
+//	EXIT_AFTER_MS  exit with code 3 after that many milliseconds
+//
+// Endpoints:
+//
+//	GET  /               200 VERSION (500 for the ERROR_RATE fraction)
+//	GET  /healthz        200 "ok" or 500; POST /healthz/fail, POST /healthz/ok toggle it
+//	GET  /slow?ms=N      sleeps N ms, then 200
+//	ANY  /status/{code}  answers that status code
+//	GET  /ws             WebSocket echo (RFC 6455, text and binary, ping/pong, close)
+//	GET  /env?name=X     value of env X (404 if unset); without name: every variable
+//	GET  /file?path=P    contents of file P; POST /file?path=P writes the body to P
+//	GET  /fetch?url=U    GETs U; answers with its status and body (502 + X-Fetch-Error if it fails)
+//	GET  /headers        JSON: method, host, remote address and request headers
+//	GET  /sse?n=N&ms=M   N server-sent events, one every M ms
+//	GET  /redirect?to=U  302 to U
+//	GET  /cookies        200 with two Set-Cookie headers (a=1, b=2)
+//
+// Every response carries X-Version and X-Hostname.
+//
+// "testapp healthcheck" GETs http://127.0.0.1:$PORT/healthz and exits 0 on 200,
+// else 1 (for a Docker HEALTHCHECK in a scratch image).
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode/utf8"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(healthcheck("http://127.0.0.1:" + port(os.LookupEnv) + "/healthz"))
+	}
+	os.Exit(run())
+}
+
+func port(lookup func(string) (string, bool)) string {
+	if p, ok := lookup("PORT"); ok && p != "" {
+		return p
+	}
+	return "8080"
+}
+
+func run() int {
+	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	a := newApp(os.LookupEnv)
+	srv := &http.Server{
+		Addr:              ":" + port(os.LookupEnv),
+		Handler:           a.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+
+	if v, ok := os.LookupEnv("EXIT_AFTER_MS"); ok && v != "" {
+		ms, err := strconv.Atoi(v)
+		if err != nil {
+			log.Printf("bad EXIT_AFTER_MS %q: %v", v, err)
+			return 2
+		}
+		time.AfterFunc(time.Duration(ms)*time.Millisecond, func() {
+			log.Printf("EXIT_AFTER_MS=%d reached, exiting with code 3", ms)
+			os.Exit(3)
+		})
+	}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Printf("testapp version=%s listening on %s", a.version, srv.Addr)
+
+	select {
+	case err := <-errc:
+		log.Printf("server error: %v", err)
+		return 1
+	case sig := <-sigs:
+		log.Printf("received %v, shutting down", sig)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Printf("shutdown: %v", err)
+		_ = srv.Close()
+	}
+	log.Printf("stopped")
+	return 0
+}
+
+// healthcheck returns the exit code of the healthcheck subcommand.
+func healthcheck(url string) int {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "healthcheck: status", resp.StatusCode)
+		return 1
+	}
+	return 0
+}
+
+type app struct {
+	lookup    func(string) (string, bool)
+	version   string
+	hostname  string
+	errorRate float64
+	unhealthy atomic.Bool // switched at runtime by POST /healthz/fail|ok
+	failEnv   bool        // HEALTHZ_FAIL=1
+	client    *http.Client
+}
+
+func newApp(lookup func(string) (string, bool)) *app {
+	a := &app{lookup: lookup, client: &http.Client{Timeout: 10 * time.Second}}
+	a.version, _ = lookup("VERSION")
+	a.hostname, _ = os.Hostname()
+	if v, _ := lookup("HEALTHZ_FAIL"); v == "1" || v == "true" {
+		a.failEnv = true
+	}
+	if v, ok := lookup("ERROR_RATE"); ok && v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			a.errorRate = f
+		} else {
+			log.Printf("ignoring bad ERROR_RATE %q", v)
+		}
+	}
+	return a
+}
+
+func (a *app) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", a.root)
+	mux.HandleFunc("GET /healthz", a.healthz)
+	mux.HandleFunc("POST /healthz/fail", func(w http.ResponseWriter, r *http.Request) {
+		a.unhealthy.Store(true)
+		fmt.Fprintln(w, "healthz now failing")
+	})
+	mux.HandleFunc("POST /healthz/ok", func(w http.ResponseWriter, r *http.Request) {
+		a.unhealthy.Store(false)
+		fmt.Fprintln(w, "healthz now ok")
+	})
+	mux.HandleFunc("GET /slow", a.slow)
+	mux.HandleFunc("/status/{code}", a.status)
+	mux.HandleFunc("GET /ws", a.ws)
+	mux.HandleFunc("GET /env", a.env)
+	mux.HandleFunc("GET /file", a.readFile)
+	mux.HandleFunc("POST /file", a.writeFile)
+	mux.HandleFunc("GET /fetch", a.fetch)
+	mux.HandleFunc("GET /headers", a.headers)
+	mux.HandleFunc("GET /sse", a.sse)
+	mux.HandleFunc("GET /redirect", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, r.URL.Query().Get("to"), http.StatusFound)
+	})
+	mux.HandleFunc("GET /cookies", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "a", Value: "1", Path: "/"})
+		http.SetCookie(w, &http.Cookie{Name: "b", Value: "2", Path: "/"})
+		fmt.Fprintln(w, "cookies set")
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Version", a.version)
+		w.Header().Set("X-Hostname", a.hostname)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (a *app) root(w http.ResponseWriter, r *http.Request) {
+	if a.errorRate > 0 && rand.Float64() < a.errorRate {
+		http.Error(w, "injected error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, a.version)
+}
+
+func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
+	if a.failEnv || a.unhealthy.Load() {
+		http.Error(w, "unhealthy", http.StatusInternalServerError)
+		return
+	}
+	io.WriteString(w, "ok")
+}
+
+func (a *app) slow(w http.ResponseWriter, r *http.Request) {
+	ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+	if err != nil || ms < 0 {
+		http.Error(w, "ms must be a non-negative integer", http.StatusBadRequest)
+		return
+	}
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+	case <-r.Context().Done():
+		return
+	}
+	fmt.Fprintf(w, "slept %d ms", ms)
+}
+
+func (a *app) status(w http.ResponseWriter, r *http.Request) {
+	code, err := strconv.Atoi(r.PathValue("code"))
+	if err != nil || code < 200 || code > 599 {
+		http.Error(w, "status code must be 200..599", http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "status %d", code)
+}
+
+func (a *app) env(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("name")
+	if name == "" {
+		vars := os.Environ()
+		slices.Sort(vars)
+		io.WriteString(w, strings.Join(vars, "\n")+"\n")
+		return
+	}
+	v, ok := a.lookup(name)
+	if !ok {
+		http.Error(w, "not set", http.StatusNotFound)
+		return
+	}
+	io.WriteString(w, v)
+}
+
+func (a *app) readFile(w http.ResponseWriter, r *http.Request) {
+	b, err := os.ReadFile(r.URL.Query().Get("path"))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	default:
+		w.Write(b)
+	}
+}
+
+func (a *app) writeFile(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		http.Error(w, "path required", http.StatusBadRequest)
+		return
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<20))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	fmt.Fprintf(w, "wrote %d bytes", len(b))
+}
+
+func (a *app) fetch(w http.ResponseWriter, r *http.Request) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, r.URL.Query().Get("url"), nil)
+	if err == nil && req.URL.Host == "" {
+		err = errors.New("url must be absolute")
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		w.Header().Set("X-Fetch-Error", "1")
+		http.Error(w, "fetch error: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		w.Header().Set("X-Fetch-Error", "1")
+		http.Error(w, "fetch error: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	w.Header().Set("X-Upstream-Status", strconv.Itoa(resp.StatusCode))
+	if v := resp.Header.Get("X-Version"); v != "" {
+		w.Header().Set("X-Upstream-Version", v)
+	}
+	w.WriteHeader(resp.StatusCode)
+	w.Write(body)
+}
+
+func (a *app) headers(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{
+		"method":      r.Method,
+		"host":        r.Host,
+		"remote_addr": r.RemoteAddr,
+		"uri":         r.RequestURI,
+		"headers":     r.Header,
+	})
+}
+
+func (a *app) sse(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	n, err := strconv.Atoi(q.Get("n"))
+	if err != nil || n < 0 {
+		n = 3
+	}
+	ms, err := strconv.Atoi(q.Get("ms"))
+	if err != nil || ms < 0 {
+		ms = 100
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	rc := http.NewResponseController(w)
+	for i := range n {
+		if i > 0 {
+			select {
+			case <-time.After(time.Duration(ms) * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		fmt.Fprintf(w, "id: %d\ndata: %s %d\n\n", i, a.version, i)
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// --- WebSocket (RFC 6455), server side ---
+
+const (
+	wsGUID       = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+	wsMaxMessage = 1 << 20 // 1 MiB per (reassembled) message
+
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+
+	closeProtocolError = 1002
+	closeInvalidData   = 1007
+	closeTooBig        = 1009
+)
+
+var (
+	errWSProtocol = errors.New("websocket protocol error")
+	errWSTooBig   = errors.New("websocket message too big")
+)
+
+func wsAcceptKey(key string) string {
+	h := sha1.Sum([]byte(key + wsGUID))
+	return base64.StdEncoding.EncodeToString(h[:])
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for p := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(p), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (a *app) ws(w http.ResponseWriter, r *http.Request) {
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		http.Error(w, "websocket upgrade required", http.StatusBadRequest)
+		return
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "unsupported websocket version", http.StatusUpgradeRequired)
+		return
+	}
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
+		http.Error(w, "bad Sec-WebSocket-Key", http.StatusBadRequest)
+		return
+	}
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "hijack: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Time{})
+	rw.WriteString("HTTP/1.1 101 Switching Protocols\r\n" +
+		"Upgrade: websocket\r\n" +
+		"Connection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + wsAcceptKey(key) + "\r\n\r\n")
+	if err := rw.Flush(); err != nil {
+		return
+	}
+	wsEcho(rw.Reader, rw.Writer)
+}
+
+// wsEcho echoes every text/binary message back as one unfragmented frame,
+// answers pings, and returns after the close handshake or an error.
+func wsEcho(r *bufio.Reader, w *bufio.Writer) {
+	var (
+		msg   []byte
+		msgOp byte
+		inMsg bool
+	)
+	closeWith := func(code uint16) {
+		var p [2]byte
+		binary.BigEndian.PutUint16(p[:], code)
+		_ = wsWriteFrame(w, opClose, p[:], nil)
+	}
+	for {
+		fin, op, payload, err := wsReadFrame(r, true, wsMaxMessage-len(msg))
+		switch {
+		case errors.Is(err, errWSTooBig):
+			closeWith(closeTooBig)
+			return
+		case errors.Is(err, errWSProtocol):
+			closeWith(closeProtocolError)
+			return
+		case err != nil:
+			return
+		}
+		if op >= opClose { // control frame
+			if !fin || len(payload) > 125 {
+				closeWith(closeProtocolError)
+				return
+			}
+			switch op {
+			case opClose:
+				switch {
+				case len(payload) == 0:
+					_ = wsWriteFrame(w, opClose, nil, nil)
+				case len(payload) == 1:
+					closeWith(closeProtocolError)
+				default:
+					_ = wsWriteFrame(w, opClose, payload[:2], nil)
+				}
+				return
+			case opPing:
+				if wsWriteFrame(w, opPong, payload, nil) != nil {
+					return
+				}
+			case opPong:
+			default:
+				closeWith(closeProtocolError)
+				return
+			}
+			continue
+		}
+		switch op {
+		case opContinuation:
+			if !inMsg {
+				closeWith(closeProtocolError)
+				return
+			}
+			msg = append(msg, payload...)
+		case opText, opBinary:
+			if inMsg {
+				closeWith(closeProtocolError)
+				return
+			}
+			msgOp, msg, inMsg = op, payload, true
+		default:
+			closeWith(closeProtocolError)
+			return
+		}
+		if !fin {
+			continue
+		}
+		if msgOp == opText && !utf8.Valid(msg) {
+			closeWith(closeInvalidData)
+			return
+		}
+		if wsWriteFrame(w, msgOp, msg, nil) != nil {
+			return
+		}
+		msg, inMsg = nil, false
+	}
+}
+
+// wsReadFrame reads one frame. With requireMask (server side) an unmasked
+// frame is a protocol error. Payloads over max bytes give errWSTooBig.
+func wsReadFrame(r io.Reader, requireMask bool, max int) (fin bool, op byte, payload []byte, err error) {
+	var h [2]byte
+	if _, err = io.ReadFull(r, h[:]); err != nil {
+		return
+	}
+	fin = h[0]&0x80 != 0
+	op = h[0] & 0x0F
+	if h[0]&0x70 != 0 { // RSV1-3: no extension negotiated
+		return fin, op, nil, errWSProtocol
+	}
+	masked := h[1]&0x80 != 0
+	n := uint64(h[1] & 0x7F)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err = io.ReadFull(r, b[:]); err != nil {
+			return
+		}
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		if _, err = io.ReadFull(r, b[:]); err != nil {
+			return
+		}
+		n = binary.BigEndian.Uint64(b[:])
+		if n>>63 != 0 {
+			return fin, op, nil, errWSProtocol
+		}
+	}
+	if requireMask && !masked {
+		return fin, op, nil, errWSProtocol
+	}
+	if n > uint64(max) {
+		return fin, op, nil, errWSTooBig
+	}
+	var key [4]byte
+	if masked {
+		if _, err = io.ReadFull(r, key[:]); err != nil {
+			return
+		}
+	}
+	payload = make([]byte, n)
+	if _, err = io.ReadFull(r, payload); err != nil {
+		return
+	}
+	if masked {
+		for i := range payload {
+			payload[i] ^= key[i%4]
+		}
+	}
+	return fin, op, payload, nil
+}
+
+// wsWriteFrame writes one final frame; mask is nil for server frames (clients
+// must pass a key).
+func wsWriteFrame(w *bufio.Writer, op byte, payload []byte, mask *[4]byte) error {
+	w.WriteByte(0x80 | op)
+	var maskBit byte
+	if mask != nil {
+		maskBit = 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		w.WriteByte(maskBit | byte(n))
+	case n <= 0xFFFF:
+		w.WriteByte(maskBit | 126)
+		var b [2]byte
+		binary.BigEndian.PutUint16(b[:], uint16(n))
+		w.Write(b[:])
+	default:
+		w.WriteByte(maskBit | 127)
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(n))
+		w.Write(b[:])
+	}
+	if mask != nil {
+		w.Write(mask[:])
+		masked := make([]byte, len(payload))
+		for i := range payload {
+			masked[i] = payload[i] ^ mask[i%4]
+		}
+		payload = masked
+	}
+	w.Write(payload)
+	return w.Flush()
+}
