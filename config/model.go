@@ -240,3 +240,13 @@ type Build struct {
 	Dockerfile string
 	Context    string
 }
+
+func (v Volume) String() string { return v.Source + ":" + v.Target }
+
+func (m Mount) String() string {
+	s := m.Source + ":" + m.Target
+	if m.ReadOnly {
+		s += ":ro"
+	}
+	return s
+}

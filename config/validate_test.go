@@ -198,7 +198,7 @@ func TestLoadCheckoutErrors(t *testing.T) {
 			"services/b/service.toml": svc("ssh", "extra_ports = [\"2222:22\"]\n"),
 		}, "host port 2222/tcp is already published by a/ssh"},
 		{"plaintext secrets", map[string]string{
-			"services/a/service.toml":   svc("web", ""),
+			"services/a/service.toml": svc("web", ""),
 			"services/a/secrets.yaml": "DB_PASSWORD: hunter2\n",
 		}, "services/a/secrets.yaml: is not SOPS-encrypted"},
 		{"plaintext cluster secrets", map[string]string{
