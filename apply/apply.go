@@ -1,0 +1,229 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
+)
+
+// Router follows a rollout for the proxy: a container is routed in once it is
+// ready, and routed out — its in-flight requests drained — before it stops.
+type Router interface {
+	RouteIn(svc *diff.Service, t Target)
+	RouteOut(ctx context.Context, project, service string, t Target)
+}
+
+// Target is one routable container.
+type Target struct {
+	ContainerID string
+	Addr        string // ip:port on the project network; "" without a port
+}
+
+// noRouter is used when no proxy runs: nothing to route.
+type noRouter struct{}
+
+func (noRouter) RouteIn(*diff.Service, Target)                    {}
+func (noRouter) RouteOut(context.Context, string, string, Target) {}
+
+// Expander resolves ${secrets.NAME} references in a value.
+type Expander func(value string) (string, error)
+
+// Options configure an Applier.
+type Options struct {
+	// Node is this host's name, written to the orca.node label.
+	Node string
+	// Router is told about targets entering and leaving; nil routes nothing.
+	Router Router
+	// Expand resolves secret references in env values and command arguments.
+	// Nil refuses every reference: secrets are not configured.
+	Expand Expander
+	Log    *slog.Logger
+}
+
+// Applier carries out plans on one Docker engine.
+type Applier struct {
+	rt     Runtime
+	log    *slog.Logger
+	router Router
+	expand Expander
+	node   string
+	http   *http.Client
+}
+
+// New returns an Applier for rt.
+func New(rt Runtime, opts Options) *Applier {
+	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, expand: opts.Expand, node: opts.Node}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.router == nil {
+		a.router = noRouter{}
+	}
+	if a.expand == nil {
+		a.expand = func(v string) (string, error) {
+			return config.Expand(v, func(name string) (string, error) {
+				return "", fmt.Errorf("secret %q: secrets are not configured", name)
+			})
+		}
+	}
+	a.http = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	return a
+}
+
+// Result is what happened to one service.
+type Result struct {
+	Project  string        `json:"project"`
+	Service  string        `json:"service"`
+	Action   diff.Action   `json:"action"`
+	Error    string        `json:"error,omitempty"`
+	Started  []string      `json:"started,omitempty"`
+	Removed  []string      `json:"removed,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Failed reports whether the service's change failed.
+func (r Result) Failed() bool { return r.Error != "" }
+
+// Apply carries out plan. Services of a project start in depends_on order,
+// each wave once the previous one is ready; independent projects and the
+// services of one wave run concurrently. A service whose dependency failed is
+// not touched. Apply returns one Result per changed service.
+func (a *Applier) Apply(ctx context.Context, d *config.Desired, plan diff.Plan, revision string) []Result {
+	changes := map[string]diff.Change{}
+	for _, c := range plan.Changes {
+		changes[c.Key()] = c
+	}
+	var (
+		mu      sync.Mutex
+		results []Result
+		wg      sync.WaitGroup
+	)
+	record := func(r Result) {
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+	}
+	for _, p := range d.Projects {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.applyProject(ctx, p, changes, job{revision: revision, root: d.Root}, record)
+		}()
+	}
+	for _, c := range plan.Changes {
+		if c.Action == diff.ActionRemove {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				record(a.run(ctx, c, job{revision: revision, root: d.Root}))
+			}()
+		}
+	}
+	wg.Wait()
+	return results
+}
+
+// applyProject runs the project's waves in order.
+func (a *Applier) applyProject(ctx context.Context, p *config.Project, changes map[string]diff.Change, j job, record func(Result)) {
+	failed := map[string]string{}
+	for _, wave := range p.StartOrder() {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, s := range wave {
+			c, ok := changes[s.Key()]
+			if !ok || c.Action == diff.ActionNone {
+				continue
+			}
+			if dep := failedDependency(s, failed); dep != "" {
+				r := Result{Project: s.Project, Service: s.Name, Action: c.Action, Error: fmt.Sprintf("not applied: dependency %s failed", dep)}
+				failed[s.Name] = r.Error
+				record(r)
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := a.run(ctx, c, j)
+				if r.Failed() {
+					mu.Lock()
+					failed[s.Name] = r.Error
+					mu.Unlock()
+				}
+				record(r)
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+func failedDependency(s *config.Service, failed map[string]string) string {
+	for _, d := range s.DependsOn {
+		if _, ok := failed[d]; ok {
+			return d
+		}
+	}
+	return ""
+}
+
+// job is what every change of one Apply shares.
+type job struct {
+	revision string
+	root     string
+}
+
+// stopGrace is how long a container gets between SIGTERM and SIGKILL.
+const stopGrace = 10 * time.Second
+
+// run carries out one service's change.
+func (a *Applier) run(ctx context.Context, c diff.Change, j job) Result {
+	start := time.Now()
+	r := Result{Project: c.Project, Service: c.Service, Action: c.Action}
+	log := a.log.With("service", c.Key(), "action", c.Action)
+	log.Info("applying", "replicas", c.Replicas, "live", c.Live)
+	var err error
+	if c.Action == diff.ActionRemove {
+		err = a.removeAll(ctx, c, &r)
+	} else {
+		rc := &rollout{a: a, svc: c.Desired, change: c, revision: j.revision, root: j.root, result: &r, log: log}
+		err = rc.run(ctx)
+	}
+	r.Duration = time.Since(start)
+	if err != nil {
+		r.Error = err.Error()
+		log.Error("failed", "error", err, "duration", r.Duration)
+	} else {
+		log.Info("done", "started", len(r.Started), "removed", len(r.Removed), "duration", r.Duration)
+	}
+	return r
+}
+
+// removeAll prunes a service gone from git: route out, drain, stop, remove.
+// Volumes stay.
+func (a *Applier) removeAll(ctx context.Context, c diff.Change, r *Result) error {
+	for _, ctr := range c.Containers {
+		if err := a.retire(ctx, c.Project, c.Service, ctr); err != nil {
+			return err
+		}
+		r.Removed = append(r.Removed, ctr.Name)
+	}
+	return nil
+}
+
+// retire routes a container out (the router drains it), stops it and
+// removes it.
+func (a *Applier) retire(ctx context.Context, project, service string, c diff.Container) error {
+	a.router.RouteOut(ctx, project, service, Target{ContainerID: c.ID})
+	if err := a.rt.Stop(ctx, c.ID, stopGrace); err != nil {
+		return fmt.Errorf("stop %s: %w", c.Name, err)
+	}
+	if err := a.rt.Remove(ctx, c.ID); err != nil {
+		return fmt.Errorf("remove %s: %w", c.Name, err)
+	}
+	return nil
+}

@@ -1,0 +1,557 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
+)
+
+// Docker is the Runtime backed by a Docker engine, reached as the docker CLI
+// would (DOCKER_HOST, DOCKER_CERT_PATH, ... or the local socket). The API
+// version is negotiated with the engine, so old engines (API 1.41) work.
+type Docker struct {
+	cli *client.Client
+	log *slog.Logger
+}
+
+var _ Runtime = (*Docker)(nil)
+
+// dockerPingTimeout bounds the first contact with the engine when ctx has no
+// deadline of its own, so a hung daemon fails the start instead of hanging it.
+const dockerPingTimeout = 15 * time.Second
+
+// NewDocker connects to the Docker engine from the environment and checks it
+// answers. log receives pull progress; nil discards it.
+func NewDocker(ctx context.Context, log *slog.Logger) (*Docker, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the Docker engine: %w", err)
+	}
+	pctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(ctx, dockerPingTimeout)
+		defer cancel()
+	}
+	if _, err := cli.Ping(pctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		cli.Close()
+		// The client's error names the host it tried.
+		return nil, fmt.Errorf("cannot reach the Docker engine: %w", err)
+	}
+	return &Docker{cli: cli, log: log}, nil
+}
+
+// Close releases the engine connection.
+func (d *Docker) Close() error { return d.cli.Close() }
+
+// List returns every orca-managed container, running or not, with one call.
+func (d *Docker) List(ctx context.Context) ([]diff.Container, error) {
+	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: make(client.Filters).Add("label", LabelManaged+"=true"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list managed containers: %w", err)
+	}
+	out := make([]diff.Container, 0, len(res.Items))
+	for _, s := range res.Items {
+		out = append(out, dockerContainer(s))
+	}
+	return out, nil
+}
+
+func dockerContainer(s container.Summary) diff.Container {
+	name := ""
+	if len(s.Names) > 0 {
+		name = strings.TrimPrefix(s.Names[0], "/")
+	}
+	c := diff.Container{
+		ID:       s.ID,
+		Name:     name,
+		Project:  s.Labels[LabelProject],
+		Service:  s.Labels[LabelService],
+		Index:    dockerNameIndex(name),
+		Hash:     s.Labels[LabelHash],
+		Revision: s.Labels[LabelRevision],
+		Role:     s.Labels[LabelRole],
+		Node:     s.Labels[LabelNode],
+		State:    string(s.State),
+		Health:   dockerSummaryHealth(s),
+		Status:   s.Status,
+		ImageID:  s.ImageID,
+	}
+	if spec, ok := diff.DecodeSpec(s.Labels[LabelSpec]); ok {
+		c.Spec = &spec
+	}
+	return c
+}
+
+// dockerNameIndex is the replica number n of <project>-<service>-<hash8>-<n>, 0
+// when the name does not end in one.
+func dockerNameIndex(name string) int {
+	i := strings.LastIndexByte(name, '-')
+	if i < 0 {
+		return 0
+	}
+	digits := name[i+1:]
+	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
+		return 0
+	}
+	n, err := strconv.Atoi(digits)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// dockerSummaryHealth is the HEALTHCHECK status of a listed container. Engines
+// with API 1.52+ send it as a field; older ones (20.10 speaks 1.41) only put
+// it in the Status text, e.g. "Up 5 minutes (healthy)".
+func dockerSummaryHealth(s container.Summary) string {
+	if s.Health != nil {
+		switch s.Health.Status {
+		case container.Healthy, container.Unhealthy, container.Starting:
+			return string(s.Health.Status)
+		case container.NoHealthcheck:
+			return ""
+		}
+	}
+	switch {
+	case strings.Contains(s.Status, "(healthy)"):
+		return string(container.Healthy)
+	case strings.Contains(s.Status, "(unhealthy)"):
+		return string(container.Unhealthy)
+	case strings.Contains(s.Status, "(health: starting)"):
+		return string(container.Starting)
+	}
+	return ""
+}
+
+// EnsureNetwork creates the bridge network name unless it exists.
+//
+// Engines before API 1.44 (Docker 20.10 among them) accept a second network
+// with a name already taken, only warning about it, and a name that matches
+// two networks can no longer be used to attach containers. So after a create
+// the networks of that name are listed again and every creator but the one of
+// the oldest network removes its own, which leaves exactly one even when two
+// callers race.
+func (d *Docker) EnsureNetwork(ctx context.Context, name string) error {
+	nets, err := d.networksNamed(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(nets) > 0 {
+		return nil
+	}
+	res, err := d.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{
+		Driver: "bridge",
+		Labels: map[string]string{LabelManaged: "true"},
+	})
+	if cerrdefs.IsConflict(err) {
+		return nil // created by someone else meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("create network %s: %w", name, err)
+	}
+	nets, err = d.networksNamed(ctx, name)
+	if err != nil {
+		return err
+	}
+	if len(nets) <= 1 {
+		return nil
+	}
+	sort.Slice(nets, func(i, j int) bool {
+		if !nets[i].Created.Equal(nets[j].Created) {
+			return nets[i].Created.Before(nets[j].Created)
+		}
+		return nets[i].ID < nets[j].ID
+	})
+	if nets[0].ID == res.ID {
+		return nil
+	}
+	d.log.Debug("network created twice concurrently; removing the duplicate", "network", name, "id", res.ID)
+	if _, err := d.cli.NetworkRemove(ctx, res.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove duplicate network %s (%s): %w", name, dockerShortID(res.ID), err)
+	}
+	return nil
+}
+
+// networksNamed lists the networks whose name is exactly name (the engine's
+// name filter matches substrings).
+func (d *Docker) networksNamed(ctx context.Context, name string) ([]network.Summary, error) {
+	res, err := d.cli.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", name)})
+	if err != nil {
+		return nil, fmt.Errorf("list networks named %s: %w", name, err)
+	}
+	var out []network.Summary
+	for _, n := range res.Items {
+		if n.Name == name {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// EnsureVolume creates the named volume unless it exists.
+func (d *Docker) EnsureVolume(ctx context.Context, name string) error {
+	_, err := d.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("inspect volume %s: %w", name, err)
+	}
+	_, err = d.cli.VolumeCreate(ctx, client.VolumeCreateOptions{
+		Name:   name,
+		Labels: map[string]string{LabelManaged: "true"},
+	})
+	if err != nil && !cerrdefs.IsConflict(err) {
+		return fmt.Errorf("create volume %s: %w", name, err)
+	}
+	return nil
+}
+
+// ImageID returns the ID of a local image, or an error wrapping
+// ErrImageNotFound.
+func (d *Docker) ImageID(ctx context.Context, ref string) (string, error) {
+	res, err := d.cli.ImageInspect(ctx, ref)
+	if cerrdefs.IsNotFound(err) {
+		return "", fmt.Errorf("inspect image %s: %w", ref, ErrImageNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	return res.ID, nil
+}
+
+// Pull fetches ref. Progress goes to the logger: image-level lines at Info,
+// each layer's status changes at Debug (the byte counters are not logged).
+func (d *Docker) Pull(ctx context.Context, ref string) error {
+	resp, err := d.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
+	if err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	defer resp.Close()
+	layers := map[string]string{} // layer ID → last status logged
+	for m, err := range resp.JSONMessages(ctx) {
+		if err != nil {
+			return fmt.Errorf("pull %s: reading progress: %w", ref, err)
+		}
+		if m.Error != nil {
+			return fmt.Errorf("pull %s: %w", ref, m.Error)
+		}
+		if m.Status == "" {
+			continue
+		}
+		if dockerIsLayerID(m.ID) {
+			if layers[m.ID] == m.Status {
+				continue
+			}
+			layers[m.ID] = m.Status
+			d.log.Debug("pull", "image", ref, "layer", m.ID, "status", m.Status)
+			continue
+		}
+		if m.ID != "" && !strings.Contains(m.Status, m.ID) {
+			d.log.Info("pull", "image", ref, "status", m.ID+": "+m.Status)
+		} else {
+			d.log.Info("pull", "image", ref, "status", m.Status)
+		}
+	}
+	return nil
+}
+
+// dockerIsLayerID reports whether a pull message ID names a layer (12 hex digits)
+// rather than the image or tag.
+func dockerIsLayerID(id string) bool {
+	if len(id) != 12 {
+		return false
+	}
+	for _, r := range id {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Run creates, connects and starts a container. If any step after the create
+// fails, the container is force-removed before the error is returned.
+func (d *Docker) Run(ctx context.Context, c ContainerConfig) (string, error) {
+	restart, err := dockerRestartPolicy(c.Spec.RestartPolicy)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", c.Name, err)
+	}
+	exposed, bindings, err := dockerPorts(c.Spec.Ports)
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", c.Name, err)
+	}
+	var mounts []mount.Mount
+	for _, v := range c.Spec.Volumes {
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: v.Source, Target: v.Target})
+	}
+	for _, m := range c.Mounts {
+		src := m.HostPath
+		if src == "" {
+			src = m.Source
+		}
+		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	env := make([]string, 0, len(c.Env))
+	for k, v := range c.Env {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	var cmd []string // nil keeps the image's CMD
+	if len(c.Command) > 0 {
+		cmd = c.Command
+	}
+
+	host := &container.HostConfig{
+		RestartPolicy: restart,
+		Resources:     container.Resources{Memory: c.Spec.MemoryBytes, NanoCPUs: c.Spec.NanoCPUs},
+		Mounts:        mounts,
+		PortBindings:  bindings,
+	}
+	var netCfg *network.NetworkingConfig
+	if len(c.Spec.Networks) > 0 {
+		first := c.Spec.Networks[0]
+		host.NetworkMode = container.NetworkMode(first)
+		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			first: {Aliases: c.Spec.Aliases},
+		}}
+	}
+	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: c.Name,
+		Config: &container.Config{
+			Image:        c.Spec.Image,
+			Cmd:          cmd,
+			Env:          env,
+			Labels:       c.Labels,
+			ExposedPorts: exposed,
+		},
+		HostConfig:       host,
+		NetworkingConfig: netCfg,
+	})
+	if err != nil {
+		return "", fmt.Errorf("create container %s: %w", c.Name, err)
+	}
+	id := created.ID
+	if err := d.connectAndStart(ctx, id, c); err != nil {
+		// Undo with a context of its own: ctx may be what just failed.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, rerr := d.cli.ContainerRemove(rctx, id, client.ContainerRemoveOptions{Force: true}); rerr != nil && !cerrdefs.IsNotFound(rerr) {
+			err = errors.Join(err, fmt.Errorf("remove half-made container %s (%s): %w", c.Name, dockerShortID(id), rerr))
+		}
+		return "", err
+	}
+	return id, nil
+}
+
+func (d *Docker) connectAndStart(ctx context.Context, id string, c ContainerConfig) error {
+	for _, n := range c.Spec.Networks[min(1, len(c.Spec.Networks)):] {
+		_, err := d.cli.NetworkConnect(ctx, n, client.NetworkConnectOptions{
+			Container:      id,
+			EndpointConfig: &network.EndpointSettings{Aliases: c.Spec.Aliases},
+		})
+		if err != nil {
+			return fmt.Errorf("connect container %s to network %s: %w", c.Name, n, err)
+		}
+	}
+	if _, err := d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start container %s: %w", c.Name, err)
+	}
+	return nil
+}
+
+// dockerRestartPolicy reads "no", "always", "unless-stopped", "on-failure" or
+// "on-failure:N"; "" is "no".
+func dockerRestartPolicy(s string) (container.RestartPolicy, error) {
+	name, count, hasCount := strings.Cut(s, ":")
+	switch mode := container.RestartPolicyMode(name); mode {
+	case "", container.RestartPolicyDisabled, container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
+		if hasCount {
+			return container.RestartPolicy{}, fmt.Errorf("restart policy %q: only on-failure takes a retry count", s)
+		}
+		if mode == "" {
+			mode = container.RestartPolicyDisabled
+		}
+		return container.RestartPolicy{Name: mode}, nil
+	case container.RestartPolicyOnFailure:
+		p := container.RestartPolicy{Name: mode}
+		if hasCount {
+			n, err := strconv.Atoi(count)
+			if err != nil || n < 0 {
+				return container.RestartPolicy{}, fmt.Errorf("restart policy %q: retry count must be a whole number ≥ 0", s)
+			}
+			p.MaximumRetryCount = n
+		}
+		return p, nil
+	}
+	return container.RestartPolicy{}, fmt.Errorf("restart policy %q: want no, always, unless-stopped, on-failure or on-failure:N", s)
+}
+
+// dockerPorts turns published ports into the exposed set and the bindings.
+func dockerPorts(ports []config.PortBinding) (network.PortSet, network.PortMap, error) {
+	if len(ports) == 0 {
+		return nil, nil, nil
+	}
+	exposed := network.PortSet{}
+	bindings := network.PortMap{}
+	for _, p := range ports {
+		proto := p.Protocol
+		if proto == "" {
+			proto = "tcp"
+		}
+		if p.ContainerPort <= 0 || p.ContainerPort > math.MaxUint16 || p.HostPort < 0 || p.HostPort > math.MaxUint16 {
+			return nil, nil, fmt.Errorf("port %d:%d/%s: out of range", p.HostPort, p.ContainerPort, proto)
+		}
+		port, ok := network.PortFrom(uint16(p.ContainerPort), network.IPProtocol(proto))
+		if !ok {
+			return nil, nil, fmt.Errorf("port %d/%s: bad protocol", p.ContainerPort, proto)
+		}
+		b := network.PortBinding{}
+		if p.HostIP != "" {
+			ip, err := netip.ParseAddr(p.HostIP)
+			if err != nil {
+				return nil, nil, fmt.Errorf("port %s:%d:%d: host IP: %w", p.HostIP, p.HostPort, p.ContainerPort, err)
+			}
+			b.HostIP = ip
+		}
+		if p.HostPort > 0 {
+			b.HostPort = strconv.Itoa(p.HostPort)
+		}
+		exposed[port] = struct{}{}
+		bindings[port] = append(bindings[port], b)
+	}
+	return exposed, bindings, nil
+}
+
+// Stop sends SIGTERM, then SIGKILL once grace (rounded up to whole seconds)
+// has passed. A container that no longer exists is not an error.
+func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error {
+	secs := max(0, int(math.Ceil(grace.Seconds())))
+	_, err := d.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("stop container %s: %w", dockerShortID(id), err)
+	}
+	return nil
+}
+
+// Remove force-removes a container. Its volumes, named or anonymous, are
+// kept. A container that no longer exists is not an error.
+func (d *Docker) Remove(ctx context.Context, id string) error {
+	_, err := d.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: false})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("remove container %s: %w", dockerShortID(id), err)
+	}
+	return nil
+}
+
+// Inspect reads a container's state.
+func (d *Docker) Inspect(ctx context.Context, id string) (State, error) {
+	res, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return State{}, fmt.Errorf("inspect container %s: %w", dockerShortID(id), err)
+	}
+	ci := res.Container
+	st := State{IPs: map[string]string{}}
+	if s := ci.State; s != nil {
+		st.Running = s.Running
+		st.Status = string(s.Status)
+		st.ExitCode = s.ExitCode
+		st.OOMKilled = s.OOMKilled
+		if s.Health != nil && s.Health.Status != container.NoHealthcheck {
+			st.Health = string(s.Health.Status)
+		}
+		if t, err := time.Parse(time.RFC3339Nano, s.StartedAt); err == nil && !t.IsZero() && t.Year() > 1 {
+			st.StartedAt = t
+		}
+	}
+	if ci.NetworkSettings != nil {
+		for name, ep := range ci.NetworkSettings.Networks {
+			if ep != nil && ep.IPAddress.IsValid() {
+				st.IPs[name] = ep.IPAddress.String()
+			}
+		}
+	}
+	return st, nil
+}
+
+// Logs returns the last tail lines of stdout and stderr (all of them when
+// tail ≤ 0), interleaved as the engine returns them.
+func (d *Docker) Logs(ctx context.Context, id string, tail int) (string, error) {
+	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: "all"}
+	if tail > 0 {
+		opts.Tail = strconv.Itoa(tail)
+	}
+	rc, err := d.cli.ContainerLogs(ctx, id, opts)
+	if err != nil {
+		return "", fmt.Errorf("logs of container %s: %w", dockerShortID(id), err)
+	}
+	defer rc.Close()
+	var buf strings.Builder
+	if _, err := stdcopy.StdCopy(&buf, &buf, rc); err != nil {
+		return buf.String(), fmt.Errorf("logs of container %s: %w", dockerShortID(id), err)
+	}
+	return buf.String(), nil
+}
+
+// Exec runs cmd in the container, waits for it to end and returns its exit
+// code. A command that cannot start (say it does not exist in the image) is
+// an error.
+func (d *Docker) Exec(ctx context.Context, id string, cmd []string) (int, error) {
+	what := fmt.Sprintf("exec %q in container %s", strings.Join(cmd, " "), dockerShortID(id))
+	ex, err := d.cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd})
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	if _, err := d.cli.ExecStart(ctx, ex.ID, client.ExecStartOptions{Detach: true}); err != nil {
+		return 0, fmt.Errorf("%s: %w", what, err)
+	}
+	delay := 20 * time.Millisecond
+	for {
+		res, err := d.cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", what, err)
+		}
+		if !res.Running {
+			return res.ExitCode, nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, fmt.Errorf("%s: %w", what, ctx.Err())
+		case <-t.C:
+		}
+		delay = min(2*delay, 500*time.Millisecond)
+	}
+}
+
+func dockerShortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,145 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
+)
+
+// pollInterval is how often readiness re-inspects a container that has no
+// probe of its own to wait for.
+const pollInterval = 200 * time.Millisecond
+
+// NotReadyError says why a container did not become ready.
+type NotReadyError struct {
+	Container string
+	Reason    string
+	// Logs are the container's last log lines, when they could be read.
+	Logs string
+}
+
+func (e *NotReadyError) Error() string {
+	msg := fmt.Sprintf("container %s not ready: %s", e.Container, e.Reason)
+	if e.Logs != "" {
+		msg += "; last log lines: " + e.Logs
+	}
+	return msg
+}
+
+// waitReady blocks until container id of svc is ready, or ctx (which carries
+// the rollout's deadline) ends, or the container exits.
+func (a *Applier) waitReady(ctx context.Context, svc *diff.Service, id, name string) error {
+	probe := svc.Readiness
+	var lastErr string
+	var next time.Time
+	if probe != nil {
+		next = time.Now().Add(probe.InitialDelay)
+	}
+	for {
+		st, err := a.rt.Inspect(ctx, id)
+		if err != nil {
+			return a.notReady(ctx, id, name, fmt.Sprintf("inspect: %v", err))
+		}
+		if !st.Running || st.Status == "restarting" {
+			reason := fmt.Sprintf("container %s (exit code %d)", st.Status, st.ExitCode)
+			if st.OOMKilled {
+				reason += ", killed for running out of memory"
+			}
+			return a.notReady(ctx, id, name, reason)
+		}
+		switch {
+		case probe != nil:
+			if !time.Now().Before(next) {
+				err := a.probe(ctx, probe, svc, id, st)
+				if err == nil {
+					return nil
+				}
+				lastErr = "readiness probe: " + err.Error()
+				next = time.Now().Add(probe.Interval)
+			}
+		case st.Health == "healthy":
+			return nil
+		case st.Health == "unhealthy":
+			return a.notReady(ctx, id, name, "image HEALTHCHECK reports unhealthy")
+		case st.Health == "":
+			ran := time.Since(st.StartedAt)
+			if ran >= svc.Deploy.MinReady {
+				return nil
+			}
+			lastErr = fmt.Sprintf("running for %s of min_ready_secs %s", ran.Round(100*time.Millisecond), svc.Deploy.MinReady)
+		default:
+			lastErr = "image HEALTHCHECK: " + st.Health
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr == "" {
+				lastErr = ctx.Err().Error()
+			}
+			return a.notReady(context.WithoutCancel(ctx), id, name, fmt.Sprintf("not ready within %s: %s", svc.Deploy.Timeout, lastErr))
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+func (a *Applier) notReady(ctx context.Context, id, name, reason string) error {
+	e := &NotReadyError{Container: name, Reason: reason}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if logs, err := a.rt.Logs(lctx, id, 10); err == nil {
+		e.Logs = strings.TrimSpace(logs)
+	}
+	return e
+}
+
+// probe runs one check of p against the container.
+func (a *Applier) probe(ctx context.Context, p *config.Probe, svc *diff.Service, id string, st State) error {
+	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	if p.Type == config.ProbeExec {
+		code, err := a.rt.Exec(ctx, id, p.Command)
+		if err != nil {
+			return fmt.Errorf("exec %q: %w", p.Command, err)
+		}
+		if code != 0 {
+			return fmt.Errorf("exec %q exited with %d", p.Command, code)
+		}
+		return nil
+	}
+	ip := st.IPs[diff.NetworkName(svc.Project)]
+	if ip == "" {
+		return fmt.Errorf("container has no address on network %s", diff.NetworkName(svc.Project))
+	}
+	port := p.Port
+	if port == 0 {
+		port = svc.Port
+	}
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
+	if p.Type == config.ProbeTCP {
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return fmt.Errorf("tcp %s: %w", addr, err)
+		}
+		return conn.Close()
+	}
+	url := "http://" + addr + p.Path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("http GET %s: %w", url, err)
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("http GET %s: %w", url, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < p.ExpectMin || resp.StatusCode > p.ExpectMax {
+		return fmt.Errorf("http GET %s: status %d, want %d-%d", url, resp.StatusCode, p.ExpectMin, p.ExpectMax)
+	}
+	return nil
+}

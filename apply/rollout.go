@@ -1,0 +1,307 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
+)
+
+// rollout converges one service. Every path follows the same rule: new
+// containers must be ready before old ones go, and a rollout that fails
+// removes what it started and puts back what it took away.
+type rollout struct {
+	a        *Applier
+	svc      *diff.Service
+	change   diff.Change
+	revision string
+	result   *Result
+	log      *slog.Logger
+	// root resolves relative mount sources of specs restored from labels.
+	root string
+
+	mu sync.Mutex // guards result, written by concurrent starts
+}
+
+func (r *rollout) noteStarted(name string) {
+	r.mu.Lock()
+	r.result.Started = append(r.result.Started, name)
+	r.mu.Unlock()
+}
+
+func (r *rollout) noteRemoved(name string) {
+	r.mu.Lock()
+	r.result.Removed = append(r.result.Removed, name)
+	r.mu.Unlock()
+}
+
+func (r *rollout) run(ctx context.Context) error {
+	if err := r.prepare(ctx); err != nil {
+		return err
+	}
+	var current, outdated []diff.Container
+	for _, c := range r.change.Containers {
+		if c.Hash == r.svc.Hash {
+			current = append(current, c)
+		} else {
+			outdated = append(outdated, c)
+		}
+	}
+	if len(outdated) == 0 {
+		return r.converge(ctx, current)
+	}
+	switch r.svc.Deploy.Strategy {
+	case config.StrategyRecreate:
+		return r.recreate(ctx, current, outdated)
+	case config.StrategyBlueGreen:
+		return r.blueGreen(ctx, current, outdated)
+	default:
+		// Canary analysis needs the proxy's measurements; until a proxy runs,
+		// a canary service rolls like a rolling one.
+		return r.rolling(ctx, current, outdated)
+	}
+}
+
+// prepare makes sure the image, networks and volumes exist.
+func (r *rollout) prepare(ctx context.Context) error {
+	img := r.svc.Image
+	_, err := r.a.rt.ImageID(ctx, img)
+	switch {
+	case err == nil:
+	case !errors.Is(err, ErrImageNotFound):
+		return fmt.Errorf("image %s: %w", img, err)
+	case r.svc.PullPolicy == config.PullNever:
+		return fmt.Errorf("image %s is not on this host and pull_policy is \"never\"", img)
+	default:
+		r.log.Info("pulling image", "image", img)
+		if err := r.a.rt.Pull(ctx, img); err != nil {
+			return fmt.Errorf("image %s cannot be had: %w", img, err)
+		}
+	}
+	for _, n := range r.svc.Spec.Networks {
+		if err := r.a.rt.EnsureNetwork(ctx, n); err != nil {
+			return err
+		}
+	}
+	for _, v := range r.svc.Spec.Volumes {
+		if err := r.a.rt.EnsureVolume(ctx, v.Source); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// converge brings a service whose containers all have the desired spec to its
+// replica count: broken ones are replaced, missing ones started, extra ones
+// retired.
+func (r *rollout) converge(ctx context.Context, current []diff.Container) error {
+	keep, drop := r.sortOut(current)
+	if err := r.retireAll(ctx, brokenOnly(drop)); err != nil {
+		return err
+	}
+	if _, err := r.startBatch(ctx, freeIndices(keep, r.svc.Replicas, r.svc.Replicas)); err != nil {
+		return err
+	}
+	return r.retireAll(ctx, servingOnly(drop))
+}
+
+// rolling starts max_surge new containers at a time, waits until they are
+// ready, then retires as many old ones.
+func (r *rollout) rolling(ctx context.Context, current, outdated []diff.Container) error {
+	keep, drop := r.sortOut(current)
+	if err := r.retireAll(ctx, drop); err != nil {
+		return err
+	}
+	old := append([]diff.Container(nil), outdated...)
+	sort.SliceStable(old, func(i, j int) bool { return !old[i].Serving() && old[j].Serving() })
+	var started []diff.Container
+	var retired []diff.Container
+	for len(keep)+len(started) < r.svc.Replicas {
+		n := min(r.svc.Deploy.MaxSurge, r.svc.Replicas-len(keep)-len(started))
+		batch, err := r.startBatch(ctx, freeIndices(append(keep, started...), r.svc.Replicas, n))
+		if err != nil {
+			return r.undo(ctx, err, started, retired)
+		}
+		started = append(started, batch...)
+		for i := 0; i < n && len(old) > 0; i++ {
+			if err := r.retireOne(ctx, old[0]); err != nil {
+				return err
+			}
+			retired, old = append(retired, old[0]), old[1:]
+		}
+	}
+	return r.retireAll(ctx, old)
+}
+
+// recreate stops every old container, then starts the new set. When the new
+// set does not become ready, the old one is started again from its spec.
+func (r *rollout) recreate(ctx context.Context, current, outdated []diff.Container) error {
+	all := append(append([]diff.Container(nil), outdated...), current...)
+	if err := r.retireAll(ctx, all); err != nil {
+		return err
+	}
+	if _, err := r.startBatch(ctx, freeIndices(nil, r.svc.Replicas, r.svc.Replicas)); err != nil {
+		return r.undo(ctx, err, nil, servingOnly(outdated))
+	}
+	return nil
+}
+
+// blueGreen starts the whole new set beside the old one and retires the old
+// set only once every new container is ready.
+func (r *rollout) blueGreen(ctx context.Context, current, outdated []diff.Container) error {
+	keep, drop := r.sortOut(current)
+	if err := r.retireAll(ctx, drop); err != nil {
+		return err
+	}
+	if _, err := r.startBatch(ctx, freeIndices(keep, r.svc.Replicas, r.svc.Replicas-len(keep))); err != nil {
+		return err
+	}
+	return r.retireAll(ctx, outdated)
+}
+
+// undo removes the containers a failed rollout started and restarts, from
+// the spec in their labels, the old containers it had already retired.
+func (r *rollout) undo(ctx context.Context, cause error, started, retired []diff.Container) error {
+	ctx = context.WithoutCancel(ctx)
+	r.log.Warn("rollout failed, undoing", "error", cause, "remove", len(started), "restore", len(retired))
+	errs := []error{fmt.Errorf("rollout of %s undone: %w", r.svc.Key(), cause)}
+	if err := r.retireAll(ctx, started); err != nil {
+		errs = append(errs, fmt.Errorf("undo: %w", err))
+	}
+	for _, old := range retired {
+		if err := r.restore(ctx, old); err != nil {
+			errs = append(errs, fmt.Errorf("undo: restore %s: %w", old.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// restore starts a retired container again from the spec in its labels.
+func (r *rollout) restore(ctx context.Context, old diff.Container) error {
+	if old.Spec == nil {
+		return fmt.Errorf("its orca.spec label is unreadable")
+	}
+	cfg, err := r.containerConfig(*old.Spec, old.Hash, old.Revision, old.Index)
+	if err != nil {
+		return err
+	}
+	id, err := r.a.rt.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	r.noteStarted(cfg.Name)
+	return r.a.waitReady(ctx, r.svc, id, cfg.Name)
+}
+
+// sortOut splits containers of the desired spec into those to keep (serving,
+// one per replica number within 1..replicas) and the rest.
+func (r *rollout) sortOut(current []diff.Container) (keep, drop []diff.Container) {
+	taken := map[int]bool{}
+	sorted := append([]diff.Container(nil), current...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Index < sorted[j].Index })
+	for _, c := range sorted {
+		if c.Serving() && c.Index >= 1 && c.Index <= r.svc.Replicas && !taken[c.Index] {
+			taken[c.Index] = true
+			keep = append(keep, c)
+		} else {
+			drop = append(drop, c)
+		}
+	}
+	return keep, drop
+}
+
+// freeIndices returns up to n replica numbers in 1..replicas not used by used.
+func freeIndices(used []diff.Container, replicas, n int) []int {
+	taken := map[int]bool{}
+	for _, c := range used {
+		taken[c.Index] = true
+	}
+	var free []int
+	for i := 1; i <= replicas && len(free) < n; i++ {
+		if !taken[i] {
+			free = append(free, i)
+		}
+	}
+	return free
+}
+
+func brokenOnly(cs []diff.Container) []diff.Container {
+	var out []diff.Container
+	for _, c := range cs {
+		if !c.Serving() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func servingOnly(cs []diff.Container) []diff.Container {
+	var out []diff.Container
+	for _, c := range cs {
+		if c.Serving() {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// startBatch starts one container per index, waits until all are ready
+// (within deploy.timeout_secs) and routes them in. If any is not ready, the
+// whole batch is removed and the first reason returned.
+func (r *rollout) startBatch(ctx context.Context, indices []int) ([]diff.Container, error) {
+	if len(indices) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.svc.Deploy.Timeout)
+	defer cancel()
+	batch := make([]diff.Container, len(indices))
+	errs := make([]error, len(indices))
+	var wg sync.WaitGroup
+	for i, idx := range indices {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			batch[i], errs[i] = r.startOne(ctx, idx)
+		}()
+	}
+	wg.Wait()
+	var started []diff.Container
+	for i := range batch {
+		if batch[i].ID != "" {
+			started = append(started, batch[i])
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		if rerr := r.retireAll(context.WithoutCancel(ctx), started); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return nil, err
+	}
+	return started, nil
+}
+
+// startOne runs one new container and waits until it is ready. It returns the
+// container even on failure when one was created, so the caller removes it.
+func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, error) {
+	cfg, err := r.containerConfig(r.svc.Spec, r.svc.Hash, r.revision, index)
+	if err != nil {
+		return diff.Container{}, err
+	}
+	id, err := r.a.rt.Run(ctx, cfg)
+	if err != nil {
+		return diff.Container{}, fmt.Errorf("start %s: %w", cfg.Name, err)
+	}
+	c := diff.Container{ID: id, Name: cfg.Name, Project: r.svc.Project, Service: r.svc.Name, Index: index, Hash: r.svc.Hash, State: "running"}
+	r.noteStarted(cfg.Name)
+	r.log.Info("started", "container", cfg.Name)
+	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
+		return c, err
+	}
+	r.routeIn(ctx, c)
+	return c, nil
+}

@@ -1,0 +1,82 @@
+// Package apply carries out a plan on the Docker engine: it creates, rolls,
+// scales, heals and removes the containers of each service, waits for them to
+// be ready, and undoes a rollout that does not become ready in time.
+package apply
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
+)
+
+// Labels orca-sync puts on every container it manages.
+const (
+	LabelManaged  = "orca.managed"
+	LabelProject  = "orca.project"
+	LabelService  = "orca.service"
+	LabelHash     = "orca.spec-hash"
+	LabelRevision = "orca.revision"
+	LabelRole     = "orca.role"
+	LabelNode     = "orca.node"
+	// LabelSpec holds the container spec (no secret values) so a plan can
+	// name changed fields from the list call alone.
+	LabelSpec = "orca.spec"
+)
+
+// ErrImageNotFound is returned by Runtime.ImageID for an image the engine
+// does not hold.
+var ErrImageNotFound = errors.New("image not found locally")
+
+// Runtime is the part of the Docker engine that apply uses. The Docker
+// adapter (NewDocker) implements it; tests may use a fake.
+type Runtime interface {
+	// List returns every container labelled orca.managed=true, running or not,
+	// with one engine call.
+	List(ctx context.Context) ([]diff.Container, error)
+	EnsureNetwork(ctx context.Context, name string) error
+	EnsureVolume(ctx context.Context, name string) error
+	// ImageID returns the ID of a local image, or ErrImageNotFound.
+	ImageID(ctx context.Context, ref string) (string, error)
+	// Pull fetches an image, reporting progress lines to the runtime's logger.
+	Pull(ctx context.Context, ref string) error
+	// Run creates a container, connects it to its networks and starts it.
+	Run(ctx context.Context, c ContainerConfig) (id string, err error)
+	// Stop sends SIGTERM, then SIGKILL after grace.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Remove force-removes a container; never its named volumes.
+	Remove(ctx context.Context, id string) error
+	Inspect(ctx context.Context, id string) (State, error)
+	// Logs returns the last tail lines of stdout and stderr.
+	Logs(ctx context.Context, id string, tail int) (string, error)
+	// Exec runs cmd in the container and returns its exit code.
+	Exec(ctx context.Context, id string, cmd []string) (int, error)
+}
+
+// ContainerConfig is everything needed to start one container.
+type ContainerConfig struct {
+	Name string
+	Spec diff.Spec
+	// Env and Command are resolved (secrets substituted); Spec keeps the
+	// templates, which are what the orca.spec label shows.
+	Env     map[string]string
+	Command []string
+	// Mounts carry resolved host paths.
+	Mounts []config.Mount
+	Labels map[string]string
+}
+
+// State is what an inspect tells about a container.
+type State struct {
+	Running  bool
+	Status   string // created, running, exited, ...
+	ExitCode int
+	// Health is the image HEALTHCHECK's status: "", starting, healthy, unhealthy.
+	Health    string
+	OOMKilled bool
+	// IPs maps a network name to the container's IPv4 address on it.
+	IPs       map[string]string
+	StartedAt time.Time
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/source"
+	"github.com/spf13/cobra"
+)
+
+func newApplyCommand(log *slog.Logger) *cobra.Command {
+	var allowMassPrune bool
+	var output string
+	cmd := &cobra.Command{
+		Use:   "apply [DIR]",
+		Short: "Converge this Docker host to a checkout once, then exit",
+		Long: "apply validates the checkout DIR, plans it against the live host and carries out the plan:\n" +
+			"create, roll, scale, heal and prune. A rollout that does not become ready in time is undone.\n" +
+			"Exit status: 0 when every service converged, 1 otherwise.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := infraDir(args)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			p, err := planCheckout(ctx, dir, true, cmd.ErrOrStderr(), log)
+			if err != nil {
+				return err
+			}
+			defer p.rt.Close()
+			rc := p.desired.Cluster.Reconcile
+			if err := p.plan.CheckPruneGuard(rc.PruneGuard, rc.AllowEmpty || allowMassPrune); err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "refused:", err)
+				return exitError{code: 1}
+			}
+			revision, err := source.Revision(dir)
+			if err != nil {
+				log.Warn("no revision for the labels", "error", err)
+			}
+			applier := apply.New(p.rt, apply.Options{Node: nodeName(p.desired), Log: log})
+			results := applier.Apply(ctx, p.desired, p.plan, revision)
+			if err := writeResults(cmd.OutOrStdout(), results, output); err != nil {
+				return err
+			}
+			for _, r := range results {
+				if r.Failed() {
+					return exitError{code: 1}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "allow removing more than prune_guard of the managed services, or all of them")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func writeResults(w io.Writer, results []apply.Result, output string) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	if len(results) == 0 {
+		_, err := fmt.Fprintln(w, "No changes.")
+		return err
+	}
+	for _, r := range results {
+		status := "ok"
+		if r.Failed() {
+			status = "FAILED: " + r.Error
+		}
+		if _, err := fmt.Fprintf(w, "%s/%s  %s: started %d, removed %d in %s; %s\n",
+			r.Project, r.Service, r.Action, len(r.Started), len(r.Removed), r.Duration.Round(100_000_000), status); err != nil {
+			return err
+		}
+	}
+	return nil
+}
