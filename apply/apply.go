@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -36,7 +37,7 @@ type Expander func(value string) (string, error)
 
 // Options configure an Applier.
 type Options struct {
-	// Node is this host's name, written to the orca.node label.
+	// Node is this host's node (label orca.node); "" takes NodeName's default.
 	Node string
 	// Router is told about targets entering and leaving; nil routes nothing.
 	Router Router
@@ -54,6 +55,19 @@ type Applier struct {
 	expand Expander
 	node   string
 	http   *http.Client
+}
+
+// NodeName is the node this host acts as: the flag's value, else cluster.toml's
+// [cluster] node, else the host name.
+func NodeName(flag string, d *config.Desired) string {
+	if flag != "" {
+		return flag
+	}
+	if d != nil && d.Cluster.Node != "" {
+		return d.Cluster.Node
+	}
+	h, _ := os.Hostname()
+	return h
 }
 
 // New returns an Applier for rt.
@@ -113,7 +127,7 @@ func (a *Applier) Apply(ctx context.Context, d *config.Desired, plan diff.Plan, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.applyProject(ctx, p, changes, job{revision: revision, root: d.Root}, record)
+			a.applyProject(ctx, p, changes, job{revision: revision, root: d.Root, node: NodeName(a.node, d)}, record)
 		}()
 	}
 	for _, c := range plan.Changes {
@@ -121,7 +135,7 @@ func (a *Applier) Apply(ctx context.Context, d *config.Desired, plan diff.Plan, 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				record(a.run(ctx, c, job{revision: revision, root: d.Root}))
+				record(a.run(ctx, c, job{revision: revision, root: d.Root, node: NodeName(a.node, d)}))
 			}()
 		}
 	}
@@ -175,6 +189,7 @@ func failedDependency(s *config.Service, failed map[string]string) string {
 type job struct {
 	revision string
 	root     string
+	node     string
 }
 
 // stopGrace is how long a container gets between SIGTERM and SIGKILL.
@@ -190,7 +205,7 @@ func (a *Applier) run(ctx context.Context, c diff.Change, j job) Result {
 	if c.Action == diff.ActionRemove {
 		err = a.removeAll(ctx, c, &r)
 	} else {
-		rc := &rollout{a: a, svc: c.Desired, change: c, revision: j.revision, root: j.root, result: &r, log: log}
+		rc := &rollout{a: a, svc: c.Desired, change: c, job: j, result: &r, log: log}
 		err = rc.run(ctx)
 	}
 	r.Duration = time.Since(start)

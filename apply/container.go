@@ -43,7 +43,7 @@ func (r *rollout) containerConfig(spec diff.Spec, hash, revision string, index i
 	for _, m := range spec.Mounts {
 		host := m.Source
 		if !path.IsAbs(host) {
-			host = filepath.Join(r.root, filepath.FromSlash(m.Source))
+			host = filepath.Join(r.job.root, filepath.FromSlash(m.Source))
 		}
 		cfg.Mounts = append(cfg.Mounts, config.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly, HostPath: host})
 	}
@@ -53,7 +53,7 @@ func (r *rollout) containerConfig(spec diff.Spec, hash, revision string, index i
 	}
 	for k, v := range map[string]string{
 		LabelManaged: "true", LabelProject: r.svc.Project, LabelService: r.svc.Name,
-		LabelHash: hash, LabelRevision: revision, LabelRole: "stable", LabelNode: r.a.node,
+		LabelHash: hash, LabelRevision: revision, LabelRole: "stable", LabelNode: r.job.node,
 		LabelSpec: spec.Encode(),
 	} {
 		cfg.Labels[k] = v

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -501,20 +502,27 @@ func (d *Docker) Inspect(ctx context.Context, id string) (State, error) {
 // Logs returns the last tail lines of stdout and stderr (all of them when
 // tail ≤ 0), interleaved as the engine returns them.
 func (d *Docker) Logs(ctx context.Context, id string, tail int) (string, error) {
-	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: "all"}
+	var buf strings.Builder
+	err := d.StreamLogs(ctx, id, tail, false, &buf)
+	return buf.String(), err
+}
+
+// StreamLogs copies the last tail lines of a container's stdout and stderr to
+// w (tail <= 0: all), and with follow goes on until ctx ends.
+func (d *Docker) StreamLogs(ctx context.Context, id string, tail int, follow bool, w io.Writer) error {
+	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: "all", Follow: follow}
 	if tail > 0 {
 		opts.Tail = strconv.Itoa(tail)
 	}
 	rc, err := d.cli.ContainerLogs(ctx, id, opts)
 	if err != nil {
-		return "", fmt.Errorf("logs of container %s: %w", dockerShortID(id), err)
+		return fmt.Errorf("logs of container %s: %w", dockerShortID(id), err)
 	}
 	defer rc.Close()
-	var buf strings.Builder
-	if _, err := stdcopy.StdCopy(&buf, &buf, rc); err != nil {
-		return buf.String(), fmt.Errorf("logs of container %s: %w", dockerShortID(id), err)
+	if _, err := stdcopy.StdCopy(w, w, rc); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("logs of container %s: %w", dockerShortID(id), err)
 	}
-	return buf.String(), nil
+	return nil
 }
 
 // Exec runs cmd in the container, waits for it to end and returns its exit

@@ -16,14 +16,14 @@ import (
 // containers must be ready before old ones go, and a rollout that fails
 // removes what it started and puts back what it took away.
 type rollout struct {
-	a        *Applier
-	svc      *diff.Service
-	change   diff.Change
-	revision string
-	result   *Result
-	log      *slog.Logger
-	// root resolves relative mount sources of specs restored from labels.
-	root string
+	a      *Applier
+	svc    *diff.Service
+	change diff.Change
+	// job carries the revision and node for labels, and the checkout root
+	// that relative mount sources resolve against.
+	job    job
+	result *Result
+	log    *slog.Logger
 
 	mu sync.Mutex // guards result, written by concurrent starts
 }
@@ -288,7 +288,7 @@ func (r *rollout) startBatch(ctx context.Context, indices []int) ([]diff.Contain
 // startOne runs one new container and waits until it is ready. It returns the
 // container even on failure when one was created, so the caller removes it.
 func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, error) {
-	cfg, err := r.containerConfig(r.svc.Spec, r.svc.Hash, r.revision, index)
+	cfg, err := r.containerConfig(r.svc.Spec, r.svc.Hash, r.job.revision, index)
 	if err != nil {
 		return diff.Container{}, err
 	}

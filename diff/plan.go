@@ -105,6 +105,9 @@ type Options struct {
 	// Prune removes services gone from the checkout; without it they are left
 	// running and listed as unmanaged by git.
 	Prune bool
+	// Node is this host's node: containers labelled with another node belong
+	// to another orca-sync and are neither planned for nor pruned.
+	Node string
 }
 
 // Compute returns the plan that takes live to desired. It reads only its
@@ -112,6 +115,9 @@ type Options struct {
 func Compute(desired []Service, live []Container, opts Options) Plan {
 	byKey := map[string][]Container{}
 	for _, c := range live {
+		if opts.Node != "" && c.Node != opts.Node {
+			continue
+		}
 		k := c.Project + "/" + c.Service
 		byKey[k] = append(byKey[k], c)
 	}

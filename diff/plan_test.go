@@ -87,6 +87,20 @@ func TestComputeActions(t *testing.T) {
 	}
 }
 
+func TestOtherNodesContainersAreNotOurs(t *testing.T) {
+	base := desired(svc("shop", "web", nil))
+	theirs := running(desired(svc("other", "db", nil)), 1)
+	theirs[0].Node = "host-b"
+	ours := running(base, 2)
+	for i := range ours {
+		ours[i].Node = "host-a"
+	}
+	p := Compute([]Service{base}, append(ours, theirs...), Options{Prune: true, Node: "host-a"})
+	if len(p.Changes) != 1 || p.Changes[0].Action != ActionNone {
+		t.Fatalf("another node's container was planned for: %+v", p.Changes)
+	}
+}
+
 func TestSpecIgnoresWhatShapesNoContainer(t *testing.T) {
 	base := desired(svc("shop", "web", nil)).Hash
 	same := []func(*config.Service){

@@ -13,7 +13,7 @@ import (
 
 func newApplyCommand(log *slog.Logger) *cobra.Command {
 	var allowMassPrune bool
-	var output string
+	var output, node string
 	cmd := &cobra.Command{
 		Use:   "apply [DIR]",
 		Short: "Converge this Docker host to a checkout once, then exit",
@@ -27,7 +27,7 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			p, err := planCheckout(ctx, dir, true, cmd.ErrOrStderr(), log)
+			p, err := planCheckout(ctx, dir, node, true, cmd.ErrOrStderr(), log)
 			if err != nil {
 				return err
 			}
@@ -41,7 +41,7 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 			if err != nil {
 				log.Warn("no revision for the labels", "error", err)
 			}
-			applier := apply.New(p.rt, apply.Options{Node: nodeName(p.desired), Log: log})
+			applier := apply.New(p.rt, apply.Options{Node: node, Log: log})
 			results := applier.Apply(ctx, p.desired, p.plan, revision)
 			if err := writeResults(cmd.OutOrStdout(), results, output); err != nil {
 				return err
@@ -56,6 +56,7 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "allow removing more than prune_guard of the managed services, or all of them")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&node, "node", "", nodeFlagHelp)
 	return cmd
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/orca-sync/orca-sync/apply"
@@ -21,11 +20,12 @@ type planned struct {
 	desired *config.Desired
 	plan    diff.Plan
 	rt      *apply.Docker
+	node    string
 }
 
 // planCheckout loads and validates dir, then plans it against Docker. Errors
 // of the checkout are printed; the returned error only carries the exit code.
-func planCheckout(ctx context.Context, dir string, pull bool, stderr io.Writer, log *slog.Logger) (*planned, error) {
+func planCheckout(ctx context.Context, dir, node string, pull bool, stderr io.Writer, log *slog.Logger) (*planned, error) {
 	d, err := config.Load(dir)
 	if err == nil {
 		if errs := apply.MissingSecrets(d, func(string, string) bool { return false }, "secrets are not configured in this version of orca-sync"); errs != nil {
@@ -54,12 +54,12 @@ func planCheckout(ctx context.Context, dir string, pull bool, stderr io.Writer, 
 		return nil, err
 	}
 	desired := apply.Desire(ctx, rt, d, pull, nil)
-	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune})
-	return &planned{desired: d, plan: plan, rt: rt}, nil
+	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(node, d)})
+	return &planned{desired: d, plan: plan, rt: rt, node: node}, nil
 }
 
 func newPlanCommand(log *slog.Logger) *cobra.Command {
-	var output string
+	var output, node string
 	var exitCode bool
 	cmd := &cobra.Command{
 		Use:   "plan [DIR]",
@@ -73,7 +73,7 @@ func newPlanCommand(log *slog.Logger) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, err := planCheckout(cmd.Context(), dir, false, cmd.ErrOrStderr(), log)
+			p, err := planCheckout(cmd.Context(), dir, node, false, cmd.ErrOrStderr(), log)
 			if err != nil {
 				return err
 			}
@@ -92,6 +92,7 @@ func newPlanCommand(log *slog.Logger) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 2 when there are changes, 0 when there are none")
+	cmd.Flags().StringVar(&node, "node", "", nodeFlagHelp)
 	return cmd
 }
 
@@ -107,12 +108,4 @@ func writePlan(w io.Writer, p diff.Plan, output string) error {
 	return fmt.Errorf("unknown --output %q: use text or json", output)
 }
 
-// nodeName is this host's node: cluster.toml's [cluster] node, else the
-// host name.
-func nodeName(d *config.Desired) string {
-	if d.Cluster.Node != "" {
-		return d.Cluster.Node
-	}
-	h, _ := os.Hostname()
-	return h
-}
+const nodeFlagHelp = "this host's node name: only containers labelled with it are planned for and pruned (default: [cluster] node, else the host name)"
