@@ -1,5 +1,3 @@
-// Package source gets the desired state's files: a git checkout and the
-// commit it is at.
 package source
 
 import (

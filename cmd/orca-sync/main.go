@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -45,10 +44,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func newLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "orca-sync",
@@ -56,10 +51,13 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		Long:          "orca-sync keeps a Docker host converged to the services declared in an infra git repository.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Every flag can also come from ORCA_SYNC_<FLAG>.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return flagsFromEnv(cmd) },
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	log := newLogger(stderr)
-	root.AddCommand(newValidateCommand(), newPlanCommand(log), newApplyCommand(log), newVersionCommand())
+	log := newLoggerFormat(stderr, "text")
+	root.AddCommand(newValidateCommand(), newPlanCommand(log), newApplyCommand(log), newServeCommand(stderr), newVersionCommand())
+	addClientCommands(root)
 	return root
 }

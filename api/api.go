@@ -1,0 +1,143 @@
+// Package api is the HTTP API of `orca-sync serve`: health, metrics, status,
+// plan, history, sync, redeploy, logs and the forge webhooks. It talks to the
+// daemon only through Backend, and reads tokens and webhook secrets from Config
+// on every request so that a change of cluster.toml applies without restart.
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/orca-sync/orca-sync/config"
+)
+
+// Backend is the daemon as the API sees it. Bodies are JSON-encodable values.
+type Backend interface {
+	Status(ctx context.Context) any
+	Plan(ctx context.Context) (any, error)
+	History(ctx context.Context, limit int) (any, error)
+	// Sync signals the loop to pull now; it never waits for the sync.
+	Sync(trigger string, retry bool)
+	// Redeploy signals a force-pull and restart of one service; ErrNotFound if no such service.
+	Redeploy(ctx context.Context, project, name string) error
+	// Logs streams the service's container logs to w (tail lines, follow until ctx ends); ErrNotFound if no such service.
+	Logs(ctx context.Context, project, name string, tail int, follow bool, w io.Writer) error
+	// RefreshImages signals a re-pull of the services watching repo (full name "owner/name") on branch; returns how many services matched.
+	RefreshImages(repo, branch string) int
+}
+
+// ErrNotFound is returned by Backend when the named service does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Config is what the API needs from the current (last valid) cluster.toml and
+// flags; read on every request so a change of cluster.toml applies without restart.
+type Config interface {
+	Tokens() []config.Token            // from [[token]]: Value is plain or "sha256:<hex>"
+	WebhookSecret() string             // [webhook] secret ("" = not configured)
+	GitLabToken() string               // [webhook] gitlab_token
+	Tracked() (repoURL, branch string) // the infra repo URL (as given to --repo) and branch
+}
+
+// Deliveries de-duplicates webhook delivery IDs (backed by the state file).
+type Deliveries interface {
+	SeenDelivery(id string, now time.Time) (bool, error)
+}
+
+// Options configures a Server.
+type Options struct {
+	Backend    Backend
+	Config     Config
+	Deliveries Deliveries           // nil: no de-duplication
+	AdminToken string               // the generated <data-dir>/admin.token value (role admin)
+	Registry   *prometheus.Registry // served at /metrics; the API registers its own webhook counter on it
+	Log        *slog.Logger         // nil: discard
+}
+
+// Server is the HTTP API. Build it with New; serve Handler.
+type Server struct {
+	backend    Backend
+	config     Config
+	deliveries Deliveries
+	adminToken string
+	log        *slog.Logger
+	webhooks   *prometheus.CounterVec
+	handler    http.Handler
+}
+
+// New checks opts, registers the webhook counter on opts.Registry and builds
+// the routes.
+func New(opts Options) (*Server, error) {
+	if opts.Backend == nil {
+		return nil, errors.New("api: no backend")
+	}
+	if opts.Config == nil {
+		return nil, errors.New("api: no config")
+	}
+	if opts.Registry == nil {
+		return nil, errors.New("api: no metrics registry")
+	}
+	counter, err := newWebhookCounter(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		backend:    opts.Backend,
+		config:     opts.Config,
+		deliveries: opts.Deliveries,
+		adminToken: opts.AdminToken,
+		log:        log,
+		webhooks:   counter,
+	}
+	s.handler = s.logRequests(s.routes(opts.Registry))
+	return s, nil
+}
+
+// Handler is the API's root handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) routes(reg *prometheus.Registry) *mux.Router {
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "no such route")
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+	})
+
+	v1 := func(path string, h http.Handler, method string) {
+		r.Handle("/api/v1"+path, h).Methods(method)
+	}
+
+	// Open routes.
+	v1("/health", http.HandlerFunc(handleHealth), http.MethodGet)
+	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+
+	// Webhooks authenticate themselves (HMAC or shared token).
+	v1("/webhooks/github", http.HandlerFunc(s.handleGitHub), http.MethodPost)
+	v1("/webhooks/gitlab", http.HandlerFunc(s.handleGitLab), http.MethodPost)
+
+	// Bearer-token routes.
+	v1("/status", s.require(roleViewer, s.handleStatus), http.MethodGet)
+	v1("/plan", s.require(roleViewer, s.handlePlan), http.MethodGet)
+	v1("/history", s.require(roleViewer, s.handleHistory), http.MethodGet)
+	v1("/sync", s.require(roleDeployer, s.handleSync), http.MethodPost)
+	v1("/services/{project}/{name}/redeploy", s.require(roleDeployer, s.handleRedeploy), http.MethodPost)
+	v1("/services/{project}/{name}/logs", s.require(roleViewer, s.handleLogs), http.MethodGet)
+	return r
+}
+
+func handleHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, statusBody("ok"))
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// flagsFromEnv sets every flag the command line left unset from
+// ORCA_SYNC_<FLAG> (upper case, dashes as underscores).
+func flagsFromEnv(cmd *cobra.Command) error {
+	var errs []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		name := "ORCA_SYNC_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if err := cmd.Flags().Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %v", name, err))
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return fmt.Errorf("environment: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// defaultDataDir is /var/lib/orca-sync for root, else ~/.orca-sync.
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/orca-sync"
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".orca-sync"
+	}
+	return filepath.Join(home, ".orca-sync")
+}
+
+func newLoggerFormat(w io.Writer, format string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// redactURL hides a password or token in a repository URL before logging it.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}

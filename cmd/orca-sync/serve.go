@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/orca-sync/orca-sync/api"
+	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/reconcile"
+	"github.com/orca-sync/orca-sync/source"
+	"github.com/orca-sync/orca-sync/state"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+)
+
+type serveFlags struct {
+	repo, branch, path, dataDir, listen, node, sshKey, logFormat string
+	interval                                                     time.Duration
+	once, insecureHostKey, allowMassPrune                        bool
+}
+
+func newServeCommand(stderr io.Writer) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve --repo URL|PATH",
+		Short: "Run the GitOps loop: pull the infra repository and keep this host converged to it",
+		Long: "serve clones the infra repository into <data-dir>/repo and syncs at once, then on every\n" +
+			"interval and every webhook or API signal. It serves the API on --listen.\n" +
+			"Every flag can also be set as ORCA_SYNC_<FLAG> (e.g. ORCA_SYNC_DATA_DIR).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.repo == "" {
+				return errors.New("--repo is required (a git URL or a local path)")
+			}
+			f.interval = explicitInterval(cmd, f.interval)
+			return serve(cmd.Context(), f, newLoggerFormat(stderr, f.logFormat))
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.repo, "repo", "", "infra repository: local path, file://, http(s)://, ssh://, git@host:org/repo, git://")
+	fl.StringVar(&f.branch, "branch", "main", "branch to track")
+	fl.StringVar(&f.path, "path", ".", "the infra tree's directory inside the repository")
+	fl.DurationVar(&f.interval, "interval", 60*time.Second, "sync interval (default: [reconcile] interval_secs of cluster.toml, else 60s)")
+	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "state, clone and admin token")
+	fl.StringVar(&f.listen, "listen", ":6880", "API listen address")
+	fl.StringVar(&f.node, "node", "", nodeFlagHelp)
+	fl.StringVar(&f.sshKey, "ssh-key", "", "private key file for ssh:// and git@ repositories")
+	fl.BoolVar(&f.insecureHostKey, "insecure-ignore-host-key", false, "do not check the SSH host key against known_hosts")
+	fl.BoolVar(&f.once, "once", false, "sync once and exit; the exit status says whether it succeeded")
+	fl.BoolVar(&f.allowMassPrune, "allow-mass-prune", false, "let syncs remove more than prune_guard of the services, or all")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+// explicitInterval returns the --interval value only when it was set, so that
+// cluster.toml's interval_secs applies otherwise.
+func explicitInterval(cmd *cobra.Command, v time.Duration) time.Duration {
+	if cmd.Flags().Changed("interval") {
+		return v
+	}
+	return 0
+}
+
+func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	db, err := state.Open(filepath.Join(f.dataDir, "state.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rt, err := apply.NewDocker(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	opts := source.Options{URL: f.repo, Branch: f.branch, Dir: filepath.Join(f.dataDir, "repo"),
+		SSHKeyFile: f.sshKey, InsecureIgnoreHostKey: f.insecureHostKey, Log: log}
+	source.OptionsFromEnv(&opts)
+	src, err := source.New(opts)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	loop := reconcile.New(reconcile.Options{
+		Source: src, Runtime: rt, Store: db, Path: f.path, Node: f.node, Interval: f.interval,
+		AllowMassPrune: f.allowMassPrune, Metrics: reconcile.NewMetrics(reg), Log: log,
+	})
+	if f.once {
+		rec := loop.SyncOnce(ctx, "once")
+		if rec.Result != reconcile.ResultSucceeded {
+			return fmt.Errorf("sync %s: %s", rec.Result, rec.Error)
+		}
+		return nil
+	}
+	return serveAPI(ctx, f, loop, db, reg, log)
+}
+
+func serveAPI(ctx context.Context, f serveFlags, loop *reconcile.Loop, db *state.DB, reg *prometheus.Registry, log *slog.Logger) error {
+	admin, err := api.EnsureAdminToken(f.dataDir)
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Options{
+		Backend: backend{loop}, Config: apiConfig{loop: loop, repo: f.repo, branch: f.branch},
+		Deliveries: db, AdminToken: admin, Registry: reg, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", f.listen, err)
+	}
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("API server", "error", err)
+		}
+	}()
+	log.Info("serving", "repo", redactURL(f.repo), "branch", f.branch, "api", ln.Addr().String(), "data_dir", f.dataDir)
+	loop.Run(ctx)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return httpSrv.Shutdown(sctx)
+}
+
+// backend adapts the loop to the API.
+type backend struct{ loop *reconcile.Loop }
+
+var _ api.Backend = backend{}
+
+func (b backend) Status(ctx context.Context) any {
+	st, err := b.loop.Status(ctx)
+	if err != nil {
+		return map[string]string{"error": err.Error()}
+	}
+	return st
+}
+
+func (b backend) Plan(ctx context.Context) (any, error) { return b.loop.Plan(ctx) }
+
+func (b backend) History(_ context.Context, limit int) (any, error) { return b.loop.History(limit) }
+
+func (b backend) Sync(trigger string, retry bool) { b.loop.Trigger(trigger, retry) }
+
+func (b backend) Redeploy(_ context.Context, project, name string) error {
+	return notFound(b.loop.Redeploy(project, name))
+}
+
+func (b backend) Logs(ctx context.Context, project, name string, tail int, follow bool, w io.Writer) error {
+	return notFound(b.loop.Logs(ctx, project, name, tail, follow, w))
+}
+
+func (b backend) RefreshImages(repo, branch string) int { return b.loop.RefreshImages(repo, branch) }
+
+func notFound(err error) error {
+	if errors.Is(err, reconcile.ErrUnknownService) {
+		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+	}
+	return err
+}
+
+// apiConfig reads the API's settings from the last valid cluster.toml, so a
+// commit changes tokens and webhook secrets without a restart.
+type apiConfig struct {
+	loop         *reconcile.Loop
+	repo, branch string
+}
+
+var _ api.Config = apiConfig{}
+
+func (c apiConfig) Tokens() []config.Token            { return c.loop.Cluster().Tokens }
+func (c apiConfig) WebhookSecret() string             { return c.loop.Cluster().Webhook.Secret }
+func (c apiConfig) GitLabToken() string               { return c.loop.Cluster().Webhook.GitLabToken }
+func (c apiConfig) Tracked() (repoURL, branch string) { return c.repo, c.branch }

@@ -1,0 +1,279 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orca-sync/orca-sync/reconcile"
+)
+
+// webService is a service.toml with one service "web" of image, quick probes.
+func webService(image string, replicas int, extra string) string {
+	return fmt.Sprintf(`[[service]]
+name = "web"
+image = %q
+replicas = %d
+port = 8080
+[service.readiness]
+path = "/healthz"
+interval_secs = 1
+%s
+[service.deploy]
+timeout_secs = 20
+`, image, replicas, extra)
+}
+
+const clusterWithWebhook = `[webhook]
+secret = "` + hookToken + `"
+[reconcile]
+interval_secs = 3600
+`
+
+// versions answers GET / of every running container of project/service.
+func (e *Env) versions(project, service string) []string {
+	cs, err := e.containers(project, service)
+	if err != nil {
+		return []string{"error: " + err.Error()}
+	}
+	var out []string
+	for _, c := range cs {
+		if c.State != "running" {
+			out = append(out, string(c.State))
+			continue
+		}
+		ip, err := e.containerIP(c.ID, "orca-"+project)
+		if err != nil {
+			out = append(out, "no ip")
+			continue
+		}
+		_, body, err := e.httpGet("http://" + ip + ":8080/")
+		if err != nil {
+			body = "unreachable"
+		}
+		out = append(out, body)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// waitVersions waits until project/web answers exactly want (sorted).
+func (e *Env) waitVersions(t *testing.T, project string, timeout time.Duration, want ...string) {
+	t.Helper()
+	e.waitFor(t, timeout, func() (bool, string) {
+		got := e.versions(project, "web")
+		return slices.Equal(got, want), fmt.Sprintf("web answers %q, want %q", got, want)
+	})
+}
+
+func containerIDs(t *testing.T, e *Env, project string) []string {
+	t.Helper()
+	return idsOf(e.mustContainers(t, project, ""))
+}
+
+// TestServeDeploysPushedCommits drives serve against a smart-HTTP remote with
+// basic auth: a pushed commit announced by a signed webhook deploys; bad
+// webhooks and invalid commits change nothing; a revert rolls back; the
+// remote going away leaves everything running.
+func TestServeDeploysPushedCommits(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("gitops")
+	repo := newGitRepo(t)
+	srv := newGitServer(t, gitUser, gitPass)
+	srv.AddRepo("infra.git", repo)
+	file := "services/" + p + "/service.toml"
+	repo.WriteFile("cluster.toml", clusterWithWebhook)
+	repo.WriteFile(file, webService(imageV1, 1, ""))
+	repo.Commit("web v1")
+	repo.Push()
+	url := srv.URL("infra.git")
+
+	d := startServe(t, env, url)
+	env.waitVersions(t, p, 60*time.Second, "v1")
+	if s := serviceOf(d.status(), p, "web"); s.Sync != reconcile.SyncSynced || s.Health != reconcile.HealthHealthy {
+		t.Fatalf("after the first sync: %+v", s)
+	}
+
+	t.Run("signed webhook deploys the pushed commit", func(t *testing.T) {
+		repo.WriteFile(file, webService(imageV2, 1, ""))
+		repo.Commit("web v2")
+		repo.Push()
+		start := time.Now()
+		if code := d.webhook(pushEvent(url), hookToken, "delivery-1"); code != http.StatusAccepted {
+			t.Fatalf("webhook: %d", code)
+		}
+		env.waitFor(t, 30*time.Second, func() (bool, string) {
+			got := env.versions(p, "web")
+			return slices.Contains(got, "v2"), fmt.Sprintf("web answers %q", got)
+		})
+		t.Logf("FIGURE push+webhook to v2 answering: %v", time.Since(start).Round(time.Millisecond))
+		env.waitVersions(t, p, 30*time.Second, "v2")
+	})
+
+	t.Run("bad webhooks change nothing", func(t *testing.T) {
+		before, syncs := containerIDs(t, env, p), len(d.history())
+		repo.WriteFile(file, webService(imageV2, 1, "")+"# a commit nobody announced\n")
+		repo.Commit("comment, not announced")
+		repo.Push()
+		for _, c := range []struct {
+			name   string
+			body   []byte
+			secret string
+			want   int
+		}{
+			{"wrong signature", pushEvent(url), "not-the-secret", http.StatusUnauthorized},
+			{"no signature", pushEvent(url), "", http.StatusUnauthorized},
+			{"oversized body", append(pushEvent(url), make([]byte, 1<<20+10)...), hookToken, http.StatusRequestEntityTooLarge},
+		} {
+			if code := d.webhook(c.body, c.secret, "bad-"+c.name); code != c.want {
+				t.Errorf("%s: %d, want %d", c.name, code, c.want)
+			}
+		}
+		time.Sleep(time.Second) // a sync would have started by now
+		if after := containerIDs(t, env, p); !slices.Equal(before, after) || len(d.history()) != syncs {
+			t.Fatalf("a refused webhook changed something: containers %v -> %v", before, after)
+		}
+		if code := d.webhook(pushEvent(url), hookToken, "delivery-1"); code != http.StatusOK {
+			t.Fatalf("a repeated delivery ID: %d, want 200", code)
+		}
+	})
+
+	t.Run("revert commit rolls back", func(t *testing.T) {
+		repo.WriteFile(file, webService(imageV3, 1, ""))
+		v3 := repo.Commit("web v3")
+		repo.Push()
+		d.webhook(pushEvent(url), hookToken, "delivery-v3")
+		env.waitVersions(t, p, 30*time.Second, "v3")
+		repo.Revert(v3)
+		repo.Push()
+		d.webhook(pushEvent(url), hookToken, "delivery-revert")
+		env.waitVersions(t, p, 30*time.Second, "v2")
+	})
+
+	t.Run("invalid commits change nothing and say why", func(t *testing.T) {
+		before := containerIDs(t, env, p)
+		for i, bad := range []struct{ content, want string }{
+			{"[[service]\nname = \"web\"\n", file + ":2: TOML syntax"},
+			{"[[service]]\nname = \"web\"\nimage = \"" + imageV1 + "\"\nreplica = 2\n", `web: unknown key "replica"`},
+			{"[[service]]\nname = \"web\"\nport = 8080\n", "image is required"},
+		} {
+			repo.WriteFile(file, bad.content)
+			sha := repo.Commit(fmt.Sprintf("broken %d", i))
+			repo.Push()
+			d.webhook(pushEvent(url), hookToken, fmt.Sprintf("delivery-bad-%d", i))
+			env.waitFor(t, 30*time.Second, func() (bool, string) {
+				st := d.status()
+				ok := st.LastSync != nil && st.LastSync.Commit == sha && st.LastSync.Result == reconcile.ResultInvalid &&
+					strings.Contains(st.LastSync.Error, bad.want)
+				return ok, fmt.Sprintf("last sync %+v", st.LastSync)
+			})
+			if st := d.status(); len(st.Errors) == 0 || st.Errors[0].File != file {
+				t.Fatalf("status errors = %+v, want one naming %s", st.Errors, file)
+			}
+		}
+		if after := containerIDs(t, env, p); !slices.Equal(before, after) {
+			t.Fatalf("an invalid commit changed containers: %v -> %v", before, after)
+		}
+		repo.WriteFile(file, webService(imageV1, 1, ""))
+		repo.Commit("fixed: web v1")
+		repo.Push()
+		d.webhook(pushEvent(url), hookToken, "delivery-fixed")
+		env.waitVersions(t, p, 30*time.Second, "v1")
+	})
+
+	t.Run("remote down keeps services running", func(t *testing.T) {
+		before := containerIDs(t, env, p)
+		srv.Stop()
+		if code, body := d.call(http.MethodPost, "/api/v1/sync"); code != http.StatusAccepted {
+			t.Fatalf("sync: %d %s", code, body)
+		}
+		env.waitFor(t, 30*time.Second, func() (bool, string) {
+			st := d.status()
+			return strings.Contains(st.FetchError, "infra.git"), "fetch error: " + st.FetchError
+		})
+		if after := containerIDs(t, env, p); !slices.Equal(before, after) {
+			t.Fatalf("containers changed while the remote was down: %v -> %v", before, after)
+		}
+		srv.Start()
+		repo.WriteFile(file, webService(imageV3, 1, ""))
+		repo.Commit("web v3 once the remote is back")
+		repo.Push()
+		d.webhook(pushEvent(url), hookToken, "delivery-back")
+		env.waitVersions(t, p, 30*time.Second, "v3")
+		if st := d.status(); st.FetchError != "" {
+			t.Fatalf("fetch error still reported: %s", st.FetchError)
+		}
+	})
+}
+
+// TestServeIntervalPicksUpCommits: without any webhook, the interval alone
+// deploys a pushed commit (here from a file:// remote).
+func TestServeIntervalPicksUpCommits(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("tick")
+	repo := newGitRepo(t)
+	file := "services/" + p + "/service.toml"
+	repo.WriteFile("cluster.toml", "[reconcile]\ninterval_secs = 1\n")
+	repo.WriteFile(file, webService(imageV1, 1, ""))
+	repo.Commit("v1")
+	repo.Push()
+	startServe(t, env, repo.FileURL())
+	env.waitVersions(t, p, 60*time.Second, "v1")
+	repo.WriteFile(file, webService(imageV2, 1, ""))
+	repo.Commit("v2")
+	repo.Push()
+	env.waitVersions(t, p, 30*time.Second, "v2")
+}
+
+// TestServeConvergesAfterSIGKILL kills serve in the middle of a rolling update
+// and starts it again: it converges with no orphaned or duplicated container,
+// and the history shows both syncs.
+func TestServeConvergesAfterSIGKILL(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("crash")
+	repo := newGitRepo(t)
+	file := "services/" + p + "/service.toml"
+	slow := "initial_delay_secs = 3" // each new container takes 3 s to be ready
+	repo.WriteFile("cluster.toml", clusterWithWebhook)
+	repo.WriteFile(file, webService(imageV1, 2, slow))
+	repo.Commit("v1")
+	repo.Push()
+	d := startServe(t, env, repo.FileURL())
+	env.waitVersions(t, p, 90*time.Second, "v1", "v1")
+	v1IDs := containerIDs(t, env, p)
+
+	repo.WriteFile(file, webService(imageV2, 2, slow))
+	repo.Commit("v2")
+	repo.Push()
+	if code, _ := d.call(http.MethodPost, "/api/v1/sync"); code != http.StatusAccepted {
+		t.Fatal("sync not accepted")
+	}
+	env.waitFor(t, 30*time.Second, func() (bool, string) {
+		ids := containerIDs(t, env, p)
+		return len(ids) > 2, fmt.Sprintf("containers %v", ids)
+	})
+	d.kill()
+	mid := containerIDs(t, env, p)
+	t.Logf("killed with containers %v (v1 was %v)", shortIDs(mid), shortIDs(v1IDs))
+
+	d.start()
+	env.waitVersions(t, p, 90*time.Second, "v2", "v2")
+	env.waitFor(t, 30*time.Second, func() (bool, string) {
+		cs := env.mustContainers(t, p, "")
+		return len(cs) == 2 && allRunning(cs), "containers: " + describe(cs)
+	})
+	recs := d.history()
+	var results []string
+	for _, r := range recs {
+		results = append(results, r.Result)
+	}
+	if !slices.Contains(results, reconcile.ResultInterrupted) || recs[0].Result != reconcile.ResultSucceeded {
+		t.Fatalf("history results (newest first) %v: want the killed sync marked interrupted and a later success", results)
+	}
+}

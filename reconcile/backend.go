@@ -1,0 +1,155 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/state"
+)
+
+// ErrUnknownService is returned for a service the last valid checkout does
+// not declare.
+var ErrUnknownService = errors.New("no such service in the deployed checkout")
+
+// LogStreamer is the runtime's log stream, used by Logs.
+type LogStreamer interface {
+	StreamLogs(ctx context.Context, id string, tail int, follow bool, w io.Writer) error
+}
+
+// Plan computes, without changing anything, what a sync of the last valid
+// checkout would do now.
+func (l *Loop) Plan(ctx context.Context) (diff.Plan, error) {
+	d := l.lastDesired()
+	if d == nil {
+		return diff.Plan{}, errors.New("no valid checkout yet")
+	}
+	live, err := l.opts.Runtime.List(ctx)
+	if err != nil {
+		return diff.Plan{}, fmt.Errorf("list containers: %w", err)
+	}
+	desired := apply.Desire(ctx, l.opts.Runtime, d, false, nil)
+	return diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)}), nil
+}
+
+// History returns up to limit syncs, newest first.
+func (l *Loop) History(limit int) ([]state.SyncRecord, error) { return l.opts.Store.History(limit) }
+
+// Redeploy asks the next sync to force-pull a service's image and replace its
+// containers, and signals it.
+func (l *Loop) Redeploy(project, name string) error {
+	d := l.lastDesired()
+	if d == nil || d.Project(project) == nil || d.Project(project).Service(name) == nil {
+		return fmt.Errorf("%s/%s: %w", project, name, ErrUnknownService)
+	}
+	l.markService(project+"/"+name, true)
+	return nil
+}
+
+// RefreshImages asks the next sync to re-pull the images of the services that
+// watch repo ("owner/name" or a URL ending in it) on branch, rolling those
+// whose image moved. It returns how many services matched.
+func (l *Loop) RefreshImages(repo, branch string) int {
+	d := l.lastDesired()
+	if d == nil {
+		return 0
+	}
+	n := 0
+	for _, s := range d.Services() {
+		if s.Watch == nil || !sameRepo(s.Watch.Repo, repo) || (s.Watch.Branch != "" && s.Watch.Branch != branch) {
+			continue
+		}
+		l.markService(s.Key(), false)
+		n++
+	}
+	return n
+}
+
+func sameRepo(watch, repo string) bool {
+	norm := func(s string) string {
+		s = strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(s, "/"), ".git"))
+		return s
+	}
+	w, r := norm(watch), norm(repo)
+	return w == r || strings.HasSuffix(w, "/"+r) || strings.HasSuffix(w, ":"+r)
+}
+
+// Logs writes the logs of a service's containers to w, each line prefixed
+// with its container's name when there are several.
+func (l *Loop) Logs(ctx context.Context, project, name string, tail int, follow bool, w io.Writer) error {
+	streamer, ok := l.opts.Runtime.(LogStreamer)
+	if !ok {
+		return errors.New("this runtime cannot stream logs")
+	}
+	live, err := l.opts.Runtime.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	var mine []diff.Container
+	for _, c := range live {
+		if c.Project == project && c.Service == name {
+			mine = append(mine, c)
+		}
+	}
+	if len(mine) == 0 {
+		return fmt.Errorf("%s/%s: %w", project, name, ErrUnknownService)
+	}
+	out := &lockedWriter{w: w}
+	var wg sync.WaitGroup
+	errs := make([]error, len(mine))
+	for i, c := range mine {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pw := io.Writer(out)
+			if len(mine) > 1 {
+				pw = &prefixWriter{w: out, prefix: c.Name + " | "}
+			}
+			errs[i] = streamer.StreamLogs(ctx, c.ID, tail, follow, pw)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// lockedWriter serialises writes of concurrent streams and flushes each.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (lw *lockedWriter) Write(p []byte) (int, error) {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	n, err := lw.w.Write(p)
+	if f, ok := lw.w.(interface{ Flush() }); ok {
+		f.Flush()
+	}
+	return n, err
+}
+
+// prefixWriter prefixes every line; partial lines are held until complete.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+	buf    []byte
+}
+
+func (pw *prefixWriter) Write(p []byte) (int, error) {
+	pw.buf = append(pw.buf, p...)
+	for {
+		i := strings.IndexByte(string(pw.buf), '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		if _, err := pw.w.Write(append([]byte(pw.prefix), pw.buf[:i+1]...)); err != nil {
+			return 0, err
+		}
+		pw.buf = pw.buf[i+1:]
+	}
+}

@@ -1,0 +1,52 @@
+package reconcile
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/orca-sync/orca-sync/state"
+)
+
+// WriteStatus prints a status as a table.
+func WriteStatus(w io.Writer, st Status) error {
+	commit := "none yet"
+	if st.Commit != "" {
+		commit = fmt.Sprintf("%s %s", short(st.Commit), st.Message)
+	}
+	fmt.Fprintf(w, "Commit:  %s\n", commit)
+	if st.LastSync != nil {
+		fmt.Fprintf(w, "Last sync: %s (%s, %s ago)\n", st.LastSync.Result, st.LastSync.Trigger, time.Since(st.LastSync.Finished).Round(time.Second))
+		if st.LastSync.Error != "" {
+			fmt.Fprintf(w, "  %s\n", st.LastSync.Error)
+		}
+	}
+	if st.FetchError != "" {
+		fmt.Fprintf(w, "Fetch error: %s\n", st.FetchError)
+	}
+	for _, e := range st.Errors {
+		fmt.Fprintf(w, "Invalid: %s\n", e.Error())
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSERVICE\tSYNC\tHEALTH\tREADY\tIMAGE\tREASON")
+	for _, s := range st.Services {
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d/%d\t%s\t%s\n", s.Project, s.Name, s.Sync, s.Health, s.Ready, s.Replicas, s.Image, s.Reason)
+	}
+	return tw.Flush()
+}
+
+// WriteHistory prints sync records as a table, newest first.
+func WriteHistory(w io.Writer, recs []state.SyncRecord) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTARTED\tTRIGGER\tCOMMIT\tRESULT\tDURATION\tPLAN / ERROR")
+	for _, r := range recs {
+		detail := r.Plan
+		if r.Error != "" {
+			detail = firstLine(r.Error)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Started.Format(time.DateTime), r.Trigger,
+			short(r.Commit), r.Result, r.Finished.Sub(r.Started).Round(time.Millisecond), detail)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,121 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/state"
+)
+
+// Sync and health states of a service (SPEC section 6).
+const (
+	SyncSynced      = "Synced"
+	SyncOutOfSync   = "OutOfSync"
+	SyncProgressing = "Progressing"
+	SyncFailed      = "Failed"
+
+	HealthHealthy  = "Healthy"
+	HealthDegraded = "Degraded"
+	HealthMissing  = "Missing"
+	HealthUnknown  = "Unknown"
+)
+
+// Status is what `orca-sync status` shows.
+type Status struct {
+	Commit     string    `json:"commit,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	CommitTime time.Time `json:"commit_time,omitzero"`
+	Syncing    bool      `json:"syncing"`
+	// LastSync is the newest sync's record.
+	LastSync *state.SyncRecord `json:"last_sync,omitempty"`
+	// FetchError is set while the remote cannot be fetched.
+	FetchError string `json:"fetch_error,omitempty"`
+	// Errors are the validation errors of the newest commit, which was not applied.
+	Errors   config.Errors   `json:"errors,omitempty"`
+	Services []ServiceStatus `json:"services"`
+}
+
+// ServiceStatus is one service's state on this host.
+type ServiceStatus struct {
+	Project  string `json:"project"`
+	Name     string `json:"name"`
+	Sync     string `json:"sync"`
+	Health   string `json:"health"`
+	Replicas int    `json:"replicas"`
+	Ready    int    `json:"ready"`
+	Image    string `json:"image,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// Status reads the live containers and compares them with the last valid
+// checkout.
+func (l *Loop) Status(ctx context.Context) (Status, error) {
+	l.mu.Lock()
+	st := Status{
+		Commit: l.last.commit.SHA, Message: l.last.commit.Subject(), CommitTime: l.last.commit.Time,
+		Syncing: l.syncing, FetchError: l.last.fetchErr, Errors: l.last.errs,
+	}
+	if l.last.record.ID != 0 || !l.last.record.Started.IsZero() {
+		rec := l.last.record
+		st.LastSync = &rec
+	}
+	d := l.last.desired
+	l.mu.Unlock()
+	if d == nil {
+		return st, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	live, err := l.opts.Runtime.List(lctx)
+	if err != nil {
+		for _, s := range d.Services() {
+			st.Services = append(st.Services, ServiceStatus{Project: s.Project, Name: s.Name, Sync: SyncOutOfSync,
+				Health: HealthUnknown, Replicas: s.Replicas, Image: s.Image, Reason: "Docker: " + err.Error()})
+		}
+		return st, nil
+	}
+	pins, _ := l.opts.Store.Pins()
+	desired := apply.Desire(ctx, l.opts.Runtime, d, false, nil)
+	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)})
+	for _, c := range plan.Changes {
+		if c.Desired == nil {
+			continue
+		}
+		st.Services = append(st.Services, serviceStatus(c, pins, st.Syncing))
+	}
+	return st, nil
+}
+
+func serviceStatus(c diff.Change, pins map[string]state.Pin, syncing bool) ServiceStatus {
+	s := ServiceStatus{Project: c.Project, Name: c.Service, Replicas: c.Replicas, Image: c.Desired.Image, Sync: SyncSynced}
+	for _, ctr := range c.Containers {
+		if ctr.Hash == c.Desired.Hash && ctr.Serving() {
+			s.Ready++
+		}
+	}
+	switch {
+	case s.Ready >= s.Replicas && s.Replicas > 0:
+		s.Health = HealthHealthy
+	case s.Replicas == 0:
+		s.Health = HealthHealthy
+	case c.Live == 0:
+		s.Health = HealthMissing
+	default:
+		s.Health = HealthDegraded
+	}
+	if pin, ok := pins[c.Key()]; ok && pin.Hash == c.Desired.Hash {
+		s.Sync, s.Reason = SyncFailed, pin.Reason
+		return s
+	}
+	if c.Action != diff.ActionNone {
+		s.Sync, s.Reason = SyncOutOfSync, fmt.Sprintf("%s pending", c.Action)
+		if syncing {
+			s.Sync = SyncProgressing
+		}
+	}
+	return s
+}
