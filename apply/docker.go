@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -30,6 +31,9 @@ import (
 type Docker struct {
 	cli *client.Client
 	log *slog.Logger
+	// netMu serialises network creation: Docker 20.10 accepts two networks
+	// of one name, and the services of a project start concurrently.
+	netMu sync.Mutex
 }
 
 var _ Runtime = (*Docker)(nil)
@@ -157,6 +161,8 @@ func dockerSummaryHealth(s container.Summary) string {
 // the oldest network removes its own, which leaves exactly one even when two
 // callers race.
 func (d *Docker) EnsureNetwork(ctx context.Context, name string) error {
+	d.netMu.Lock()
+	defer d.netMu.Unlock()
 	nets, err := d.networksNamed(ctx, name)
 	if err != nil {
 		return err

@@ -93,7 +93,8 @@ func (a *Applier) notReady(ctx context.Context, id, name, reason string) error {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if logs, err := a.rt.Logs(lctx, id, 10); err == nil {
-		e.Logs = strings.TrimSpace(logs)
+		// One line, so the reason fits a status line and a history row.
+		e.Logs = strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(logs), "\n", " | ")), " ")
 	}
 	return e
 }

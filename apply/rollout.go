@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
@@ -26,6 +27,8 @@ type rollout struct {
 	log    *slog.Logger
 
 	mu sync.Mutex // guards result, written by concurrent starts
+	// deadline bounds the whole rollout: deploy.timeout_secs from its start.
+	deadline time.Time
 }
 
 func (r *rollout) noteStarted(name string) {
@@ -41,6 +44,7 @@ func (r *rollout) noteRemoved(name string) {
 }
 
 func (r *rollout) run(ctx context.Context) error {
+	r.deadline = time.Now().Add(r.svc.Deploy.Timeout)
 	if err := r.prepare(ctx); err != nil {
 		return err
 	}
@@ -164,19 +168,20 @@ func (r *rollout) blueGreen(ctx context.Context, current, outdated []diff.Contai
 	return r.retireAll(ctx, outdated)
 }
 
-// undo removes the containers a failed rollout started and restarts, from
-// the spec in their labels, the old containers it had already retired.
+// undo puts back, from the spec in their labels, the old containers a failed
+// rollout had already retired, and only then removes the new containers it
+// started: capacity never drops below what served before the rollout.
 func (r *rollout) undo(ctx context.Context, cause error, started, retired []diff.Container) error {
 	ctx = context.WithoutCancel(ctx)
 	r.log.Warn("rollout failed, undoing", "error", cause, "remove", len(started), "restore", len(retired))
 	errs := []error{fmt.Errorf("rollout of %s undone: %w", r.svc.Key(), cause)}
-	if err := r.retireAll(ctx, started); err != nil {
-		errs = append(errs, fmt.Errorf("undo: %w", err))
-	}
 	for _, old := range retired {
 		if err := r.restore(ctx, old); err != nil {
 			errs = append(errs, fmt.Errorf("undo: restore %s: %w", old.Name, err))
 		}
+	}
+	if err := r.retireAll(ctx, started); err != nil {
+		errs = append(errs, fmt.Errorf("undo: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -257,7 +262,7 @@ func (r *rollout) startBatch(ctx context.Context, indices []int) ([]diff.Contain
 	if len(indices) == 0 {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.svc.Deploy.Timeout)
+	ctx, cancel := context.WithDeadline(ctx, r.deadline)
 	defer cancel()
 	batch := make([]diff.Container, len(indices))
 	errs := make([]error, len(indices))

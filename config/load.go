@@ -18,6 +18,11 @@ import (
 // subdirectory). On any problem it returns nil and Errors listing all of them:
 // a checkout is used whole or not at all.
 func Load(root string) (*Desired, error) {
+	// Absolute, so relative mount sources resolve the same from any
+	// working directory.
+	if abs, err := filepath.Abs(root); err == nil {
+		root = abs
+	}
 	var errs Errors
 	d := &Desired{Root: root, ServicesDir: "services"}
 

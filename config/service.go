@@ -27,6 +27,7 @@ func ParseServiceFile(file, project string, data []byte) ([]*Service, Errors) {
 		return nil, errs
 	}
 	var services []*Service
+	undecodable := map[int]bool{}
 	for i, prim := range prims.Service {
 		var raw rawService
 		line := sink.lines.blockStart("service", i)
@@ -34,12 +35,13 @@ func ParseServiceFile(file, project string, data []byte) ([]*Service, Errors) {
 			key, msg := typeError(err)
 			svc := &Service{index: i, Line: line}
 			sink.service(svc, strings.TrimPrefix(key, "service."), "%s", msg)
+			undecodable[i] = true
 			continue
 		}
 		svc := convertService(raw, project, file, i, line, sink)
 		services = append(services, svc)
 	}
-	reportUnknownKeys(append(md.Undecoded(), miscasedKeys(md.Keys())...), data, sink)
+	reportUnknownKeys(append(md.Undecoded(), miscasedKeys(md.Keys())...), data, undecodable, sink)
 	if len(prims.Service) == 0 {
 		sink.at("", -1, "", "no [[service]] table")
 	}
@@ -93,7 +95,9 @@ func miscasedKeys(keys []toml.Key) []toml.Key {
 // reportUnknownKeys attributes each key the decoder did not use to the
 // service that holds it. The decoder's key paths carry no array index, so the
 // file is decoded once more generically to find which services have the key.
-func reportUnknownKeys(keys []toml.Key, data []byte, sink errorSink) {
+// A service whose decode stopped at a type error is skipped: the keys the
+// decoder did not reach are not unknown.
+func reportUnknownKeys(keys []toml.Key, data []byte, undecodable map[int]bool, sink errorSink) {
 	if len(keys) == 0 {
 		return
 	}
@@ -108,7 +112,7 @@ func reportUnknownKeys(keys []toml.Key, data []byte, sink errorSink) {
 		}
 		list, _ := generic["service"].([]map[string]any)
 		for i, m := range list {
-			if hasPath(m, k[1:]) {
+			if !undecodable[i] && hasPath(m, k[1:]) {
 				name, _ := m["name"].(string)
 				svc := &Service{index: i, Name: name, Line: sink.lines.blockStart("service", i)}
 				rel := strings.Join(k[1:], ".")
