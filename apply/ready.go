@@ -17,6 +17,13 @@ import (
 // probe of its own to wait for.
 const pollInterval = 200 * time.Millisecond
 
+// maxRolloutProbeGap caps the wait between readiness probes during a
+// rollout: a probe that fails because the app is not listening yet is retried
+// soon, not a whole interval_secs (10 s by default) later, which would hold
+// every batch of a rolling update that long. interval_secs still paces the
+// probes that watch a running container.
+const maxRolloutProbeGap = 500 * time.Millisecond
+
 // NotReadyError says why a container did not become ready.
 type NotReadyError struct {
 	Container string
@@ -62,7 +69,7 @@ func (a *Applier) waitReady(ctx context.Context, svc *diff.Service, id, name str
 					return nil
 				}
 				lastErr = "readiness probe: " + err.Error()
-				next = time.Now().Add(probe.Interval)
+				next = time.Now().Add(min(probe.Interval, maxRolloutProbeGap))
 			}
 		case st.Health == "healthy":
 			return nil

@@ -110,7 +110,18 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 			got := env.versions(p, "web")
 			return slices.Contains(got, "v2"), fmt.Sprintf("web answers %q", got)
 		})
-		t.Logf("FIGURE push+webhook to v2 answering: %v", time.Since(start).Round(time.Millisecond))
+		seen := time.Now()
+		for _, c := range env.mustContainers(t, p, "web") {
+			ins := env.inspect(t, c.ID)
+			if ins.Config.Image != imageV2 {
+				continue
+			}
+			created, _ := time.Parse(time.RFC3339Nano, ins.Created)
+			started, _ := time.Parse(time.RFC3339Nano, ins.State.StartedAt)
+			t.Logf("FIGURE webhook -> container created (fetch, load, plan, create call): %v; created -> started (Docker): %v; started -> v2 seen answering: %v; total %v",
+				created.Sub(start).Round(time.Millisecond), started.Sub(created).Round(time.Millisecond),
+				seen.Sub(started).Round(time.Millisecond), seen.Sub(start).Round(time.Millisecond))
+		}
 		env.waitVersions(t, p, 30*time.Second, "v2")
 	})
 

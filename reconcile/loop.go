@@ -86,6 +86,9 @@ type lastSync struct {
 	record   state.SyncRecord
 	fetchErr string
 	errs     config.Errors // validation errors of the newest commit
+	// recordedOK is the commit of the newest history record when that record
+	// is a success; quiet syncs of it are not recorded again.
+	recordedOK string
 }
 
 // New returns a loop; Run starts it.

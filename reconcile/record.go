@@ -31,11 +31,26 @@ func (l *Loop) finish(ctx context.Context, r *run, err error) {
 	default:
 		rec.Result, rec.Error = ResultFailed, err.Error()
 	}
-	if serr := l.saveRecord(rec); serr != nil {
-		l.log.Error("record sync in history", "error", serr)
+	l.mu.Lock()
+	quiet := rec.ID == 0 && rec.Result == ResultSucceeded && len(r.results) == 0 &&
+		l.last.recordedOK == rec.Commit
+	l.mu.Unlock()
+	// A no-change sync of the commit the history already shows as synced
+	// (every quiet tick) is not written: the history keeps what happened,
+	// and status still shows the latest sync.
+	if !quiet {
+		if serr := l.saveRecord(rec); serr != nil {
+			l.log.Error("record sync in history", "error", serr)
+		}
 	}
 	l.mu.Lock()
 	l.last.record = *rec
+	if !quiet {
+		l.last.recordedOK = ""
+		if rec.Result == ResultSucceeded {
+			l.last.recordedOK = rec.Commit
+		}
+	}
 	l.mu.Unlock()
 
 	m := l.opts.Metrics
@@ -46,9 +61,7 @@ func (l *Loop) finish(ctx context.Context, r *run, err error) {
 			m.commitToReady(rec.Finished.Sub(readySince(r)))
 		}
 	}
-	if st, serr := l.Status(ctx); serr == nil {
-		m.services(st.Services)
-	}
+	m.services(l.servicesAfter(ctx, r))
 	attrs := []any{"trigger", rec.Trigger, "commit", short(rec.Commit), "result", rec.Result,
 		"plan", rec.Plan, "duration", rec.Finished.Sub(rec.Started).Round(time.Millisecond)}
 	if rec.Error != "" {
@@ -56,6 +69,25 @@ func (l *Loop) finish(ctx context.Context, r *run, err error) {
 	} else {
 		l.log.Info("sync", attrs...)
 	}
+}
+
+// servicesAfter is the status of every service after the sync: from the
+// sync's own plan when it changed nothing, else read again from Docker.
+func (l *Loop) servicesAfter(ctx context.Context, r *run) []ServiceStatus {
+	if r.desired == nil || r.plan.HasChanges() {
+		st, err := l.Status(ctx)
+		if err != nil {
+			return nil
+		}
+		return st.Services
+	}
+	var out []ServiceStatus
+	for _, c := range r.plan.Changes {
+		if c.Desired != nil {
+			out = append(out, serviceStatus(c, r.pins, false))
+		}
+	}
+	return out
 }
 
 // saveRecord completes the record written when the sync started, or adds it

@@ -59,7 +59,7 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		Commit: l.last.commit.SHA, Message: l.last.commit.Subject(), CommitTime: l.last.commit.Time,
 		Syncing: l.syncing, FetchError: l.last.fetchErr, Errors: l.last.errs,
 	}
-	if l.last.record.ID != 0 || !l.last.record.Started.IsZero() {
+	if !l.last.record.Started.IsZero() {
 		rec := l.last.record
 		st.LastSync = &rec
 	}

@@ -35,6 +35,7 @@ type run struct {
 	desired *config.Desired
 	live    []diff.Container
 	plan    diff.Plan
+	pins    map[string]state.Pin
 	results []apply.Result
 }
 
@@ -56,12 +57,7 @@ func (e *stalledError) Unwrap() error { return e.err }
 // for it; "" takes the trigger of the pending signal.
 func (l *Loop) SyncOnce(ctx context.Context, trigger string) state.SyncRecord {
 	r := &run{pending: l.takePending(trigger)}
-	r.record = state.SyncRecord{Trigger: r.pending.trigger, Started: time.Now(), Result: ResultRunning}
-	if id, err := l.opts.Store.AddSync(r.record); err != nil {
-		l.log.Error("record sync start", "error", err)
-	} else {
-		r.record.ID = id
-	}
+	r.record = state.SyncRecord{Trigger: r.pending.trigger, Started: time.Now()}
 	l.setSyncing(true)
 	defer l.setSyncing(false)
 
@@ -156,6 +152,7 @@ func (l *Loop) holdPinned(r *run) error {
 	if err != nil {
 		return fmt.Errorf("read pins: %w", err)
 	}
+	r.pins = pins
 	for i := range r.plan.Changes {
 		c := &r.plan.Changes[i]
 		pin, ok := pins[c.Key()]
@@ -225,6 +222,14 @@ func (l *Loop) applyStep(ctx context.Context, r *run) error {
 	r.record.Plan = planSummary(r.plan)
 	if !r.plan.HasChanges() {
 		return nil
+	}
+	// Recorded before anything changes, so a sync cut short by a crash shows
+	// in the history as interrupted.
+	r.record.Result = ResultRunning
+	if id, err := l.opts.Store.AddSync(r.record); err != nil {
+		l.log.Error("record sync start", "error", err)
+	} else {
+		r.record.ID = id
 	}
 	r.results = l.applier.Apply(ctx, r.desired, r.plan, r.commit.SHA)
 	var failed []string

@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/reconcile"
+	"github.com/orca-sync/orca-sync/source"
+	"github.com/orca-sync/orca-sync/state"
+)
+
+// cachedSource is a Source whose Sync does no I/O: it measures a sync
+// without the fetch.
+type cachedSource struct {
+	dir    string
+	commit source.Commit
+}
+
+func (c cachedSource) Sync(context.Context) (source.Commit, error) { return c.commit, nil }
+func (c cachedSource) Dir() string                                 { return c.dir }
+
+// BenchmarkSyncNoChange100 measures the serve loop's no-change sync of 100
+// running services, with the git fetch and without it, and the resident
+// memory of an idle `orca-sync serve` that manages them. Run it with
+//
+//	go test ./e2e/ -run XXX -bench SyncNoChange100 -benchtime 20x
+func BenchmarkSyncNoChange100(b *testing.B) {
+	env := newEnv(b)
+	repo := newGitRepo(b)
+	repo.WriteFile("cluster.toml", "[cluster]\nnode = \""+env.Prefix+"\"\n[reconcile]\ninterval_secs = 3600\n")
+	for i := range 10 {
+		p := env.project(fmt.Sprintf("sync%02d", i))
+		var sb strings.Builder
+		for j := range 10 {
+			fmt.Fprintf(&sb, "[[service]]\nname = \"svc%02d\"\nimage = %q\nenv = { N = \"%d\" }\n[service.deploy]\nmin_ready_secs = 0\ntimeout_secs = 120\n\n", j, imageV1, i*10+j)
+		}
+		repo.WriteFile("services/"+p+"/service.toml", sb.String())
+	}
+	repo.Commit("100 services")
+	repo.Push()
+
+	// A first serve --once deploys them (untimed).
+	orca := newOrca(b, env, repo.Dir())
+	if r := orca.run("serve", "--once", "--repo", repo.FileURL(), "--data-dir", b.TempDir()); r.Code != 0 {
+		b.Fatalf("setup sync failed:\n%s", r)
+	}
+	b.Setenv("DOCKER_HOST", orca.docker.host)
+	ctx := context.Background()
+	rt, err := apply.NewDocker(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+
+	newLoop := func(b *testing.B, src reconcile.Source) *reconcile.Loop {
+		db, err := state.Open(b.TempDir() + "/state.db")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		return reconcile.New(reconcile.Options{Source: src, Runtime: rt, Store: db})
+	}
+	git, err := source.New(source.Options{URL: repo.FileURL(), Dir: b.TempDir() + "/repo"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	run := func(b *testing.B, loop *reconcile.Loop) {
+		for b.Loop() {
+			rec := loop.SyncOnce(ctx, "bench")
+			if rec.Result != reconcile.ResultSucceeded || !strings.HasPrefix(rec.Plan, "0 to create, 0 to update, 0 to scale, 0 to heal, 0 to remove") {
+				b.Fatalf("sync: %s %s plan %q", rec.Result, rec.Error, rec.Plan)
+			}
+		}
+	}
+	b.Run("with-fetch", func(b *testing.B) { run(b, newLoop(b, git)) })
+	commit, err := git.Sync(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("without-fetch", func(b *testing.B) { run(b, newLoop(b, cachedSource{dir: git.Dir(), commit: commit})) })
+	b.Run("serve-idle-rss", func(b *testing.B) {
+		d := startServe(b, env, repo.FileURL())
+		env.waitFor(b, 60*time.Second, func() (bool, string) {
+			h := d.history()
+			return len(h) > 0 && h[0].Result == reconcile.ResultSucceeded, fmt.Sprintf("history %+v", h)
+		})
+		time.Sleep(3 * time.Second) // idle: the sync is over, the next tick is an hour away
+		rss := rssMiB(b, d.cmd.Process.Pid)
+		for b.Loop() {
+		}
+		b.ReportMetric(rss, "rss-MiB")
+		b.Logf("idle serve with 100 services: VmRSS %.1f MiB", rss)
+	})
+}
+
+// rssMiB reads a process's resident set size.
+func rssMiB(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.Atoi(f[1])
+			return float64(kb) / 1024
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
