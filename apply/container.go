@@ -80,7 +80,7 @@ func (r *rollout) retireOne(ctx context.Context, c diff.Container) error {
 	if err := r.a.retire(ctx, r.svc.Project, r.svc.Name, c); err != nil {
 		return err
 	}
-	r.noteRemoved(c.Name)
+	r.noteRemoved(c)
 	r.log.Info("removed", "container", c.Name)
 	return nil
 }

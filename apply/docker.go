@@ -531,6 +531,14 @@ func (d *Docker) StreamLogs(ctx context.Context, id string, tail int, follow boo
 	return nil
 }
 
+// Rename renames a container, running or not.
+func (d *Docker) Rename(ctx context.Context, id, name string) error {
+	if _, err := d.cli.ContainerRename(ctx, id, client.ContainerRenameOptions{NewName: name}); err != nil {
+		return fmt.Errorf("rename container %s to %s: %w", dockerShortID(id), name, err)
+	}
+	return nil
+}
+
 // Exec runs cmd in the container, waits for it to end and returns its exit
 // code. A command that cannot start (say it does not exist in the image) is
 // an error.

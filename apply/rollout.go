@@ -26,7 +26,8 @@ type rollout struct {
 	result *Result
 	log    *slog.Logger
 
-	mu sync.Mutex // guards result, written by concurrent starts
+	mu   sync.Mutex      // guards result and gone, written by concurrent starts
+	gone map[string]bool // IDs of the containers this rollout removed
 	// deadline bounds the whole rollout: deploy.timeout_secs from its start.
 	deadline time.Time
 }
@@ -37,10 +38,20 @@ func (r *rollout) noteStarted(name string) {
 	r.mu.Unlock()
 }
 
-func (r *rollout) noteRemoved(name string) {
+func (r *rollout) noteRemoved(c diff.Container) {
 	r.mu.Lock()
-	r.result.Removed = append(r.result.Removed, name)
+	r.result.Removed = append(r.result.Removed, c.Name)
+	if r.gone == nil {
+		r.gone = map[string]bool{}
+	}
+	r.gone[c.ID] = true
 	r.mu.Unlock()
+}
+
+func (r *rollout) retired(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.gone[id]
 }
 
 func (r *rollout) run(ctx context.Context) error {
@@ -50,7 +61,7 @@ func (r *rollout) run(ctx context.Context) error {
 	}
 	var current, outdated []diff.Container
 	for _, c := range r.change.Containers {
-		if c.Hash == r.svc.Hash {
+		if c.Hash == r.svc.Hash && !c.Replace {
 			current = append(current, c)
 		} else {
 			outdated = append(outdated, c)
@@ -203,6 +214,22 @@ func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 	return r.a.waitReady(ctx, r.svc, id, cfg.Name)
 }
 
+// freeName renames aside an old container of the service that still holds
+// name — as when a redeploy replaces containers of an unchanged spec — so the
+// new one can start beside it; the old one keeps serving until retired.
+func (r *rollout) freeName(ctx context.Context, name string) error {
+	for _, c := range r.change.Containers {
+		if c.Name != name || r.retired(c.ID) {
+			continue
+		}
+		aside := fmt.Sprintf("%s-replaced-%d", name, time.Now().UnixNano())
+		if err := r.a.rt.Rename(ctx, c.ID, aside); err != nil {
+			return fmt.Errorf("rename %s aside: %w", name, err)
+		}
+	}
+	return nil
+}
+
 // sortOut splits containers of the desired spec into those to keep (serving,
 // one per replica number within 1..replicas) and the rest.
 func (r *rollout) sortOut(current []diff.Container) (keep, drop []diff.Container) {
@@ -295,6 +322,9 @@ func (r *rollout) startBatch(ctx context.Context, indices []int) ([]diff.Contain
 func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, error) {
 	cfg, err := r.containerConfig(r.svc.Spec, r.svc.Hash, r.job.revision, index)
 	if err != nil {
+		return diff.Container{}, err
+	}
+	if err := r.freeName(ctx, cfg.Name); err != nil {
 		return diff.Container{}, err
 	}
 	id, err := r.a.rt.Run(ctx, cfg)

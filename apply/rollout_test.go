@@ -94,6 +94,16 @@ func (f *fakeRuntime) Remove(_ context.Context, id string) error {
 	return nil
 }
 
+func (f *fakeRuntime) Rename(_ context.Context, id, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.containers[id]; c != nil {
+		c.c.Name = name
+		return nil
+	}
+	return fmt.Errorf("no such container %s", id)
+}
+
 func (f *fakeRuntime) Inspect(_ context.Context, id string) (State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -283,5 +293,33 @@ func TestSecretsRefusedWithoutResolver(t *testing.T) {
 	}
 	if len(f.ids("web")) != 0 {
 		t.Fatal("a container was started with an unresolved secret")
+	}
+}
+
+// TestForcedReplaceOfUnchangedSpec is a redeploy: the spec is unchanged, so
+// the new containers take the names the old ones hold.
+func TestForcedReplaceOfUnchangedSpec(t *testing.T) {
+	f := newFake()
+	web := testService("web", "app:v1", 2, config.StrategyRolling)
+	syncOnce(t, f, web)
+	before := f.ids("web")
+	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{web}}}}
+	ctx := context.Background()
+	live, _ := f.List(ctx)
+	plan := diff.Compute(Desire(ctx, f, d, false, nil), live, diff.Options{})
+	c := &plan.Changes[0]
+	for i := range c.Containers {
+		c.Containers[i].Replace = true // what a redeploy asks for
+	}
+	c.Action = diff.ActionUpdate
+	r := onlyResult(t, New(f, Options{}).Apply(ctx, d, plan, "rev"))
+	if r.Failed() || len(r.Started) != 2 || len(r.Removed) != 2 {
+		t.Fatalf("result = %+v", r)
+	}
+	after := f.ids("web")
+	for id := range after {
+		if _, ok := before[id]; ok || len(after) != 2 {
+			t.Fatalf("containers %v -> %v: want two new ones", before, after)
+		}
 	}
 }

@@ -48,6 +48,8 @@ type Runtime interface {
 	Stop(ctx context.Context, id string, grace time.Duration) error
 	// Remove force-removes a container; never its named volumes.
 	Remove(ctx context.Context, id string) error
+	// Rename renames a container, running or not.
+	Rename(ctx context.Context, id, name string) error
 	Inspect(ctx context.Context, id string) (State, error)
 	// Logs returns the last tail lines of stdout and stderr.
 	Logs(ctx context.Context, id string, tail int) (string, error)

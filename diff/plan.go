@@ -28,6 +28,9 @@ type Container struct {
 	// ImageID is the image the container runs, from the list call.
 	ImageID string `json:"image_id,omitempty"`
 	Spec    *Spec  `json:"-"`
+	// Replace asks a rollout to replace this container although its spec is
+	// the desired one (a redeploy, or its image tag moved).
+	Replace bool `json:"-"`
 }
 
 // Serving reports whether the container runs and is not known to be unhealthy.

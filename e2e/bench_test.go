@@ -71,6 +71,11 @@ func (c *countingRuntime) Logs(ctx context.Context, id string, tail int) (string
 	return c.Runtime.Logs(ctx, id, tail)
 }
 
+func (c *countingRuntime) Rename(ctx context.Context, id, name string) error {
+	c.calls.Add(1)
+	return c.Runtime.Rename(ctx, id, name)
+}
+
 func (c *countingRuntime) Exec(ctx context.Context, id string, cmd []string) (int, error) {
 	c.calls.Add(1)
 	return c.Runtime.Exec(ctx, id, cmd)

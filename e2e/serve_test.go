@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
 	"github.com/orca-sync/orca-sync/reconcile"
 )
 
@@ -286,5 +287,66 @@ func TestServeConvergesAfterSIGKILL(t *testing.T) {
 	}
 	if !slices.Contains(results, reconcile.ResultInterrupted) || recs[0].Result != reconcile.ResultSucceeded {
 		t.Fatalf("history results (newest first) %v: want the killed sync marked interrupted and a later success", results)
+	}
+}
+
+// TestServeWatchRedeployAndLogs: a push webhook from a service's watch
+// repository rolls it when its image tag moved; redeploy replaces its
+// containers; logs stream what they printed.
+func TestServeWatchRedeployAndLogs(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("watch")
+	moving := "orca-test/app:" + env.Prefix + "moving"
+	tag := func(src string) {
+		t.Helper()
+		ctx, cancel := env.ctx()
+		defer cancel()
+		if _, err := env.Docker.ImageTag(ctx, client.ImageTagOptions{Source: src, Target: moving}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tag(imageV1)
+	t.Cleanup(func() {
+		ctx, cancel := env.ctx()
+		defer cancel()
+		env.Docker.ImageRemove(ctx, moving, client.ImageRemoveOptions{})
+	})
+	repo := newGitRepo(t)
+	file := "services/" + p + "/service.toml"
+	repo.WriteFile("cluster.toml", clusterWithWebhook)
+	repo.WriteFile(file, webService(moving, 2, "")+"[service.watch]\nrepo = \"acme/app\"\nbranch = \"main\"\n")
+	repo.Commit("web follows acme/app")
+	repo.Push()
+	d := startServe(t, env, repo.FileURL())
+	env.waitVersions(t, p, 60*time.Second, "v1", "v1")
+
+	tag(imageV2) // CI pushed a new build under the same tag
+	appPush := []byte(`{"ref":"refs/heads/main","repository":{"full_name":"acme/app","clone_url":"https://git.example.com/acme/app.git"}}`)
+	if code := d.webhook(appPush, hookToken, "app-push-1"); code != http.StatusAccepted {
+		t.Fatalf("watch webhook: %d", code)
+	}
+	env.waitVersions(t, p, 60*time.Second, "v2", "v2")
+
+	before := containerIDs(t, env, p)
+	if code, body := d.call(http.MethodPost, "/api/v1/services/"+p+"/web/redeploy"); code != http.StatusAccepted {
+		t.Fatalf("redeploy: %d %s", code, body)
+	}
+	env.waitFor(t, 60*time.Second, func() (bool, string) {
+		after := containerIDs(t, env, p)
+		for _, id := range after {
+			if slices.Contains(before, id) {
+				return false, fmt.Sprintf("still running %v of %v", shortIDs(after), shortIDs(before))
+			}
+		}
+		return len(after) == 2, fmt.Sprintf("containers %v", shortIDs(after))
+	})
+	env.waitVersions(t, p, 30*time.Second, "v2", "v2")
+	if code, _ := d.call(http.MethodPost, "/api/v1/services/"+p+"/nope/redeploy"); code != http.StatusNotFound {
+		t.Fatalf("redeploy of an unknown service: %d, want 404", code)
+	}
+	code, body := d.call(http.MethodGet, "/api/v1/services/"+p+"/web/logs?tail=5")
+	if code != http.StatusOK || !strings.Contains(string(body), "testapp version=v2 listening") {
+		t.Fatalf("logs: %d %q", code, body)
 	}
 }

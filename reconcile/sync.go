@@ -192,7 +192,7 @@ func (l *Loop) forceReplace(ctx context.Context, r *run) {
 		}
 		outdated := make([]diff.Container, len(c.Containers))
 		for j, ctr := range c.Containers {
-			ctr.Hash = "" // replace every container, as if its spec changed
+			ctr.Replace = true
 			outdated[j] = ctr
 		}
 		c.Containers, c.Action, c.Reason = outdated, diff.ActionUpdate, "redeploy"
