@@ -1,0 +1,163 @@
+// Package applytest provides a fake container engine for the hermetic tests
+// of apply's users.
+package applytest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/diff"
+)
+
+// Runtime keeps containers in memory. An image whose name contains
+// "broken" starts containers that exit at once. It records the fewest
+// serving containers per service seen after any change once that service
+// first reached its full count.
+type Runtime struct {
+	mu         sync.Mutex
+	seq        int
+	containers map[string]*container
+	// MinServing is the fewest serving containers seen per watched service.
+	MinServing map[string]int
+	// Watch lists the service keys ("project/name") whose serving count is tracked.
+	Watch map[string]bool
+}
+
+type container struct {
+	c   diff.Container
+	cfg apply.ContainerConfig
+}
+
+// NewRuntime returns an empty fake engine.
+func NewRuntime() *Runtime {
+	return &Runtime{containers: map[string]*container{}, MinServing: map[string]int{}, Watch: map[string]bool{}}
+}
+
+var _ apply.Runtime = (*Runtime)(nil)
+
+func (f *Runtime) List(context.Context) ([]diff.Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []diff.Container
+	for _, c := range f.containers {
+		out = append(out, c.c)
+	}
+	return out, nil
+}
+
+func (f *Runtime) EnsureNetwork(context.Context, string) error { return nil }
+func (f *Runtime) EnsureVolume(context.Context, string) error  { return nil }
+func (f *Runtime) ImageID(context.Context, string) (string, error) {
+	return "sha256:fake", nil
+}
+func (f *Runtime) Pull(context.Context, string) error { return nil }
+
+func (f *Runtime) Run(_ context.Context, cfg apply.ContainerConfig) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.containers {
+		if c.c.Name == cfg.Name {
+			return "", fmt.Errorf("name %s in use", cfg.Name)
+		}
+	}
+	f.seq++
+	id := fmt.Sprintf("c%d", f.seq)
+	state := "running"
+	if strings.Contains(cfg.Spec.Image, "broken") {
+		state = "exited"
+	}
+	spec := cfg.Spec
+	var idx int
+	fmt.Sscanf(cfg.Name[strings.LastIndex(cfg.Name, "-")+1:], "%d", &idx)
+	f.containers[id] = &container{cfg: cfg, c: diff.Container{
+		ID: id, Name: cfg.Name, Project: cfg.Labels[apply.LabelProject], Service: cfg.Labels[apply.LabelService],
+		Index: idx, Hash: cfg.Labels[apply.LabelHash], State: state, Spec: &spec,
+		Revision: cfg.Labels[apply.LabelRevision], Role: cfg.Labels[apply.LabelRole], Node: cfg.Labels[apply.LabelNode],
+	}}
+	f.observe()
+	return id, nil
+}
+
+func (f *Runtime) Stop(_ context.Context, id string, _ time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.containers[id]; c != nil {
+		c.c.State = "exited"
+	}
+	f.observe()
+	return nil
+}
+
+func (f *Runtime) Remove(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.containers, id)
+	return nil
+}
+
+func (f *Runtime) Rename(_ context.Context, id, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.containers[id]; c != nil {
+		c.c.Name = name
+		return nil
+	}
+	return fmt.Errorf("no such container %s", id)
+}
+
+func (f *Runtime) Inspect(_ context.Context, id string) (apply.State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.containers[id]
+	if c == nil {
+		return apply.State{}, fmt.Errorf("no such container %s", id)
+	}
+	return apply.State{Running: c.c.State == "running", Status: c.c.State, ExitCode: map[bool]int{true: 0, false: 1}[c.c.State == "running"],
+		IPs: map[string]string{diff.NetworkName(c.c.Project): "10.0.0.1"}, StartedAt: time.Now().Add(-time.Hour)}, nil
+}
+
+func (f *Runtime) Logs(context.Context, string, int) (string, error) { return "boom", nil }
+func (f *Runtime) Exec(context.Context, string, []string) (int, error) {
+	return 0, nil
+}
+
+// SetState changes a container's Docker state, as a crash or `docker stop` would.
+func (f *Runtime) SetState(id, state string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.containers[id]; c != nil {
+		c.c.State = state
+	}
+}
+
+// observe records the serving count of watched services (caller holds mu).
+func (f *Runtime) observe() {
+	counts := map[string]int{}
+	for _, c := range f.containers {
+		if c.c.Serving() {
+			counts[c.c.Project+"/"+c.c.Service]++
+		}
+	}
+	for k := range f.Watch {
+		if m, ok := f.MinServing[k]; !ok || counts[k] < m {
+			f.MinServing[k] = counts[k]
+		}
+	}
+}
+
+// IDs maps the ID of every container of service to its image.
+func (f *Runtime) IDs(service string) map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for id, c := range f.containers {
+		if c.c.Service == service {
+			out[id] = c.cfg.Spec.Image
+		}
+	}
+	return out
+}
