@@ -151,3 +151,16 @@ func (a *Applier) probe(ctx context.Context, p *config.Probe, svc *diff.Service,
 	}
 	return nil
 }
+
+// Probe runs one check of p (a liveness probe, say) against a running
+// container of svc, reading its address with one inspect.
+func (a *Applier) Probe(ctx context.Context, p *config.Probe, svc *diff.Service, id string) error {
+	st, err := a.rt.Inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !st.Running {
+		return fmt.Errorf("container %s", st.Status)
+	}
+	return a.probe(ctx, p, svc, id, st)
+}

@@ -152,7 +152,9 @@ func serviceDrift(d *Service, live []Container, in DriftInput) []Finding {
 		return Finding{Project: d.Project, Service: d.Name, Container: c.Name, ID: c.ID, Kind: k, Field: field, From: from, To: to}
 	}
 	sorted := append([]Container(nil), live...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Index < sorted[j].Index || (sorted[i].Index == sorted[j].Index && sorted[i].Name < sorted[j].Name) })
+	sort.Slice(sorted, func(i, j int) bool {
+		return sorted[i].Index < sorted[j].Index || (sorted[i].Index == sorted[j].Index && sorted[i].Name < sorted[j].Name)
+	})
 	taken := map[int]bool{}
 	for _, c := range sorted {
 		if c.Index < 1 || c.Index > d.Replicas || taken[c.Index] {

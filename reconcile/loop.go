@@ -13,6 +13,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -64,6 +65,9 @@ type Loop struct {
 	// into one more sync.
 	signal chan struct{}
 
+	drift *driftState
+	heal  *healer
+
 	mu      sync.Mutex
 	pending pending
 	last    lastSync
@@ -77,6 +81,7 @@ type pending struct {
 	retry    bool
 	redeploy map[string]bool // service keys to force-pull and replace
 	refresh  map[string]bool // service keys to re-pull, replaced if the image moved
+	replace  map[string]string // container IDs to replace (liveness) → why
 }
 
 // lastSync is what the last sync learnt, for status and the API.
@@ -86,6 +91,7 @@ type lastSync struct {
 	record   state.SyncRecord
 	fetchErr string
 	errs     config.Errors // validation errors of the newest commit
+	live     []diff.Container // the newest container list
 	// recordedOK is the commit of the newest history record when that record
 	// is a success; quiet syncs of it are not recorded again.
 	recordedOK string
@@ -110,6 +116,8 @@ func New(opts Options) *Loop {
 		log:     opts.Log,
 		applier: apply.New(opts.Runtime, apply.Options{Node: opts.Node, Log: opts.Log}),
 		signal:  make(chan struct{}, 1),
+		drift:   newDriftState(),
+		heal:    newHealer(),
 	}
 }
 

@@ -49,6 +49,12 @@ type ServiceStatus struct {
 	Ready    int    `json:"ready"`
 	Image    string `json:"image,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+	// Drift is how many drift findings the last check had; DriftPolicy is
+	// the service's drift setting.
+	Drift       int    `json:"drift,omitempty"`
+	DriftPolicy string `json:"drift_policy,omitempty"`
+	// ProbeError is the last liveness probe failure, "" while it passes.
+	ProbeError string `json:"probe_error,omitempty"`
 }
 
 // Status reads the live containers and compares them with the last valid
@@ -78,16 +84,34 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		}
 		return st, nil
 	}
+	l.noteLive(live)
 	pins, _ := l.opts.Store.Pins()
 	desired := apply.Desire(ctx, l.opts.Runtime, d, false, nil)
 	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)})
+	drifted := diff.ServicesOf(l.lastReport().Findings)
 	for _, c := range plan.Changes {
 		if c.Desired == nil {
 			continue
 		}
-		st.Services = append(st.Services, serviceStatus(c, pins, st.Syncing))
+		st.Services = append(st.Services, l.withSelfHealing(serviceStatus(c, pins, st.Syncing), c, drifted[c.Key()]))
 	}
 	return st, nil
+}
+
+// withSelfHealing adds what drift checks and liveness probes know to a
+// service's status.
+func (l *Loop) withSelfHealing(s ServiceStatus, c diff.Change, findings []diff.Finding) ServiceStatus {
+	s.Drift, s.DriftPolicy = len(findings), c.Desired.Drift
+	s.ProbeError = l.heal.probeErr(c.Key())
+	if why, ok := l.degradedReason(c.Key(), c.Desired.Hash); ok {
+		s.Health, s.Reason = HealthDegraded, why
+		return s
+	}
+	if len(findings) > 0 && c.Desired.Drift == config.DriftWarn && s.Sync != SyncFailed {
+		s.Sync = SyncOutOfSync
+		s.Reason = fmt.Sprintf("drift = \"warn\": %s", summary(findings, 3))
+	}
+	return s
 }
 
 func serviceStatus(c diff.Change, pins map[string]state.Pin, syncing bool) ServiceStatus {

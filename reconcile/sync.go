@@ -37,6 +37,8 @@ type run struct {
 	plan    diff.Plan
 	pins    map[string]state.Pin
 	results []apply.Result
+	// repaired lists, per service key, the drift findings its change repairs.
+	repaired map[string][]string
 }
 
 // step is one stage of a sync. A stalledError ends the sync without retrying
@@ -134,9 +136,15 @@ func (l *Loop) planStep(ctx context.Context, r *run) error {
 		return fmt.Errorf("list containers: %w", err)
 	}
 	r.live = live
+	l.noteLive(live)
 	desired := apply.Desire(ctx, l.opts.Runtime, r.desired, true, nil)
 	r.plan = diff.Compute(desired, live, diff.Options{Prune: r.desired.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, r.desired)})
 	l.forceReplace(ctx, r)
+	// The drift check reuses the plan's list call; only containers not seen
+	// before are inspected.
+	findings := l.checkDrift(ctx, r.desired, r.commit.SHA, desired, live)
+	r.repaired = applyDriftPolicy(&r.plan, findings)
+	l.selfHeal(r)
 	return l.holdPinned(r)
 }
 
