@@ -28,6 +28,15 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, plan)
 }
 
+func (s *Server) handleDrift(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.backend.Drift(r.Context())
+	if err != nil {
+		s.internalError(w, r, "drift", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	limit, err := intParam(r, "limit", defaultHistoryLimit, 1)
 	if err != nil {

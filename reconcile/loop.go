@@ -79,8 +79,8 @@ type pending struct {
 	trigger  string
 	since    time.Time // when the first signal arrived, for commit-to-ready
 	retry    bool
-	redeploy map[string]bool // service keys to force-pull and replace
-	refresh  map[string]bool // service keys to re-pull, replaced if the image moved
+	redeploy map[string]bool   // service keys to force-pull and replace
+	refresh  map[string]bool   // service keys to re-pull, replaced if the image moved
 	replace  map[string]string // container IDs to replace (liveness) → why
 }
 
@@ -90,7 +90,7 @@ type lastSync struct {
 	desired  *config.Desired // last valid checkout
 	record   state.SyncRecord
 	fetchErr string
-	errs     config.Errors // validation errors of the newest commit
+	errs     config.Errors    // validation errors of the newest commit
 	live     []diff.Container // the newest container list
 	// recordedOK is the commit of the newest history record when that record
 	// is a success; quiet syncs of it are not recorded again.
