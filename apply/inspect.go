@@ -32,6 +32,10 @@ func (d *Docker) InspectConfig(ctx context.Context, id string) (diff.Live, error
 		return diff.Live{}, fmt.Errorf("inspect container %s: %w", dockerShortID(id), err)
 	}
 	ci := res.Container
+	hostname := ""
+	if ci.Config != nil {
+		hostname = ci.Config.Hostname
+	}
 	li := diff.Live{ImageID: ci.Image, Env: map[string]string{}, Networks: map[string][]string{}}
 	if c := ci.Config; c != nil {
 		li.Image, li.Command, li.Labels = c.Image, c.Cmd, c.Labels
@@ -67,8 +71,9 @@ func (d *Docker) InspectConfig(ctx context.Context, id string) (diff.Live, error
 			var aliases []string
 			if ep != nil {
 				for _, a := range ep.Aliases {
-					// Docker adds the short container ID as an alias of its own.
-					if !strings.HasPrefix(id, a) {
+					// Docker adds the short container ID (the default
+					// host name) as an alias of its own.
+					if !strings.HasPrefix(id, a) && a != hostname {
 						aliases = append(aliases, a)
 					}
 				}
@@ -139,8 +144,10 @@ type Event struct {
 	// connect, disconnect.
 	Action      string
 	ContainerID string
-	// Managed is set for containers labelled orca.managed=true.
+	// Managed is set for containers labelled orca.managed=true; Node is
+	// their orca.node.
 	Managed bool
+	Node    string
 }
 
 // Events streams container and network events until ctx ends or the stream
@@ -173,7 +180,8 @@ func dockerEvent(m events.Message) (Event, bool) {
 		}
 		return Event{Action: action, ContainerID: m.Actor.Attributes["container"]}, true
 	case events.ContainerEventType:
-		e := Event{Action: action, ContainerID: m.Actor.ID, Managed: m.Actor.Attributes[LabelManaged] == "true"}
+		e := Event{Action: action, ContainerID: m.Actor.ID, Managed: m.Actor.Attributes[LabelManaged] == "true",
+			Node: m.Actor.Attributes[LabelNode]}
 		switch {
 		case m.Action == events.ActionDie, m.Action == events.ActionOOM, m.Action == events.ActionUpdate,
 			strings.HasPrefix(action, "health_status"):

@@ -67,10 +67,21 @@ type daemon struct {
 // containers, with git credentials in the environment.
 func startServe(t testing.TB, env *Env, repoURL string, extra ...string) *daemon {
 	t.Helper()
+	return startServeVia(t, env, repoURL, nil, extra...)
+}
+
+// startServeVia is startServe with the Docker endpoint passed through via
+// (nil: as is), so a test can put something of its own in between.
+func startServeVia(t testing.TB, env *Env, repoURL string, via func(host string) string, extra ...string) *daemon {
+	t.Helper()
 	if _, err := orcaBinary(); err != nil {
 		t.Fatal(err)
 	}
 	scoped := newScopedDocker(t, env.Prefix)
+	host := scoped.host
+	if via != nil {
+		host = via(host)
+	}
 	d := &daemon{t: t, env: env, dataDir: t.TempDir(), api: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	d.args = append([]string{"serve", "--repo", repoURL, "--data-dir", d.dataDir, "--listen", d.api,
 		"--node", env.Prefix}, extra...)
@@ -79,7 +90,7 @@ func startServe(t testing.TB, env *Env, repoURL string, extra ...string) *daemon
 			d.environ = append(d.environ, kv)
 		}
 	}
-	d.environ = append(d.environ, "DOCKER_HOST="+scoped.host,
+	d.environ = append(d.environ, "DOCKER_HOST="+host,
 		"ORCA_SYNC_GIT_USERNAME="+gitUser, "ORCA_SYNC_GIT_PASSWORD="+gitPass)
 	d.start()
 	t.Cleanup(func() {

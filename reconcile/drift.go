@@ -228,10 +228,11 @@ func applyDriftPolicy(plan *diff.Plan, fs []diff.Finding) map[string][]string {
 }
 
 // gitChanged reports whether a change comes from git (a new spec) rather
-// than from drift.
+// than from drift: a container orca-sync made from another spec is live. A
+// stray without a readable spec label is drift, not a reason to roll.
 func gitChanged(c *diff.Change) bool {
 	for _, ctr := range c.Containers {
-		if ctr.Hash != c.Desired.Hash {
+		if ctr.Hash != "" && ctr.Spec != nil && ctr.Hash != c.Desired.Hash {
 			return true
 		}
 	}

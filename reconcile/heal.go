@@ -18,6 +18,8 @@ const (
 	// livenessTick is how often the prober looks for probes that are due;
 	// each service's interval_secs paces its own probes.
 	livenessTick = 250 * time.Millisecond
+	// eventSettle is how long after a die/oom/unhealthy event the sync starts.
+	eventSettle = 300 * time.Millisecond
 )
 
 // healer runs liveness probes and remembers replacements per service.
@@ -134,13 +136,10 @@ func (l *Loop) RunLiveness(ctx context.Context) {
 
 func (l *Loop) probeDue(ctx context.Context) {
 	l.mu.Lock()
-	d, live := l.last.desired, l.last.live
+	desired, live := l.last.services, l.last.live
 	l.mu.Unlock()
-	if d == nil {
-		return
-	}
 	svcs := map[string]*diff.Service{}
-	for _, s := range apply.Desire(ctx, l.opts.Runtime, d, false, nil) {
+	for _, s := range desired {
 		if s.Liveness != nil {
 			svcs[s.Key()] = &s
 		}
@@ -320,9 +319,13 @@ func (l *Loop) onEvent(e apply.Event) {
 			l.Trigger("event", false)
 		}
 	case "die", "oom", "health_status: unhealthy":
-		if e.Managed {
+		node := apply.NodeName(l.opts.Node, l.lastDesired())
+		if e.Managed && (e.Node == "" || e.Node == node) {
 			l.log.Info("container event", "action", e.Action, "container", e.ContainerID[:min(12, len(e.ContainerID))])
-			l.Trigger("event", false)
+			// A short wait lets what comes with the event land first (a
+			// `docker rm -f` dies, then is destroyed), so the drift check
+			// sees the end state; bursts coalesce into one sync.
+			time.AfterFunc(eventSettle, func() { l.Trigger("event", false) })
 		}
 	}
 }

@@ -92,6 +92,7 @@ type lastSync struct {
 	fetchErr string
 	errs     config.Errors    // validation errors of the newest commit
 	live     []diff.Container // the newest container list
+	services []diff.Service   // the desired services of the newest sync
 	// recordedOK is the commit of the newest history record when that record
 	// is a success; quiet syncs of it are not recorded again.
 	recordedOK string

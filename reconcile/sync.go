@@ -138,6 +138,9 @@ func (l *Loop) planStep(ctx context.Context, r *run) error {
 	r.live = live
 	l.noteLive(live)
 	desired := apply.Desire(ctx, l.opts.Runtime, r.desired, true, nil)
+	l.mu.Lock()
+	l.last.services = desired
+	l.mu.Unlock()
 	r.plan = diff.Compute(desired, live, diff.Options{Prune: r.desired.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, r.desired)})
 	l.forceReplace(ctx, r)
 	// The drift check reuses the plan's list call; only containers not seen
