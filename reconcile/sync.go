@@ -250,7 +250,9 @@ func (l *Loop) applyStep(ctx context.Context, r *run) error {
 			continue
 		}
 		failed = append(failed, fmt.Sprintf("%s/%s: %s", res.Project, res.Service, res.Error))
-		if hash := hashOf(r.plan, res); hash != "" && res.Action != diff.ActionRemove {
+		// A failed heal is not pinned: the spec is the deployed one, and
+		// repeated failures are flap suppression's to stop.
+		if hash := hashOf(r.plan, res); hash != "" && res.Action != diff.ActionRemove && res.Action != diff.ActionHeal {
 			pin := state.Pin{Service: res.Project + "/" + res.Service, Hash: hash, Reason: firstLine(res.Error), Since: time.Now()}
 			if err := l.opts.Store.Pin(pin); err != nil {
 				l.log.Error("pin failed rollout", "service", pin.Service, "error", err)
