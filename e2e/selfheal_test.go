@@ -284,3 +284,30 @@ func TestSelfHealDockerAway(t *testing.T) {
 		return ok && c.ID != again.ID, "waiting for the replacement after the reconnect"
 	})
 }
+
+// TestSelfHealInitialDelay: a slow starter is not killed mid-boot — its
+// liveness probe (failing from the start here) waits initial_delay_secs
+// before the first check, then failure_threshold = 1 replaces it.
+func TestSelfHealInitialDelay(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("delay")
+	toml := strings.Replace(livenessService("[service.env]\nHEALTHZ_FAIL = \"1\"\n"), "failure_threshold = 2", "failure_threshold = 1\ninitial_delay_secs = 5", 1)
+	d, _ := serveRepo(t, env, map[string]string{
+		"cluster.toml":                    clusterInterval(3600),
+		"services/" + p + "/service.toml": toml,
+	}, nil)
+	first := d.waitSynced(t, p, 1)[0]
+	synced := time.Now()
+	for time.Since(synced) < 3500*time.Millisecond {
+		if c, ok := env.onlyWeb(t, p); !ok || c.ID != first.ID {
+			t.Fatalf("replaced %v after it was ready, before initial_delay_secs = 5", time.Since(synced).Round(time.Millisecond))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	env.waitFor(t, 15*time.Second, func() (bool, string) {
+		c, ok := env.onlyWeb(t, p)
+		return ok && c.ID != first.ID, "waiting for the replacement once the delay is over"
+	})
+	t.Logf("FIGURE failing from boot, initial_delay_secs 5: replaced %v after ready", time.Since(synced).Round(time.Millisecond))
+}
