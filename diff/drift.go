@@ -95,10 +95,11 @@ type DriftInput struct {
 	// Inspected holds the actual config of live containers by ID; a
 	// container missing from it is checked from the list call alone.
 	Inspected map[string]*Live
-	// Deployed is true for the service keys known to have run at their
-	// desired spec: only those can have replicas "removed" — a service
-	// that never ran is pending creation, not drifted.
-	Deployed map[string]bool
+	// Deployed holds, per service key, how many replicas the service is
+	// known to have run at its desired spec: only those can be "removed" —
+	// a service that never ran, or replicas git just added, are pending
+	// creation, not drift.
+	Deployed map[string]int
 	// Expand resolves ${secrets.NAME} templates so secret-backed env values
 	// can be compared; nil compares their presence only.
 	Expand func(string) (string, error)
@@ -175,8 +176,8 @@ func serviceDrift(d *Service, live []Container, in DriftInput) []Finding {
 			}
 		}
 	}
-	if in.Deployed[d.Key()] {
-		for i := 1; i <= d.Replicas; i++ {
+	if ran := in.Deployed[d.Key()]; ran > 0 {
+		for i := 1; i <= min(ran, d.Replicas); i++ {
 			if !taken[i] {
 				name := fmt.Sprintf("%s-%s-%s-%d", d.Project, d.Name, d.Hash[:min(8, len(d.Hash))], i)
 				out = append(out, Finding{Project: d.Project, Service: d.Name, Container: name, Kind: KindRemoved, Field: "state", From: "running", To: "missing"})

@@ -39,7 +39,7 @@ func liveOf(spec Spec) *Live {
 
 func driftOf(d Service, live []Container, inspected map[string]*Live) []Finding {
 	return Drift(DriftInput{Desired: []Service{d}, Live: live, Inspected: inspected,
-		Deployed: map[string]bool{d.Key(): true}})
+		Deployed: map[string]int{d.Key(): d.Replicas}})
 }
 
 func TestDriftNoneWhenLiveMatches(t *testing.T) {
@@ -118,7 +118,7 @@ func TestDriftKinds(t *testing.T) {
 			if tc.ins != nil {
 				tc.ins(ins, live)
 			}
-			fs := Drift(DriftInput{Desired: []Service{d}, Live: live, Inspected: ins, Deployed: map[string]bool{d.Key(): true}, Unhealthy: tc.unhea})
+			fs := Drift(DriftInput{Desired: []Service{d}, Live: live, Inspected: ins, Deployed: map[string]int{d.Key(): d.Replicas}, Unhealthy: tc.unhea})
 			if got := render(fs); got != tc.want {
 				t.Fatalf("findings\n got %q\nwant %q", got, tc.want)
 			}
@@ -140,9 +140,14 @@ func TestDriftRemovedOnlyOnceDeployed(t *testing.T) {
 	if len(fs) != 0 {
 		t.Fatalf("a service that never ran is pending, not removed: %v", fs)
 	}
-	fs = Drift(DriftInput{Desired: []Service{d}, Deployed: map[string]bool{d.Key(): true}})
+	fs = Drift(DriftInput{Desired: []Service{d}, Deployed: map[string]int{d.Key(): d.Replicas}})
 	if len(fs) != 2 || fs[0].Kind != KindRemoved {
 		t.Fatalf("both replicas of a deployed service removed: %v", fs)
+	}
+	// Git scaled 1 -> 2: the second replica is pending, not removed.
+	fs = Drift(DriftInput{Desired: []Service{d}, Live: running(d, 1), Deployed: map[string]int{d.Key(): 1}})
+	if len(fs) != 0 {
+		t.Fatalf("a replica git just added is reported: %v", fs)
 	}
 }
 

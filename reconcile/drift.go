@@ -40,9 +40,10 @@ type driftState struct {
 	// (update, network connect/disconnect) that evict it.
 	cache     map[string]*diff.Live
 	firstSeen map[string]time.Time
-	// deployed is the set of services seen running at their desired hash:
-	// only those can have replicas removed by hand.
-	deployed map[string]string
+	// deployed is, per service, the spec and replica count it was last seen
+	// fully running with: only those replicas can be removed by hand, and a
+	// different count in git is a change git asked for.
+	deployed map[string]deployment
 	report   DriftReport
 	// lastSet is the digest of the last finding set announced.
 	lastSet string
@@ -50,8 +51,28 @@ type driftState struct {
 	inspects int
 }
 
+type deployment struct {
+	hash     string
+	replicas int
+}
+
 func newDriftState() *driftState {
-	return &driftState{cache: map[string]*diff.Live{}, firstSeen: map[string]time.Time{}, deployed: map[string]string{}}
+	return &driftState{cache: map[string]*diff.Live{}, firstSeen: map[string]time.Time{}, deployed: map[string]deployment{}}
+}
+
+// ran records that a service runs fully at its desired spec.
+func (s *driftState) ran(svc *diff.Service) {
+	s.mu.Lock()
+	s.deployed[svc.Key()] = deployment{hash: svc.Hash, replicas: svc.Replicas}
+	s.mu.Unlock()
+}
+
+// deployedOf is what a service was last seen fully running with.
+func (s *driftState) deployedOf(key string) (deployment, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.deployed[key]
+	return d, ok
 }
 
 // evict forgets a container's cached inspect.
@@ -107,19 +128,17 @@ func (l *Loop) inspectAll(ctx context.Context, live []diff.Container) map[string
 func (l *Loop) checkDrift(ctx context.Context, d *config.Desired, commit string, desired []diff.Service, live []diff.Container) []diff.Finding {
 	s := l.drift
 	node := apply.NodeName(l.opts.Node, d)
-	s.mu.Lock()
-	for _, svc := range desired {
-		for _, c := range live {
-			if c.Project == svc.Project && c.Service == svc.Name && c.Hash == svc.Hash && diff.OwnNode(c, node) {
-				s.deployed[svc.Key()] = svc.Hash
-			}
+	for i := range desired {
+		if fullyRunning(&desired[i], live, node) {
+			s.ran(&desired[i])
 		}
 	}
-	deployed := map[string]bool{}
+	deployed := map[string]int{}
 	for _, svc := range desired {
-		deployed[svc.Key()] = s.deployed[svc.Key()] == svc.Hash
+		if dep, ok := s.deployedOf(svc.Key()); ok && dep.hash == svc.Hash {
+			deployed[svc.Key()] = dep.replicas
+		}
 	}
-	s.mu.Unlock()
 	fs := diff.Drift(diff.DriftInput{
 		Desired: desired, Live: live, Inspected: l.inspectAll(ctx, live), Deployed: deployed,
 		Unhealthy: l.heal.failing(), Node: node,
@@ -159,6 +178,22 @@ func (l *Loop) checkDrift(ctx context.Context, d *config.Desired, commit string,
 	return fs
 }
 
+// fullyRunning reports whether every replica 1..replicas of svc serves at
+// its desired spec, and nothing else of it runs.
+func fullyRunning(svc *diff.Service, live []diff.Container, node string) bool {
+	n := 0
+	for _, c := range live {
+		if c.Project != svc.Project || c.Service != svc.Name || !diff.OwnNode(c, node) {
+			continue
+		}
+		if c.Hash != svc.Hash || !c.Serving() || c.Index < 1 || c.Index > svc.Replicas {
+			return false
+		}
+		n++
+	}
+	return n == svc.Replicas
+}
+
 // findingSet is a digest of the findings' keys (no values), "" for none.
 func findingSet(fs []diff.Finding) string {
 	if len(fs) == 0 {
@@ -187,7 +222,7 @@ func summary(fs []diff.Finding, n int) string {
 // holds every change git did not ask for; correct also replaces the
 // containers whose config was changed by hand. It returns what each service
 // will repair.
-func applyDriftPolicy(plan *diff.Plan, fs []diff.Finding) map[string][]string {
+func (l *Loop) applyDriftPolicy(plan *diff.Plan, fs []diff.Finding) map[string][]string {
 	by := diff.ServicesOf(fs)
 	repaired := map[string][]string{}
 	for i := range plan.Changes {
@@ -200,7 +235,7 @@ func applyDriftPolicy(plan *diff.Plan, fs []diff.Finding) map[string][]string {
 			continue
 		}
 		if c.Desired.Drift == config.DriftWarn {
-			if !gitChanged(c) {
+			if !l.gitChanged(c) {
 				c.Action = diff.ActionNone
 				c.Reason = fmt.Sprintf("drift = \"warn\": %d finding(s) reported, not repaired", len(found))
 			}
@@ -227,10 +262,14 @@ func applyDriftPolicy(plan *diff.Plan, fs []diff.Finding) map[string][]string {
 	return repaired
 }
 
-// gitChanged reports whether a change comes from git (a new spec) rather
-// than from drift: a container orca-sync made from another spec is live. A
-// stray without a readable spec label is drift, not a reason to roll.
-func gitChanged(c *diff.Change) bool {
+// gitChanged reports whether a change comes from git rather than from
+// drift: a container orca-sync made from another spec is live (a stray
+// without a readable spec label is drift, not a reason to roll), or git
+// changed the replica count the service last ran with.
+func (l *Loop) gitChanged(c *diff.Change) bool {
+	if dep, ok := l.drift.deployedOf(c.Key()); ok && dep.hash == c.Desired.Hash && dep.replicas != c.Desired.Replicas {
+		return true
+	}
 	for _, ctr := range c.Containers {
 		if ctr.Hash != "" && ctr.Spec != nil && ctr.Hash != c.Desired.Hash {
 			return true

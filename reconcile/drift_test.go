@@ -159,3 +159,24 @@ func TestFlapLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestDriftWarnFollowsGitScale: under warn, git changing the replica count
+// scales the service; neither the new replica nor the dropped one is drift.
+func TestDriftWarnFollowsGitScale(t *testing.T) {
+	l, src, rt, _ := newTestLoop(t)
+	ctx := context.Background()
+	src.write(t, "c1", webN(2, `drift = "warn"`))
+	l.SyncOnce(ctx, "tick")
+	for _, n := range []int{3, 1} {
+		src.write(t, fmt.Sprintf("c%d", n), webN(n, `drift = "warn"`))
+		if rec := l.SyncOnce(ctx, "tick"); rec.Result != ResultSucceeded || len(rec.Services) != 1 || rec.Services[0].Action != "scale" {
+			t.Fatalf("scale to %d under warn: %+v", n, rec)
+		}
+		if got := rt.IDs("web"); len(got) != n {
+			t.Fatalf("scaled to %d: %v", n, got)
+		}
+		if rep, _ := l.Drift(ctx); len(rep.Findings) != 0 {
+			t.Fatalf("after scaling to %d: %+v", n, rep.Findings)
+		}
+	}
+}

@@ -146,7 +146,7 @@ func (l *Loop) planStep(ctx context.Context, r *run) error {
 	// The drift check reuses the plan's list call; only containers not seen
 	// before are inspected.
 	findings := l.checkDrift(ctx, r.desired, r.commit.SHA, desired, live)
-	r.repaired = applyDriftPolicy(&r.plan, findings)
+	r.repaired = l.applyDriftPolicy(&r.plan, findings)
 	l.selfHeal(r)
 	return l.holdPinned(r)
 }
@@ -247,6 +247,9 @@ func (l *Loop) applyStep(ctx context.Context, r *run) error {
 	for _, res := range r.results {
 		l.opts.Metrics.rollout(strategyOf(r.plan, res), res.Failed())
 		if !res.Failed() {
+			if c := changeOf(r.plan, res); c != nil && c.Desired != nil {
+				l.drift.ran(c.Desired)
+			}
 			continue
 		}
 		failed = append(failed, fmt.Sprintf("%s/%s: %s", res.Project, res.Service, res.Error))
