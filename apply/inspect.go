@@ -139,9 +139,9 @@ func restartString(p container.RestartPolicy) string {
 
 // Event is a Docker event about a container that matters to orca-sync.
 type Event struct {
-	// Action is die, oom, health_status (with the status after a colon, as
-	// Docker sends it), or a change of config without a new ID: update,
-	// connect, disconnect.
+	// Action is die, oom, stop, destroy, pause, health_status (with the
+	// status after a colon, as Docker sends it), or a change of config
+	// without a new ID: update, connect, disconnect.
 	Action      string
 	ContainerID string
 	// Managed is set for containers labelled orca.managed=true; Node is
@@ -184,6 +184,7 @@ func dockerEvent(m events.Message) (Event, bool) {
 			Node: m.Actor.Attributes[LabelNode]}
 		switch {
 		case m.Action == events.ActionDie, m.Action == events.ActionOOM, m.Action == events.ActionUpdate,
+			m.Action == events.ActionStop, m.Action == events.ActionDestroy, m.Action == events.ActionPause,
 			strings.HasPrefix(action, "health_status"):
 			return e, true
 		}

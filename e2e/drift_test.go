@@ -121,6 +121,18 @@ func (d *daemon) waitSynced(t *testing.T, project string, n int) []container.Sum
 	return cs
 }
 
+// waitQuiet waits until no sync has run for a second, so a hand-made change
+// of several steps is not caught half-way by a sync that events of an
+// earlier step signalled (that sync would rightly repair the half-made
+// state, and the test would not see the change it makes).
+func (d *daemon) waitQuiet(t *testing.T) {
+	t.Helper()
+	d.env.waitFor(t, 30*time.Second, func() (bool, string) {
+		st := d.status()
+		return !st.Syncing && st.LastSync != nil && time.Since(st.LastSync.Finished) > time.Second, "syncs still running"
+	})
+}
+
 // handCopy recreates container id by hand, as an operator would with docker
 // run: same name, labels, image and network, one env value changed. The
 // original is renamed aside first and removed last, so no sync in between
@@ -226,6 +238,7 @@ func TestDriftCorrectRepairs(t *testing.T) {
 	})
 	t.Run("recreated by hand with another env value", func(t *testing.T) {
 		name := nameOf(web[0])
+		d.waitQuiet(t)
 		copyID := env.handCopy(t, p, web[0].ID, "MODE=debug")
 		sync()
 		d.waitRepaired(t, `modified `+name+`: env.MODE: "prod" -> "debug"`)

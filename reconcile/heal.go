@@ -318,7 +318,9 @@ func (l *Loop) onEvent(e apply.Event) {
 		if e.Action == "update" && e.Managed {
 			l.Trigger("event", false)
 		}
-	case "die", "oom", "health_status: unhealthy":
+	// Docker 20.10 sends die before a stopped container lists as exited
+	// (docker stop: kill, die, then stop), so stop and destroy signal too.
+	case "die", "oom", "stop", "destroy", "pause", "health_status: unhealthy":
 		node := apply.NodeName(l.opts.Node, l.lastDesired())
 		if e.Managed && (e.Node == "" || e.Node == node) {
 			l.log.Info("container event", "action", e.Action, "container", e.ContainerID[:min(12, len(e.ContainerID))])

@@ -253,9 +253,11 @@ func (l *Loop) applyStep(ctx context.Context, r *run) error {
 			continue
 		}
 		failed = append(failed, fmt.Sprintf("%s/%s: %s", res.Project, res.Service, res.Error))
-		// A failed heal is not pinned: the spec is the deployed one, and
-		// repeated failures are flap suppression's to stop.
-		if hash := hashOf(r.plan, res); hash != "" && res.Action != diff.ActionRemove && res.Action != diff.ActionHeal {
+		// Only a rollout git (or a redeploy) asked for is pinned. A failed
+		// repair — heal, drift, liveness — keeps the deployed spec, is
+		// retried at the next sync, and repeated failures are flap
+		// suppression's to stop.
+		if hash := hashOf(r.plan, res); hash != "" && l.pinnable(changeOf(r.plan, res)) {
 			pin := state.Pin{Service: res.Project + "/" + res.Service, Hash: hash, Reason: firstLine(res.Error), Since: time.Now()}
 			if err := l.opts.Store.Pin(pin); err != nil {
 				l.log.Error("pin failed rollout", "service", pin.Service, "error", err)
@@ -266,6 +268,18 @@ func (l *Loop) applyStep(ctx context.Context, r *run) error {
 		return fmt.Errorf("%d of %d changes failed: %s", len(failed), len(r.results), strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// pinnable reports whether a failed change is a rollout git or an operator
+// asked for, rather than a repair of the deployed spec.
+func (l *Loop) pinnable(c *diff.Change) bool {
+	switch {
+	case c == nil || c.Desired == nil || c.Action == diff.ActionRemove || c.Action == diff.ActionHeal:
+		return false
+	case c.Action == diff.ActionCreate || c.Reason == "redeploy":
+		return true
+	}
+	return l.gitChanged(c)
 }
 
 func planSummary(p diff.Plan) string {
