@@ -322,7 +322,7 @@ func (l *Loop) onEvent(e apply.Event) {
 	// (docker stop: kill, die, then stop), so stop and destroy signal too.
 	case "die", "oom", "stop", "destroy", "pause", "health_status: unhealthy":
 		node := apply.NodeName(l.opts.Node, l.lastDesired())
-		if e.Managed && (e.Node == "" || e.Node == node) {
+		if e.Managed && (e.Node == "" || e.Node == node) && !l.own.mine(e.ContainerID) {
 			l.log.Info("container event", "action", e.Action, "container", e.ContainerID[:min(12, len(e.ContainerID))])
 			// A short wait lets what comes with the event land first (a
 			// `docker rm -f` dies, then is destroyed), so the drift check
@@ -330,4 +330,47 @@ func (l *Loop) onEvent(e apply.Event) {
 			time.AfterFunc(eventSettle, func() { l.Trigger("event", false) })
 		}
 	}
+}
+
+// ownStops remembers the containers the loop's own rollouts stopped or
+// removed, so their die/stop/destroy events do not signal a sync (a sync
+// after every rollout's retirements would also fetch git unasked).
+type ownStops struct {
+	apply.Runtime
+	mu  sync.Mutex
+	ids map[string]time.Time
+}
+
+// ownStopMemory is how long an own stop is remembered: its events come
+// within seconds.
+const ownStopMemory = time.Minute
+
+func (o *ownStops) note(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := time.Now()
+	for k, t := range o.ids {
+		if now.Sub(t) > ownStopMemory {
+			delete(o.ids, k)
+		}
+	}
+	o.ids[id] = now
+}
+
+// mine reports whether the loop itself stopped or removed container id.
+func (o *ownStops) mine(id string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.ids[id]
+	return ok
+}
+
+func (o *ownStops) Stop(ctx context.Context, id string, grace time.Duration) error {
+	o.note(id)
+	return o.Runtime.Stop(ctx, id, grace)
+}
+
+func (o *ownStops) Remove(ctx context.Context, id string) error {
+	o.note(id)
+	return o.Runtime.Remove(ctx, id)
 }

@@ -67,6 +67,7 @@ type Loop struct {
 
 	drift *driftState
 	heal  *healer
+	own   *ownStops
 
 	mu      sync.Mutex
 	pending pending
@@ -112,10 +113,12 @@ func New(opts Options) *Loop {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
+	own := &ownStops{Runtime: opts.Runtime, ids: map[string]time.Time{}}
 	return &Loop{
 		opts:    opts,
 		log:     opts.Log,
-		applier: apply.New(opts.Runtime, apply.Options{Node: opts.Node, Log: opts.Log}),
+		own:     own,
+		applier: apply.New(own, apply.Options{Node: opts.Node, Log: opts.Log}),
 		signal:  make(chan struct{}, 1),
 		drift:   newDriftState(),
 		heal:    newHealer(),
