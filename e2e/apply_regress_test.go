@@ -73,7 +73,10 @@ func TestApplyUndoKeepsCapacity(t *testing.T) {
 	p := env.project("undocap")
 	netName := "orca-" + p
 	dir := t.TempDir()
-	svc := func(image string) string {
+	// The first deploy gets a generous timeout: on a loaded host (the whole
+	// suite in parallel) three creates alone can take seconds. The timeout
+	// is not part of the spec, so the v2 rollout's 5 s is what is tested.
+	svc := func(image string, timeout int) string {
 		// initial_delay_secs leaves the test the time to make the second
 		// new container fail its probe.
 		return fmt.Sprintf(`[[service]]
@@ -87,15 +90,15 @@ interval_secs = 1
 initial_delay_secs = 2
 [service.deploy]
 strategy = "rolling"
-timeout_secs = 5
-`, image)
+timeout_secs = %d
+`, image, timeout)
 	}
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
-	writeProject(t, dir, p, svc(imageV1))
+	writeProject(t, dir, p, svc(imageV1, 60))
 	orca := newOrca(t, env, dir)
 	orca.mustApply()
 
-	writeProject(t, dir, p, svc(imageV2))
+	writeProject(t, dir, p, svc(imageV2, 5))
 	mon := env.watchReady(p, "web")
 	done := make(chan cliResult, 1)
 	go func() { done <- orca.apply() }()
