@@ -13,6 +13,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -51,8 +52,17 @@ type Options struct {
 	// loop's context ends, to finish or undo its current step.
 	ShutdownGrace  time.Duration
 	AllowMassPrune bool
-	Metrics        *Metrics
-	Log            *slog.Logger
+	// Secrets resolves each commit's secrets; nil decrypts with no identity,
+	// so only a checkout without secrets files is valid.
+	Secrets Secrets
+	Metrics *Metrics
+	Log     *slog.Logger
+}
+
+// Secrets resolves the ${secrets.NAME} references of a loaded checkout
+// (secrets.Keyring).
+type Secrets interface {
+	Resolve(ctx context.Context, d *config.Desired) error
 }
 
 // Loop is the reconcile loop. Its methods are safe for concurrent use.
@@ -60,6 +70,7 @@ type Loop struct {
 	opts    Options
 	log     *slog.Logger
 	applier *apply.Applier
+	secrets Secrets
 	// signal wakes the loop; its buffer of one coalesces a burst of signals
 	// into one more sync.
 	signal chan struct{}
@@ -105,10 +116,15 @@ func New(opts Options) *Loop {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
+	var sec Secrets = secrets.NewKeyring(nil)
+	if opts.Secrets != nil {
+		sec = opts.Secrets
+	}
 	return &Loop{
 		opts:    opts,
 		log:     opts.Log,
 		applier: apply.New(opts.Runtime, apply.Options{Node: opts.Node, Log: opts.Log}),
+		secrets: sec,
 		signal:  make(chan struct{}, 1),
 	}
 }
