@@ -102,15 +102,23 @@ func (r *resolved) add(project string, f *File) config.Errors {
 	}
 	var errs config.Errors
 	for _, name := range f.Names() {
-		if prev, dup := scope[name]; dup {
-			errs = append(errs, config.Error{File: f.Path, Key: name,
-				Message: fmt.Sprintf("secret %s is also in %s: give each name once per directory", name, prev.file)})
+		if err := duplicate(scope, name, f.Path); err != nil {
+			errs = append(errs, *err)
 			continue
 		}
 		v, _, err := f.Get(name)
 		scope[name] = entry{value: v, hash: f.Hash(name, v), file: f.Path, err: err}
 	}
 	return errs
+}
+
+func duplicate(scope map[string]entry, name, file string) *config.Error {
+	prev, dup := scope[name]
+	if !dup {
+		return nil
+	}
+	return &config.Error{File: file, Key: name,
+		Message: fmt.Sprintf("secret %s is also in %s: give each name once per directory", name, prev.file)}
 }
 
 // lookup finds name as project sees it: its own file first, then the
@@ -192,4 +200,41 @@ func (r *resolved) expandCluster(c *config.Cluster) error {
 			return v, nil
 		})
 	})
+}
+
+// CheckNames is Resolve for a host without the key, such as a CI job that
+// validates a pull request: SOPS leaves the names in the clear, so every
+// reference is checked against the names of the files, and nothing is
+// decrypted. d gets no secrets.
+func CheckNames(ctx context.Context, d *config.Desired) error {
+	r := &resolved{scopes: map[string]map[string]entry{}}
+	var errs config.Errors
+	co := NewCheckout(d.Root, nil)
+	for _, sf := range d.SecretFiles {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("check secrets: %w", err)
+		}
+		names, err := co.names(sf.Path)
+		if err != nil {
+			errs = append(errs, asConfigError(sf.Path, err))
+			continue
+		}
+		scope := r.scopes[sf.Project]
+		if scope == nil {
+			scope = map[string]entry{}
+			r.scopes[sf.Project] = scope
+		}
+		for _, n := range names {
+			if err := duplicate(scope, n, sf.Path); err != nil {
+				errs = append(errs, *err)
+				continue
+			}
+			scope[n] = entry{file: sf.Path}
+		}
+	}
+	errs = append(errs, r.check(d)...)
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
 }

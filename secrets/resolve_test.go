@@ -179,3 +179,23 @@ func TestResolveFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckNamesWithoutKey: a machine without the key still finds a
+// reference to a name no file has, and accepts the names that exist.
+func TestCheckNamesWithoutKey(t *testing.T) {
+	id, _ := newKey(t)
+	root := checkout(t, id.Recipient().String())
+	if err := CheckNames(context.Background(), load(t, root)); err != nil {
+		t.Fatalf("valid checkout: %v", err)
+	}
+	writeFile(t, root, "services/shop/service.toml", shopService+"\n[[service]]\nname = \"mail\"\nimage = \"m:1\"\nenv = {SMTP = \"${secrets.SMTP_PASSWORD}\"}\n")
+	d := load(t, root)
+	err := CheckNames(context.Background(), d)
+	want := "services/shop/service.toml:16: mail: ${secrets.SMTP_PASSWORD}: no secret SMTP_PASSWORD in secrets.sops.yaml or services/shop/secrets.sops.env"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+	if d.Secrets != nil {
+		t.Error("CheckNames set secrets")
+	}
+}

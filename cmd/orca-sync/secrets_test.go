@@ -73,7 +73,7 @@ func TestSecretsCommands(t *testing.T) {
 	if code, _, errOut := runCLIStdin(t, "from stdin\n", "secrets", "set", "--project", "shop", "DB_PASSWORD"); code != 0 {
 		t.Fatalf("set: %d %s", code, errOut)
 	}
-	if code, _, errOut := runCLIStdin(t, "", "secrets", "set", "API_KEY", "k1"); code != 0 || !strings.Contains(errOut, "set API_KEY in secrets.sops.yaml") {
+	if code, _, errOut := runCLIStdin(t, "", "secrets", "set", "API_KEY", "api-key-plain-value"); code != 0 || !strings.Contains(errOut, "set API_KEY in secrets.sops.yaml") {
 		t.Fatalf("set: %d %s", code, errOut)
 	}
 	if _, err := os.Stat(filepath.Join(root, "secrets.sops.yaml")); err != nil {
@@ -98,7 +98,7 @@ func TestSecretsCommands(t *testing.T) {
 	}
 	for _, f := range []string{filepath.Join(root, "secrets.sops.yaml"), filepath.Join(sub, "secrets.sops.yaml")} {
 		b, _ := os.ReadFile(f)
-		if bytes.Contains(b, []byte("from stdin")) || bytes.Contains(b, []byte("k1")) {
+		if bytes.Contains(b, []byte("from stdin")) || bytes.Contains(b, []byte("api-key-plain-value")) {
 			t.Errorf("%s holds a value in plain text", f)
 		}
 	}
