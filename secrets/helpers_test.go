@@ -13,7 +13,7 @@ import (
 )
 
 // newKey makes an age identity and the Identities that hold it.
-func newKey(t *testing.T) (*age.X25519Identity, *Identities) {
+func newKey(t testing.TB) (*age.X25519Identity, *Identities) {
 	t.Helper()
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
@@ -27,7 +27,7 @@ func newKey(t *testing.T) (*age.X25519Identity, *Identities) {
 }
 
 // ruleFor is a creation rule for the recipients of ids.
-func ruleFor(t *testing.T, recipients ...string) *sopsconfig.Config {
+func ruleFor(t testing.TB, recipients ...string) *sopsconfig.Config {
 	t.Helper()
 	var group sops.KeyGroup
 	for _, r := range recipients {
@@ -42,7 +42,7 @@ func ruleFor(t *testing.T, recipients ...string) *sopsconfig.Config {
 
 // encryptFile writes a new SOPS file at root/rel holding values, for
 // recipient.
-func encryptFile(t *testing.T, root, rel, recipient string, values map[string]string) {
+func encryptFile(t testing.TB, root, rel, recipient string, values map[string]string) {
 	t.Helper()
 	f, err := Create(rel, ruleFor(t, recipient))
 	if err != nil {
@@ -58,7 +58,7 @@ func encryptFile(t *testing.T, root, rel, recipient string, values map[string]st
 	writeFile(t, root, rel, string(out))
 }
 
-func writeFile(t *testing.T, root, rel, content string) {
+func writeFile(t testing.TB, root, rel, content string) {
 	t.Helper()
 	p := filepath.Join(root, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -69,7 +69,7 @@ func writeFile(t *testing.T, root, rel, content string) {
 	}
 }
 
-func replaceIn(t *testing.T, root, rel, old, new string) {
+func replaceIn(t testing.TB, root, rel, old, new string) {
 	t.Helper()
 	p := filepath.Join(root, filepath.FromSlash(rel))
 	b, err := os.ReadFile(p)
@@ -84,7 +84,7 @@ func replaceIn(t *testing.T, root, rel, old, new string) {
 }
 
 // writeMapSecret writes secrets.sops.yaml whose API_TOKEN is a map.
-func writeMapSecret(t *testing.T, root, recipient string) {
+func writeMapSecret(t testing.TB, root, recipient string) {
 	t.Helper()
 	f, err := Create("secrets.sops.yaml", ruleFor(t, recipient))
 	if err != nil {
