@@ -161,3 +161,17 @@ func (f *Runtime) IDs(service string) map[string]string {
 	}
 	return out
 }
+
+// Env maps the ID of every container of service to the value of its
+// (resolved) environment variable name.
+func (f *Runtime) Env(service, name string) map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for id, c := range f.containers {
+		if c.c.Service == service {
+			out[id] = c.cfg.Env[name]
+		}
+	}
+	return out
+}
