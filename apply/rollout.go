@@ -218,7 +218,7 @@ func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 	}
 	r.noteStarted(cfg.Name)
 	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
-		return err
+		return secrets.redact(err)
 	}
 	if len(secrets.unknown) > 0 {
 		return fmt.Errorf("restored with the current value of secrets.%s: the value its label names predates this orca-sync process",
@@ -333,7 +333,8 @@ func (r *rollout) startBatch(ctx context.Context, indices []int) ([]diff.Contain
 // startOne runs one new container and waits until it is ready. It returns the
 // container even on failure when one was created, so the caller removes it.
 func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, error) {
-	cfg, err := r.containerConfig(r.svc.Spec, r.svc.Hash, r.job.revision, index, r.job.current(r.svc.Project))
+	secrets := r.job.current(r.svc.Project)
+	cfg, err := r.containerConfig(r.svc.Spec, r.svc.Hash, r.job.revision, index, secrets)
 	if err != nil {
 		return diff.Container{}, err
 	}
@@ -348,7 +349,7 @@ func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, erro
 	r.noteStarted(cfg.Name)
 	r.log.Info("started", "container", cfg.Name)
 	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
-		return c, err
+		return c, secrets.redact(err)
 	}
 	r.routeIn(ctx, c)
 	return c, nil

@@ -113,3 +113,23 @@ func TestUndoRestoresOldSecretValue(t *testing.T) {
 		t.Errorf("restored container's DB_PASSWORD = %q", got)
 	}
 }
+
+// TestNotReadyLogsRedactSecrets: a container that prints a secret as it
+// dies has it replaced by its reference in the error, which goes to the
+// history, status and notifications.
+func TestNotReadyLogsRedactSecrets(t *testing.T) {
+	f := applytest.NewRuntime()
+	s := testService("api", "app:broken", 1, config.StrategyRolling)
+	s.Env["CRASH_LOG"] = "dial postgres://app:${secrets.DB_PASSWORD}@db/app: ${secrets.PIN} refused"
+	s.SecretRefs = []string{"DB_PASSWORD", "PIN"}
+	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}},
+		Secrets: fakeSecrets{"DB_PASSWORD": "hunter2-s3cret", "PIN": "42"}}
+	ctx := context.Background()
+	r := onlyResult(t, apply.New(f, apply.Options{}).Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), nil, diff.Options{}), "rev"))
+	if !r.Failed() || !strings.Contains(r.Error, "boom | dial postgres://app:${secrets.DB_PASSWORD}@db/app: 42 refused") {
+		t.Errorf("error %q: want the log line with the password replaced by its reference (a 2-byte value is left)", r.Error)
+	}
+	if strings.Contains(r.Error, "hunter2") {
+		t.Errorf("the error leaks the secret: %q", r.Error)
+	}
+}

@@ -1,8 +1,10 @@
 package apply
 
 import (
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/orca-sync/orca-sync/config"
@@ -51,9 +53,11 @@ func (m *secretMemory) value(hash string) (string, bool) {
 	return v, ok
 }
 
-// secretLookup resolves the ${secrets.NAME} of one container.
+// secretLookup resolves the ${secrets.NAME} of one container and keeps what
+// it gave, to redact the container's log lines of it.
 type secretLookup struct {
 	resolve func(name string) (string, error)
+	given   map[string]string // name → value
 	// unknown are the names a restore had to give the current value, the
 	// one its label names being unknown to this process.
 	unknown []string
@@ -94,6 +98,42 @@ func (j job) asLabelled(project string, spec diff.Spec) *secretLookup {
 
 func (l *secretLookup) expand(v string) (string, error) {
 	return config.Expand(v, func(name string) (string, error) {
-		return l.resolve(name)
+		val, err := l.resolve(name)
+		if err != nil {
+			return "", err
+		}
+		if l.given == nil {
+			l.given = map[string]string{}
+		}
+		l.given[name] = val
+		return val, nil
 	})
+}
+
+// minRedact is the shortest value redacted from log lines: a shorter one is
+// no secret worth hiding, and replacing it would blank common words.
+const minRedact = 4
+
+// redact replaces, in the log lines and reason of a NotReadyError, every
+// secret value the container was given with ${secrets.NAME}: those lines go
+// to the sync history, status, API and notifications, and an app that fails
+// on a bad secret often prints it (a DSN with its password).
+func (l *secretLookup) redact(err error) error {
+	var nre *NotReadyError
+	if !errors.As(err, &nre) || len(l.given) == 0 {
+		return err
+	}
+	// Longest first, so a value that contains another is replaced whole.
+	names := make([]string, 0, len(l.given))
+	for n := range l.given {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int { return len(l.given[b]) - len(l.given[a]) })
+	for _, n := range names {
+		if v := l.given[n]; len(v) >= minRedact {
+			nre.Logs = strings.ReplaceAll(nre.Logs, v, "${secrets."+n+"}")
+			nre.Reason = strings.ReplaceAll(nre.Reason, v, "${secrets."+n+"}")
+		}
+	}
+	return err
 }
