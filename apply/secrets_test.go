@@ -47,6 +47,10 @@ func TestRotationReplacesOnlyUsers(t *testing.T) {
 		}
 	}
 	p = plan(fakeSecrets{"DB_PASSWORD": "two", "SMTP": "x"})
+	// Every service must be in the plan, or the loop below checks nothing.
+	if len(p.Changes) != 3 {
+		t.Fatalf("plan has %d changes, want one per service: %+v", len(p.Changes), p.Changes)
+	}
 	for _, c := range p.Changes {
 		want := diff.ActionNone
 		if c.Service == "api" {
