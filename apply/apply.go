@@ -32,18 +32,12 @@ type noRouter struct{}
 func (noRouter) RouteIn(*diff.Service, Target)                    {}
 func (noRouter) RouteOut(context.Context, string, string, Target) {}
 
-// Expander resolves ${secrets.NAME} references in a value.
-type Expander func(value string) (string, error)
-
 // Options configure an Applier.
 type Options struct {
 	// Node is this host's node (label orca.node); "" takes NodeName's default.
 	Node string
 	// Router is told about targets entering and leaving; nil routes nothing.
 	Router Router
-	// Expand resolves secret references in env values and command arguments.
-	// Nil refuses every reference: secrets are not configured.
-	Expand Expander
 	Log    *slog.Logger
 }
 
@@ -52,9 +46,11 @@ type Applier struct {
 	rt     Runtime
 	log    *slog.Logger
 	router Router
-	expand Expander
 	node   string
 	http   *http.Client
+	// seen keeps the secret values of earlier checkouts by keyed hash, for
+	// undo (see secretMemory).
+	seen *secretMemory
 }
 
 // NodeName is the node this host acts as: the flag's value, else cluster.toml's
@@ -72,19 +68,12 @@ func NodeName(flag string, d *config.Desired) string {
 
 // New returns an Applier for rt.
 func New(rt Runtime, opts Options) *Applier {
-	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, expand: opts.Expand, node: opts.Node}
+	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, node: opts.Node, seen: newSecretMemory()}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	if a.router == nil {
 		a.router = noRouter{}
-	}
-	if a.expand == nil {
-		a.expand = func(v string) (string, error) {
-			return config.Expand(v, func(name string) (string, error) {
-				return "", fmt.Errorf("secret %q: secrets are not configured", name)
-			})
-		}
 	}
 	a.http = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	return a
@@ -109,6 +98,7 @@ func (r Result) Failed() bool { return r.Error != "" }
 // services of one wave run concurrently. A service whose dependency failed is
 // not touched. Apply returns one Result per changed service.
 func (a *Applier) Apply(ctx context.Context, d *config.Desired, plan diff.Plan, revision string) []Result {
+	a.Remember(d)
 	changes := map[string]diff.Change{}
 	for _, c := range plan.Changes {
 		changes[c.Key()] = c
@@ -127,7 +117,7 @@ func (a *Applier) Apply(ctx context.Context, d *config.Desired, plan diff.Plan, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.applyProject(ctx, p, changes, job{revision: revision, root: d.Root, node: NodeName(a.node, d)}, record)
+			a.applyProject(ctx, p, changes, a.newJob(d, revision), record)
 		}()
 	}
 	for _, c := range plan.Changes {
@@ -135,7 +125,7 @@ func (a *Applier) Apply(ctx context.Context, d *config.Desired, plan diff.Plan, 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				record(a.run(ctx, c, job{revision: revision, root: d.Root, node: NodeName(a.node, d)}))
+				record(a.run(ctx, c, a.newJob(d, revision)))
 			}()
 		}
 	}
@@ -190,6 +180,12 @@ type job struct {
 	revision string
 	root     string
 	node     string
+	secrets  config.SecretValues
+	seen     *secretMemory
+}
+
+func (a *Applier) newJob(d *config.Desired, revision string) job {
+	return job{revision: revision, root: d.Root, node: NodeName(a.node, d), secrets: d.Secrets, seen: a.seen}
 }
 
 // stopGrace is how long a container gets between SIGTERM and SIGKILL.

@@ -100,9 +100,11 @@ type DriftInput struct {
 	// a service that never ran, or replicas git just added, are pending
 	// creation, not drift.
 	Deployed map[string]int
-	// Expand resolves ${secrets.NAME} templates so secret-backed env values
-	// can be compared; nil compares their presence only.
-	Expand func(string) (string, error)
+	// Expand resolves the ${secrets.NAME} templates of a project's value so
+	// secret-backed env values can be compared; nil compares their presence
+	// only. It is used for containers of the desired spec only: an older
+	// container's label names older secret values.
+	Expand func(project, value string) (string, error)
 	// Unhealthy maps container IDs whose liveness probe is failing to the
 	// probe's last error.
 	Unhealthy map[string]string
@@ -169,7 +171,11 @@ func serviceDrift(d *Service, live []Container, in DriftInput) []Finding {
 			if spec == nil {
 				spec = &d.Spec
 			}
-			for _, fc := range ConfigDrift(spec, li, in.Expand) {
+			var expand func(string) (string, error)
+			if in.Expand != nil && c.Hash == d.Hash {
+				expand = func(v string) (string, error) { return in.Expand(d.Project, v) }
+			}
+			for _, fc := range ConfigDrift(spec, li, expand) {
 				f := finding(c, KindModified, fc.Field, fc.From, fc.To)
 				f.Secret = fc.Secret
 				out = append(out, f)

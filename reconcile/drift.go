@@ -139,10 +139,17 @@ func (l *Loop) checkDrift(ctx context.Context, d *config.Desired, commit string,
 			deployed[svc.Key()] = dep.replicas
 		}
 	}
-	fs := diff.Drift(diff.DriftInput{
+	in := diff.DriftInput{
 		Desired: desired, Live: live, Inspected: l.inspectAll(ctx, live), Deployed: deployed,
 		Unhealthy: l.heal.failing(), Node: node,
-	})
+	}
+	if d.Secrets != nil {
+		// Values stay here: a finding says only that a secret changed.
+		in.Expand = func(project, v string) (string, error) {
+			return config.Expand(v, func(name string) (string, error) { return d.Secrets.Value(project, name) })
+		}
+	}
+	fs := diff.Drift(in)
 	policies := map[string]string{}
 	for _, svc := range desired {
 		policies[svc.Key()] = svc.Drift
@@ -307,7 +314,7 @@ func (l *Loop) Drift(ctx context.Context) (DriftReport, error) {
 		return rep, nil
 	}
 	l.noteLive(live)
-	desired := apply.Desire(ctx, l.opts.Runtime, d, false, nil)
+	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
 	l.checkDrift(ctx, d, commit, desired, live)
 	l.drift.mu.Lock()
 	defer l.drift.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -52,8 +53,17 @@ type Options struct {
 	// loop's context ends, to finish or undo its current step.
 	ShutdownGrace  time.Duration
 	AllowMassPrune bool
-	Metrics        *Metrics
-	Log            *slog.Logger
+	// Secrets resolves each commit's secrets; nil decrypts with no identity,
+	// so only a checkout without secrets files is valid.
+	Secrets Secrets
+	Metrics *Metrics
+	Log     *slog.Logger
+}
+
+// Secrets resolves the ${secrets.NAME} references of a loaded checkout
+// (secrets.Keyring).
+type Secrets interface {
+	Resolve(ctx context.Context, d *config.Desired) error
 }
 
 // Loop is the reconcile loop. Its methods are safe for concurrent use.
@@ -61,6 +71,7 @@ type Loop struct {
 	opts    Options
 	log     *slog.Logger
 	applier *apply.Applier
+	secrets Secrets
 	// signal wakes the loop; its buffer of one coalesces a burst of signals
 	// into one more sync.
 	signal chan struct{}
@@ -113,12 +124,17 @@ func New(opts Options) *Loop {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
+	var sec Secrets = secrets.NewKeyring(nil)
+	if opts.Secrets != nil {
+		sec = opts.Secrets
+	}
 	own := &ownStops{Runtime: opts.Runtime, ids: map[string]time.Time{}}
 	return &Loop{
 		opts:    opts,
 		log:     opts.Log,
 		own:     own,
 		applier: apply.New(own, apply.Options{Node: opts.Node, Log: opts.Log}),
+		secrets: sec,
 		signal:  make(chan struct{}, 1),
 		drift:   newDriftState(),
 		heal:    newHealer(),

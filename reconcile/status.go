@@ -86,7 +86,7 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 	}
 	l.noteLive(live)
 	pins, _ := l.opts.Store.Pins()
-	desired := apply.Desire(ctx, l.opts.Runtime, d, false, nil)
+	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
 	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)})
 	drifted := diff.ServicesOf(l.lastReport().Findings)
 	for _, c := range plan.Changes {

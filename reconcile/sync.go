@@ -102,14 +102,16 @@ func (l *Loop) fetch(ctx context.Context, r *run) error {
 	return nil
 }
 
-// load parses and validates the checkout as a whole.
-func (l *Loop) load(_ context.Context, r *run) error {
+// load parses and validates the checkout as a whole and resolves its
+// secrets: a file this host cannot decrypt or a missing name makes the whole
+// commit invalid.
+func (l *Loop) load(ctx context.Context, r *run) error {
 	r.record.Commit, r.record.Message = r.commit.SHA, r.commit.Subject()
 	d, err := config.Load(filepath.Join(l.opts.Source.Dir(), l.opts.Path))
 	if err == nil {
-		if errs := apply.MissingSecrets(d, func(string, string) bool { return false }, "secrets are not configured in this version of orca-sync"); errs != nil {
-			err = errs
-		}
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = l.secrets.Resolve(sctx, d)
+		cancel()
 	}
 	var errs config.Errors
 	errors.As(err, &errs)
@@ -137,7 +139,7 @@ func (l *Loop) planStep(ctx context.Context, r *run) error {
 	}
 	r.live = live
 	l.noteLive(live)
-	desired := apply.Desire(ctx, l.opts.Runtime, r.desired, true, nil)
+	desired := apply.Desire(ctx, l.opts.Runtime, r.desired, true)
 	l.mu.Lock()
 	l.last.services = desired
 	l.mu.Unlock()
@@ -231,6 +233,9 @@ func (l *Loop) guard(_ context.Context, r *run) error {
 // applyStep carries out the plan and pins the specs whose rollout failed.
 func (l *Loop) applyStep(ctx context.Context, r *run) error {
 	r.record.Plan = planSummary(r.plan)
+	// The values of an unchanged commit are what a later failed rollout
+	// restores its containers with (Apply remembers those it applies).
+	l.applier.Remember(r.desired)
 	if !r.plan.HasChanges() {
 		return nil
 	}
