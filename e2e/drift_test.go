@@ -363,3 +363,56 @@ func newOrcaClient(t *testing.T, d *daemon, args ...string) string {
 	}
 	return r.Stdout
 }
+
+// TestDriftSecretEnv: a container recreated by hand with another value of a
+// secret-backed env key is reported as that key changed, and neither value
+// appears in the report, the CLI's output or serve's log.
+func TestDriftSecretEnv(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("dsec")
+	id, keyFile := ageKey(t)
+	value, other := canary(t, "drift-db"), canary(t, "drift-hand")
+	repo := newGitRepo(t)
+	srv := newGitServer(t, gitUser, gitPass)
+	srv.AddRepo("infra.git", repo)
+	repo.WriteFile(".sops.yaml", "creation_rules:\n  - path_regex: secrets\\.sops\\.yaml$\n    age: "+id.Recipient().String()+"\n")
+	repo.WriteFile("cluster.toml", clusterInterval(3600))
+	repo.WriteFile("services/"+p+"/service.toml", strings.Replace(driftService(1, `drift = "warn"`),
+		`MODE = "prod"`, "MODE = \"prod\"\nDB_PASSWORD = \"${secrets.DB_PASSWORD}\"", 1))
+	cli := newOrca(t, env, repo.Dir())
+	if r := cli.run("secrets", "set", "--dir", repo.Dir(), "--age-key-file", keyFile, "--project", p, "DB_PASSWORD", value); r.Code != 0 {
+		t.Fatalf("secrets set:\n%s", r)
+	}
+	repo.Commit("secret env")
+	repo.Push()
+	d := startServeEnv(t, env, srv.URL("infra.git"), nil, "--age-key-file", keyFile)
+	web := d.waitSynced(t, p, 1)
+	if got := envOf(t, env, web[0].ID, "DB_PASSWORD"); got != value {
+		t.Fatalf("DB_PASSWORD in the container: %q", got)
+	}
+	if rep := d.drift(); len(rep.Findings) != 0 {
+		t.Fatalf("drift before any change: %+v", rep.Findings)
+	}
+	d.waitQuiet(t)
+	env.handCopy(t, p, web[0].ID, "DB_PASSWORD="+other)
+	var f diff.Finding
+	env.waitFor(t, 15*time.Second, func() (bool, string) {
+		var ok bool
+		f, ok = hasFinding(d.drift(), diff.KindModified, nameOf(web[0]), "env.DB_PASSWORD")
+		return ok, "waiting for the changed secret env"
+	})
+	if !f.Secret || f.From != "" || f.To != "" {
+		t.Errorf("finding %+v, want a valueless secret change", f)
+	}
+	_, body := d.call(http.MethodGet, "/api/v1/drift")
+	text := newOrcaClient(t, d, "drift")
+	if !strings.Contains(text, "changed (secret)") {
+		t.Errorf("orca-sync drift:\n%s", text)
+	}
+	for what, s := range map[string]string{"API": string(body), "CLI": text, "serve log": d.logs.String()} {
+		if strings.Contains(s, value) || strings.Contains(s, other) {
+			t.Errorf("a secret value leaked into the %s", what)
+		}
+	}
+}
