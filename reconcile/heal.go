@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -35,12 +36,19 @@ type healer struct {
 
 type probeState struct {
 	key      string
+	hash     string
 	next     time.Time
 	failures int
 	lastErr  string
 	inflight bool
-	asked    bool // a replacement has been asked for
+	// askedAt is when a replacement was asked for; the probe rests until
+	// then plus askPatience (the sync that would replace it may have failed).
+	askedAt time.Time
 }
+
+// askPatience is how long a container whose replacement was asked for goes
+// unprobed before it may be asked for again.
+const askPatience = 30 * time.Second
 
 type degradation struct {
 	hash   string
@@ -103,11 +111,15 @@ func (h *healer) degradedAt(key, hash string) (degradation, bool) {
 	return d, ok && d.hash == hash
 }
 
-// reset clears every Degraded mark (sync --retry).
+// reset clears every Degraded mark and probe count (sync --retry), so
+// failing containers are probed and replaced afresh.
 func (h *healer) reset() {
 	h.mu.Lock()
 	h.degraded = map[string]degradation{}
 	h.replaced = map[string][]time.Time{}
+	for _, p := range h.probes {
+		p.askedAt, p.failures = time.Time{}, 0
+	}
 	h.mu.Unlock()
 }
 
@@ -159,10 +171,10 @@ func (l *Loop) probeDue(ctx context.Context) {
 		if p == nil {
 			// The first probe waits initial_delay_secs from when the prober
 			// first sees the container, which is within a tick of its start.
-			p = &probeState{key: svc.Key(), next: now.Add(svc.Liveness.InitialDelay)}
+			p = &probeState{key: svc.Key(), hash: svc.Hash, next: now.Add(svc.Liveness.InitialDelay)}
 			h.probes[c.ID] = p
 		}
-		if p.inflight || p.asked || now.Before(p.next) {
+		if p.inflight || now.Before(p.askedAt.Add(askPatience)) || now.Before(p.next) {
 			continue
 		}
 		p.inflight = true
@@ -182,6 +194,10 @@ func (l *Loop) probeOne(ctx context.Context, svc *diff.Service, c diff.Container
 	h.mu.Lock()
 	p.inflight = false
 	p.next = time.Now().Add(lp.Interval)
+	if errors.Is(err, apply.ErrNotProbed) {
+		h.mu.Unlock()
+		return // Docker did not answer: no verdict on the container
+	}
 	if err == nil {
 		p.failures, p.lastErr = 0, ""
 		h.lastErr[p.key] = ""
@@ -191,9 +207,10 @@ func (l *Loop) probeOne(ctx context.Context, svc *diff.Service, c diff.Container
 	p.failures++
 	p.lastErr = "liveness probe: " + err.Error()
 	h.lastErr[p.key] = p.lastErr
-	replace := p.failures >= lp.FailureThreshold && !p.asked
+	dg, degraded := h.degraded[p.key]
+	replace := p.failures >= lp.FailureThreshold && !(degraded && dg.hash == p.hash)
 	if replace {
-		p.asked = true
+		p.askedAt = time.Now()
 	}
 	failures := p.failures
 	h.mu.Unlock()
