@@ -13,6 +13,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/notify"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -36,6 +37,18 @@ type Store interface {
 	ClearPins() error
 }
 
+// Notifier receives the loop's events; it must not block (notify.Notifier
+// queues).
+type Notifier interface {
+	Notify(e notify.Event)
+}
+
+// CommitStatuses receives the outcome of each synced commit (GitHub commit
+// statuses): state is "pending", "success" or "failure". It must not block.
+type CommitStatuses interface {
+	CommitStatus(sha, state, description string)
+}
+
 // Options configure a Loop.
 type Options struct {
 	Source  Source
@@ -52,7 +65,13 @@ type Options struct {
 	ShutdownGrace  time.Duration
 	AllowMassPrune bool
 	Metrics        *Metrics
-	Log            *slog.Logger
+	// Notifier and Statuses are told what each sync did; nil: nobody.
+	Notifier Notifier
+	Statuses CommitStatuses
+	// RefDir is where PlanRef checks out other refs (pull request heads);
+	// it must not overlap the Source's directory.
+	RefDir string
+	Log    *slog.Logger
 }
 
 // Loop is the reconcile loop. Its methods are safe for concurrent use.
@@ -68,6 +87,8 @@ type Loop struct {
 	pending pending
 	last    lastSync
 	syncing bool
+	// refMu serialises PlanRef, which reuses one checkout directory.
+	refMu sync.Mutex
 }
 
 // pending is the work signals asked for since the last sync started.
@@ -89,6 +110,8 @@ type lastSync struct {
 	// recordedOK is the commit of the newest history record when that record
 	// is a success; quiet syncs of it are not recorded again.
 	recordedOK string
+	// statusCommit is the newest commit given a final commit status.
+	statusCommit string
 }
 
 // New returns a loop; Run starts it.
@@ -104,6 +127,12 @@ func New(opts Options) *Loop {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.Notifier == nil {
+		opts.Notifier = nopReporter{}
+	}
+	if opts.Statuses == nil {
+		opts.Statuses = nopReporter{}
 	}
 	return &Loop{
 		opts:    opts,
@@ -248,3 +277,9 @@ func (l *Loop) Cluster() config.Cluster {
 	}
 	return config.DefaultCluster()
 }
+
+// nopReporter is the Notifier and CommitStatuses of a loop without them.
+type nopReporter struct{}
+
+func (nopReporter) Notify(notify.Event)                  {}
+func (nopReporter) CommitStatus(string, string, string) {}

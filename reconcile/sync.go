@@ -37,6 +37,8 @@ type run struct {
 	plan    diff.Plan
 	pins    map[string]state.Pin
 	results []apply.Result
+	// pendingSent: the commit status went to pending when the apply started.
+	pendingSent bool
 }
 
 // step is one stage of a sync. A stalledError ends the sync without retrying
@@ -100,15 +102,22 @@ func (l *Loop) fetch(ctx context.Context, r *run) error {
 	return nil
 }
 
-// load parses and validates the checkout as a whole.
-func (l *Loop) load(_ context.Context, r *run) error {
-	r.record.Commit, r.record.Message = r.commit.SHA, r.commit.Subject()
-	d, err := config.Load(filepath.Join(l.opts.Source.Dir(), l.opts.Path))
+// loadDir parses and validates the infra tree of the checkout in dir, the
+// same way for the tracked branch and for pull request heads.
+func (l *Loop) loadDir(dir string) (*config.Desired, error) {
+	d, err := config.Load(filepath.Join(dir, l.opts.Path))
 	if err == nil {
 		if errs := apply.MissingSecrets(d, func(string, string) bool { return false }, "secrets are not configured in this version of orca-sync"); errs != nil {
 			err = errs
 		}
 	}
+	return d, err
+}
+
+// load parses and validates the checkout as a whole.
+func (l *Loop) load(_ context.Context, r *run) error {
+	r.record.Commit, r.record.Message = r.commit.SHA, r.commit.Subject()
+	d, err := l.loadDir(l.opts.Source.Dir())
 	var errs config.Errors
 	errors.As(err, &errs)
 	l.mu.Lock()
@@ -231,6 +240,8 @@ func (l *Loop) applyStep(ctx context.Context, r *run) error {
 	} else {
 		r.record.ID = id
 	}
+	l.opts.Statuses.CommitStatus(r.commit.SHA, "pending", "applying: "+r.record.Plan)
+	r.pendingSent = true
 	r.results = l.applier.Apply(ctx, r.desired, r.plan, r.commit.SHA)
 	var failed []string
 	for _, res := range r.results {
