@@ -281,5 +281,5 @@ func (l *Loop) Cluster() config.Cluster {
 // nopReporter is the Notifier and CommitStatuses of a loop without them.
 type nopReporter struct{}
 
-func (nopReporter) Notify(notify.Event)                  {}
+func (nopReporter) Notify(notify.Event)                 {}
 func (nopReporter) CommitStatus(string, string, string) {}
