@@ -45,8 +45,9 @@ type Options struct {
 	// Cluster returns the current cluster.toml ([github], [cluster] domain);
 	// asked at every report, so a commit reconfigures without restart.
 	Cluster func() config.Cluster
-	// Node names this host: status context orca-sync/<node>.
-	Node string
+	// Node names this host (status context orca-sync/<node>); asked at every
+	// report, as cluster.toml may name it.
+	Node func() string
 	// Branch is the tracked branch; pull requests into it are planned.
 	Branch  string
 	Planner Planner // nil: no pull request plans
@@ -80,6 +81,9 @@ func New(opts Options) *Reporter {
 	if opts.Cluster == nil {
 		opts.Cluster = config.DefaultCluster
 	}
+	if opts.Node == nil {
+		opts.Node = func() string { return "" }
+	}
 	return &Reporter{opts: opts, log: opts.Log, statuses: make(chan status, 256), prs: map[int]bool{}, wake: make(chan struct{}, 1)}
 }
 
@@ -105,7 +109,7 @@ func (r *Reporter) CommitStatus(sha, state, description string) {
 		return
 	}
 	select {
-	case r.statuses <- status{SHA: sha, State: state, Context: "orca-sync/" + r.opts.Node, Description: description}:
+	case r.statuses <- status{SHA: sha, State: state, Context: "orca-sync/" + r.opts.Node(), Description: description}:
 	default:
 		r.log.Warn("github status dropped: the queue is full", "commit", short(sha))
 	}
@@ -246,11 +250,11 @@ func (r *Reporter) publishStatus(ctx context.Context, c *client, sha, state, des
 
 // marker is the hidden line that finds this host's comment again.
 func (r *Reporter) marker() string {
-	return fmt.Sprintf("<!-- orca-sync:plan node=%s -->", r.opts.Node)
+	return fmt.Sprintf("<!-- orca-sync:plan node=%s -->", r.opts.Node())
 }
 
 func (r *Reporter) commentBody(p PRPlan) string {
-	head := fmt.Sprintf("### orca-sync plan for `%s` at %s: %s", r.opts.Node, short(p.SHA), changes(p.Changes))
+	head := fmt.Sprintf("### orca-sync plan for `%s` at %s: %s", r.opts.Node(), short(p.SHA), changes(p.Changes))
 	foot := "Computed against the live containers of this host; nothing is applied before the merge."
 	if !p.Valid {
 		head = fmt.Sprintf("### orca-sync: %s is invalid, it would not be applied", short(p.SHA))

@@ -72,7 +72,7 @@ func waitCalls(t *testing.T, s *githubtest.Server, n int) []githubtest.Call {
 func TestCommitStatusesAreSentInOrderWithAuth(t *testing.T) {
 	api := githubtest.New()
 	defer api.Close()
-	r := New(Options{Cluster: cluster(api.APIURL()), Node: "edge-1", Branch: "main"})
+	r := New(Options{Cluster: cluster(api.APIURL()), Node: node("edge-1"), Branch: "main"})
 	r.CommitStatus("abc123", StatePending, "applying 2 changes")
 	r.CommitStatus("abc123", StateFailure, "shop/web: not ready within 20s\nmore detail")
 	stop := start(t, r)
@@ -108,7 +108,7 @@ func TestLongDescriptionIsCut(t *testing.T) {
 func TestNoGitHubConfigSendsNothing(t *testing.T) {
 	api := githubtest.New()
 	defer api.Close()
-	r := New(Options{Cluster: config.DefaultCluster, Node: "n"})
+	r := New(Options{Cluster: config.DefaultCluster, Node: node("n")})
 	r.CommitStatus("abc", StateSuccess, "ok")
 	start(t, r)()
 	if c := api.Calls(); len(c) != 0 {
@@ -120,7 +120,7 @@ func TestPRPlanKeepsOneCommentAndSetsPlanStatus(t *testing.T) {
 	api := githubtest.New()
 	defer api.Close()
 	pl := &plans{m: map[int]PRPlan{7: {SHA: "head1", Valid: true, Changes: 1, Text: "~ shop/web  update 1 replica(s), rolling\n      image: a:v1 -> a:v2"}}}
-	r := New(Options{Cluster: cluster(api.APIURL()), Node: "edge-1", Branch: "main", Planner: pl})
+	r := New(Options{Cluster: cluster(api.APIURL()), Node: node("edge-1"), Branch: "main", Planner: pl})
 	start(t, r)
 	r.PlanPR(7)
 	calls := waitCalls(t, api, 3) // list comments, create, status
@@ -162,7 +162,7 @@ func TestNewCommitReplansOpenPRsOnly(t *testing.T) {
 	defer api.Close()
 	api.SetPRs(githubtest.PR{Number: 3, Base: "main", HeadSHA: "h3"}, githubtest.PR{Number: 4, Base: "other", HeadSHA: "h4"})
 	pl := &plans{m: map[int]PRPlan{3: {SHA: "h3", Valid: true, Text: "No changes: 1 services up to date."}, 4: {SHA: "h4", Valid: true}}}
-	r := New(Options{Cluster: cluster(api.APIURL()), Node: "n1", Branch: "main", Planner: pl})
+	r := New(Options{Cluster: cluster(api.APIURL()), Node: node("n1"), Branch: "main", Planner: pl})
 	start(t, r)
 	r.CommitStatus("c1", StateSuccess, "2 changes applied")
 	calls := waitCalls(t, api, 5) // status, list PRs, PR 3: list comments, create, status
@@ -185,3 +185,5 @@ func TestNewCommitReplansOpenPRsOnly(t *testing.T) {
 		}
 	}
 }
+
+func node(name string) func() string { return func() string { return name } }
