@@ -22,7 +22,14 @@ import (
 type Memory interface {
 	Get(namespace, key string, v any) (bool, error)
 	Put(namespace, key string, v any) error
+	Keys(namespace string) ([]string, error)
+	Delete(namespace, key string) error
 }
+
+// memoryRetention is how long a sent failure is remembered at least; Run
+// forgets older ones (and ones older than every sink's interval) so the
+// state file does not grow with every distinct failure.
+const memoryRetention = 30 * 24 * time.Hour
 
 // memoryNamespace is the state.db namespace of the repeat memory.
 const memoryNamespace = "notify"
@@ -107,6 +114,7 @@ func (n *Notifier) Notify(e Event) {
 // queued and waits for the deliveries under way (each bounded by its
 // attempts and timeouts).
 func (n *Notifier) Run(ctx context.Context) {
+	n.forget()
 	for {
 		select {
 		case e := <-n.queue:
@@ -121,6 +129,33 @@ func (n *Notifier) Run(ctx context.Context) {
 					return
 				}
 			}
+		}
+	}
+}
+
+// forget removes the memory of failures sent longer ago than any sink could
+// still suppress.
+func (n *Notifier) forget() {
+	if n.opts.Memory == nil {
+		return
+	}
+	keep := memoryRetention
+	for _, s := range n.opts.Sinks() {
+		keep = max(keep, s.RepeatInterval)
+	}
+	keys, err := n.opts.Memory.Keys(memoryNamespace)
+	if err != nil {
+		n.log.Warn("notification memory", "error", err)
+		return
+	}
+	for _, k := range keys {
+		var rec repeatRecord
+		if found, err := n.opts.Memory.Get(memoryNamespace, k, &rec); err != nil || !found || n.opts.Now().Sub(rec.Sent) <= keep {
+			continue
+		}
+		if err := n.opts.Memory.Delete(memoryNamespace, k); err != nil {
+			n.log.Warn("notification memory", "error", err)
+			return
 		}
 	}
 }

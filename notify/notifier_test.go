@@ -209,3 +209,17 @@ func TestRepeatOfAFailureThatWasNotDeliveredIsSent(t *testing.T) {
 		t.Fatalf("sink got %d requests, want 2 (the failed one and its repeat)", got)
 	}
 }
+
+func TestOldMemoryIsForgotten(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "state.db"))
+	defer db.Close()
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	db.Put(memoryNamespace, "old", repeatRecord{Kind: SyncFailed, Sent: now.Add(-31 * 24 * time.Hour)})
+	db.Put(memoryNamespace, "recent", repeatRecord{Kind: SyncFailed, Sent: now.Add(-time.Hour)})
+	n := New(Options{Memory: db, Now: func() time.Time { return now }})
+	run(n)()
+	if keys, _ := db.Keys(memoryNamespace); len(keys) != 1 || keys[0] != "recent" {
+		t.Fatalf("memory keys after Run = %v, want [recent]", keys)
+	}
+}
+var _ Memory = (*state.DB)(nil)

@@ -26,6 +26,12 @@ type reporting struct {
 	wg       sync.WaitGroup
 }
 
+var (
+	_ reconcile.Notifier       = (*notify.Notifier)(nil)
+	_ reconcile.CommitStatuses = (*github.Reporter)(nil)
+	_ github.Planner           = prPlanner{}
+)
+
 func newReporting(db *state.DB, branch string, log *slog.Logger) *reporting {
 	rp := &reporting{}
 	cluster := func() config.Cluster {
