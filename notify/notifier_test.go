@@ -222,4 +222,5 @@ func TestOldMemoryIsForgotten(t *testing.T) {
 		t.Fatalf("memory keys after Run = %v, want [recent]", keys)
 	}
 }
+
 var _ Memory = (*state.DB)(nil)
