@@ -175,15 +175,15 @@ func TestRepeatedFailureOncePerIntervalAcrossRestart(t *testing.T) {
 	db = openDB(t, path) // a restarted orca-sync
 	defer db.Close()
 	n = New(Options{Sinks: func() []config.Notify { return sinks }, Memory: db, Now: clock})
-	stop = run(n)
 	now = now.Add(59 * time.Minute)
+	stop = run(n)
 	n.Notify(fail)
 	stop()
 	if got := len(hook.received()); got != 3 {
 		t.Fatalf("after a restart within the interval the failure was sent again: %v", hook.received())
 	}
-	stop = run(n)
 	now = now.Add(2 * time.Minute)
+	stop = run(n)
 	n.Notify(fail)
 	stop()
 	if got := len(hook.received()); got != 4 {
