@@ -111,8 +111,7 @@ func (n *Notifier) Notify(e Event) {
 }
 
 // Run dispatches queued events until ctx ends, then dispatches what is still
-// queued and waits for the deliveries under way (each bounded by its
-// attempts and timeouts).
+// queued and waits up to FlushTimeout for the deliveries under way.
 func (n *Notifier) Run(ctx context.Context) {
 	n.forget()
 	for {
@@ -125,11 +124,25 @@ func (n *Notifier) Run(ctx context.Context) {
 				case e := <-n.queue:
 					n.dispatch(e)
 				default:
-					n.wg.Wait()
+					n.waitDeliveries(FlushTimeout)
 					return
 				}
 			}
 		}
+	}
+}
+
+// FlushTimeout bounds how long Run waits, once its context ended, for the
+// deliveries under way: a sink that hangs must not hold up a shutdown.
+const FlushTimeout = 10 * time.Second
+
+func (n *Notifier) waitDeliveries(limit time.Duration) {
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		n.log.Warn("notifications still being delivered at shutdown were abandoned")
 	}
 }
 

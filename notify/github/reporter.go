@@ -22,8 +22,12 @@ const (
 // PlanContext is the status context of pull request plans.
 const PlanContext = "orca-sync/plan"
 
-// callTimeout bounds one GitHub API call.
-const callTimeout = 15 * time.Second
+// callTimeout bounds one GitHub API call; flushTimeout the sending of the
+// statuses still queued at shutdown.
+const (
+	callTimeout  = 15 * time.Second
+	flushTimeout = 10 * time.Second
+)
 
 // Planner computes the plan of a pull request's head against the live host,
 // applying nothing.
@@ -141,7 +145,7 @@ func (r *Reporter) schedule(f func()) {
 }
 
 // Run sends statuses (in order) and plans pull requests until ctx ends; then
-// it sends the statuses still queued.
+// it sends the statuses still queued, for at most flushTimeout.
 func (r *Reporter) Run(ctx context.Context) {
 	done := make(chan struct{})
 	go func() { defer close(done); r.runPlans(ctx) }()
@@ -150,15 +154,20 @@ func (r *Reporter) Run(ctx context.Context) {
 		case s := <-r.statuses:
 			r.send(s)
 		case <-ctx.Done():
-			for {
+			// Statuses still queued are sent for a bounded time: GitHub
+			// being down must not hold up a shutdown.
+			deadline := time.Now().Add(flushTimeout)
+			for time.Now().Before(deadline) {
 				select {
 				case s := <-r.statuses:
 					r.send(s)
+					continue
 				default:
-					<-done
-					return
 				}
+				break
 			}
+			<-done
+			return
 		}
 	}
 }
