@@ -185,6 +185,16 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 			t.Fatalf("comment of an invalid PR: %+v", cs)
 		}
 
+		broken := pushPR(repo, 9, file, strings.Replace(webService(imageV2, 1, ""), `image = "`, `image = `, 1))
+		d.githubEvent("pull_request", prEvent("reopened", 9, url), "pr-9-reopened")
+		sts = waitStatuses(t, api, broken, "orca-sync/plan", 1)
+		if sts[0]["state"] != "failure" || !strings.HasPrefix(fmt.Sprint(sts[0]["description"]), "invalid: "+file+":3") {
+			t.Fatalf("status of a PR with a TOML syntax error: %v", sts)
+		}
+		if cs := api.Comments(9); len(cs) != 1 || !strings.Contains(cs[0].Body, file+":3") {
+			t.Fatalf("comment of a PR with a TOML syntax error: %+v", cs)
+		}
+
 		cli := newOrca(t, env, repo.Dir())
 		res := cli.run("plan", "--pr", "7", "--server", "http://"+d.api, "--token", d.token())
 		if res.Code != 0 || !strings.Contains(res.Stdout, "Pull request #7 at "+short(head2)) || !strings.Contains(res.Stdout, imageV1+" -> "+imageV3) {
@@ -199,7 +209,7 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 
 		// Nothing of the pull requests reached the host.
 		env.waitVersions(t, p, 10*time.Second, "v1")
-		if st := d.status(); st.Commit == head || st.Commit == head2 || st.Commit == bad {
+		if st := d.status(); st.Commit == head || st.Commit == head2 || st.Commit == bad || st.Commit == broken {
 			t.Fatalf("a PR head was deployed: %+v", st)
 		}
 	})
