@@ -160,39 +160,59 @@ url = %q
 		if !strings.HasPrefix(fmt.Sprint(ev["reason"]), "invalid: "+file+":") {
 			t.Fatalf("sync_failed = %v", ev)
 		}
-		if code, _ := d.call(http.MethodPost, "/api/v1/sync"); code != http.StatusAccepted {
-			t.Fatalf("sync: %d", code)
-		}
-		waitInvalidSyncs(t, d, c5, 2)
-		d.stop()
-		d.start() // syncs the same invalid commit at start
-		waitInvalidSyncs(t, d, c5, 3)
+		d.syncNow()
+		waitSyncs(t, d, c5, reconcile.ResultInvalid, 2)
 
-		repo.WriteFile(file, webService(imageV1, 1, ""))
-		c6 := repo.Commit("fix")
+		// A refused mass prune fails the same way on every sync, and a
+		// restart knows the cluster.toml (hence the sinks) of that commit.
+		repo.Remove("services/" + p)
+		repo.WriteFile("services/_notes/README", "no projects for now\n")
+		c6 := repo.Commit("remove everything")
 		repo.Push()
-		// Not a webhook: after a restart on an invalid commit serve knows no
-		// cluster.toml, hence no webhook secret, until a valid commit.
-		if code, _ := d.call(http.MethodPost, "/api/v1/sync"); code != http.StatusAccepted {
-			t.Fatalf("sync: %d", code)
+		d.syncNow()
+		ev = good.wait(t, "sync_failed", c6, 1)[0].event
+		if !strings.Contains(fmt.Sprint(ev["reason"]), "nothing applied") {
+			t.Fatalf("sync_failed of a refused prune = %v", ev)
 		}
-		good.wait(t, "sync_succeeded", c6, 1)
+		d.stop()
+		d.start() // syncs the same commit at start, refused again
+		waitSyncs(t, d, c6, reconcile.ResultFailed, 2)
+
+		repo.Remove("services/_notes")
+		repo.WriteFile(file, webService(imageV2, 1, ""))
+		c7 := repo.Commit("web v2 back")
+		repo.Push()
+		d.syncNow()
+		good.wait(t, "sync_succeeded", c7, 1)
 		if n := len(good.of("sync_failed", c5)); n != 1 {
-			t.Fatalf("the same failure was sent %d times in three syncs and a restart, want once", n)
+			t.Fatalf("the invalid commit was reported %d times in two syncs, want once", n)
+		}
+		if n := len(good.of("sync_failed", c6)); n != 1 {
+			t.Fatalf("the refused prune was reported %d times in two syncs and a restart, want once", n)
 		}
 	})
 }
 
-// waitInvalidSyncs waits until the history holds n invalid syncs of commit.
-func waitInvalidSyncs(t *testing.T, d *daemon, commit string, n int) {
+// syncNow signals a sync through the API. (A webhook would not do after a
+// restart on an invalid commit: serve knows no webhook secret until a valid
+// one.)
+func (d *daemon) syncNow() {
+	d.t.Helper()
+	if code, body := d.call(http.MethodPost, "/api/v1/sync"); code != http.StatusAccepted {
+		d.t.Fatalf("sync: %d %s", code, body)
+	}
+}
+
+// waitSyncs waits until the history holds n syncs of commit with result.
+func waitSyncs(t *testing.T, d *daemon, commit, result string, n int) {
 	t.Helper()
 	waitFor(t, 60*time.Second, func() (bool, string) {
 		got := 0
 		for _, r := range d.history() {
-			if r.Commit == commit && r.Result == reconcile.ResultInvalid {
+			if r.Commit == commit && r.Result == result {
 				got++
 			}
 		}
-		return got >= n, fmt.Sprintf("%d invalid syncs of %s, want %d", got, short(commit), n)
+		return got >= n, fmt.Sprintf("%d %s syncs of %s, want %d: %+v", got, result, short(commit), n, d.history())
 	})
 }
