@@ -14,6 +14,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/notify"
+	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -64,7 +65,10 @@ type Options struct {
 	// loop's context ends, to finish or undo its current step.
 	ShutdownGrace  time.Duration
 	AllowMassPrune bool
-	Metrics        *Metrics
+	// Secrets resolves each commit's secrets; nil decrypts with no identity,
+	// so only a checkout without secrets files is valid.
+	Secrets Secrets
+	Metrics *Metrics
 	// Notifier and Statuses are told what each sync did; nil: nobody.
 	Notifier Notifier
 	Statuses CommitStatuses
@@ -74,11 +78,18 @@ type Options struct {
 	Log    *slog.Logger
 }
 
+// Secrets resolves the ${secrets.NAME} references of a loaded checkout
+// (secrets.Keyring).
+type Secrets interface {
+	Resolve(ctx context.Context, d *config.Desired) error
+}
+
 // Loop is the reconcile loop. Its methods are safe for concurrent use.
 type Loop struct {
 	opts    Options
 	log     *slog.Logger
 	applier *apply.Applier
+	secrets Secrets
 	// signal wakes the loop; its buffer of one coalesces a burst of signals
 	// into one more sync.
 	signal chan struct{}
@@ -134,10 +145,15 @@ func New(opts Options) *Loop {
 	if opts.Statuses == nil {
 		opts.Statuses = nopReporter{}
 	}
+	var sec Secrets = secrets.NewKeyring(nil)
+	if opts.Secrets != nil {
+		sec = opts.Secrets
+	}
 	return &Loop{
 		opts:    opts,
 		log:     opts.Log,
 		applier: apply.New(opts.Runtime, apply.Options{Node: opts.Node, Log: opts.Log}),
+		secrets: sec,
 		signal:  make(chan struct{}, 1),
 	}
 }

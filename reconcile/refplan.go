@@ -57,7 +57,7 @@ func (l *Loop) PlanRef(ctx context.Context, ref string) (RefPlan, error) {
 		return RefPlan{}, err
 	}
 	rp := RefPlan{Ref: ref, Commit: commit.SHA, Subject: commit.Subject()}
-	d, err := l.loadDir(l.opts.RefDir)
+	d, err := l.loadDir(ctx, l.opts.RefDir)
 	var errs config.Errors
 	if errors.As(err, &errs) {
 		rp.Errors = errs

@@ -16,6 +16,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/reconcile"
+	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,7 @@ import (
 
 type serveFlags struct {
 	repo, branch, path, dataDir, listen, node, sshKey, logFormat string
+	ageKeyFile                                                   string
 	interval                                                     time.Duration
 	once, insecureHostKey, allowMassPrune                        bool
 }
@@ -54,6 +56,7 @@ func newServeCommand(stderr io.Writer) *cobra.Command {
 	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "state, clone and admin token")
 	fl.StringVar(&f.listen, "listen", ":6880", "API listen address")
 	fl.StringVar(&f.node, "node", "", nodeFlagHelp)
+	fl.StringVar(&f.ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
 	fl.StringVar(&f.sshKey, "ssh-key", "", "private key file for ssh:// and git@ repositories")
 	fl.BoolVar(&f.insecureHostKey, "insecure-ignore-host-key", false, "do not check the SSH host key against known_hosts")
 	fl.BoolVar(&f.once, "once", false, "sync once and exit; the exit status says whether it succeeded")
@@ -92,12 +95,17 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The identity is read once: a key file replaced later takes a restart.
+	ids, err := secrets.LoadIdentities(f.ageKeyFile, os.Getenv)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rp := newReporting(db, f.branch, log)
 	loop := reconcile.New(reconcile.Options{
 		Source: src, Runtime: rt, Store: db, Path: f.path, Node: f.node, Interval: f.interval,
-		AllowMassPrune: f.allowMassPrune, Metrics: reconcile.NewMetrics(reg), Log: log,
+		AllowMassPrune: f.allowMassPrune, Secrets: secrets.NewKeyring(ids), Metrics: reconcile.NewMetrics(reg), Log: log,
 		Notifier: rp.notifier, Statuses: rp.github, RefDir: filepath.Join(f.dataDir, "pr-checkout"),
 	})
 	rp.loop = loop
