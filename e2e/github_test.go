@@ -214,3 +214,69 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 		}
 	})
 }
+
+// TestServePRPlanShowsSecretsOnlyAsChanged: a pull request rotating a secret
+// is planned with the secret decrypted in memory; the comment, the status
+// and `plan --pr` say only that it changed, never a value.
+func TestServePRPlanShowsSecretsOnlyAsChanged(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("ghsecret")
+	id, keyFile := ageKey(t)
+	old, rotated := canary(t, "old"), canary(t, "rotated")
+	api := githubtest.New()
+	defer api.Close()
+	repo := newGitRepo(t)
+	srv := newGitServer(t, gitUser, gitPass)
+	srv.AddRepo("infra.git", repo)
+	url := srv.URL("infra.git")
+	file := "services/" + p + "/service.toml"
+	repo.WriteFile(".sops.yaml", "creation_rules:\n  - path_regex: secrets\\.sops\\.yaml$\n    age: "+id.Recipient().String()+"\n")
+	repo.WriteFile("cluster.toml", githubCluster(api))
+	repo.WriteFile(file, webService(imageV1, 1, `[service.env]
+DB_PASSWORD = "${secrets.DB_PASSWORD}"`))
+	cli := newOrca(t, env, repo.Dir())
+	set := func(value string) {
+		t.Helper()
+		if r := cli.run("secrets", "set", "--dir", repo.Dir(), "--age-key-file", keyFile, "--project", p, "DB_PASSWORD", value); r.Code != 0 {
+			t.Fatalf("secrets set:\n%s", r)
+		}
+	}
+	set(old)
+	repo.Commit("web with a secret")
+	repo.Push()
+	d := startServe(t, env, url, "--age-key-file", keyFile)
+	env.waitVersions(t, p, 60*time.Second, "v1")
+
+	repo.git("checkout", "-q", "-b", "rotate", "main")
+	set(rotated)
+	head := repo.Commit("rotate DB_PASSWORD")
+	repo.git("push", "-q", "--force", "origin", "HEAD:refs/pull/5/head")
+	repo.git("checkout", "-q", "main")
+	d.githubEvent("pull_request", prEvent("opened", 5, url), "pr-5-opened")
+
+	sts := waitStatuses(t, api, head, "orca-sync/plan", 1)
+	if sts[0]["state"] != "success" || sts[0]["description"] != "1 change" {
+		t.Fatalf("plan status: %v", sts)
+	}
+	cs := api.Comments(5)
+	if len(cs) != 1 || !strings.Contains(cs[0].Body, "~ "+p+"/web") || !strings.Contains(cs[0].Body, "secrets.DB_PASSWORD changed (secret)") {
+		t.Fatalf("comment: %+v", cs)
+	}
+	res := cli.run("plan", "--pr", "5", "--server", "http://"+d.api, "--token", d.token(), "--output", "json")
+	if res.Code != 0 || !strings.Contains(res.Stdout, `"valid": true`) && !strings.Contains(res.Stdout, `"valid":true`) {
+		t.Fatalf("plan --pr 5 --output json:\n%s", res)
+	}
+	everything := res.Stdout + d.logs.String()
+	for _, c := range api.Calls() {
+		everything += fmt.Sprint(c.Body)
+	}
+	for _, v := range []string{old, rotated} {
+		if strings.Contains(everything, v) {
+			t.Fatalf("a secret value leaked into the PR comment, statuses, API answer or logs")
+		}
+	}
+	if got := env.envOf(t, p, "web", "DB_PASSWORD"); len(got) != 1 || got[0] != old {
+		t.Fatalf("the PR's secret reached the host: web's DB_PASSWORD is %q", got)
+	}
+}
