@@ -59,15 +59,25 @@ type Event struct {
 	Time     time.Time `json:"time"`
 	// Details carry what one kind adds (a canary's weight, drifted fields).
 	Details map[string]any `json:"details,omitempty"`
+	// Key, when set, is what makes two failures "the same" for repeat
+	// suppression instead of Reason, whose details (a container's name or
+	// address, a log line) can differ between two occurrences of one
+	// failure: e.g. the service and the spec hash that failed to roll out.
+	Key string `json:"-"`
 }
 
 // fingerprint identifies "the same" event for repeat suppression: kind, node,
-// commit, services and reason; not the time nor the details.
+// commit, services and Key, or Reason when there is no Key; not the time
+// nor the details.
 func (e Event) fingerprint() string {
 	svcs := slices.Clone(e.Services)
 	slices.Sort(svcs)
+	same := e.Reason
+	if e.Key != "" {
+		same = "key:" + e.Key
+	}
 	h := sha256.New()
-	for _, part := range []string{string(e.Kind), e.Node, e.Commit, strings.Join(svcs, ","), e.Reason} {
+	for _, part := range []string{string(e.Kind), e.Node, e.Commit, strings.Join(svcs, ","), same} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}

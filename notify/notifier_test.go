@@ -224,3 +224,27 @@ func TestOldMemoryIsForgotten(t *testing.T) {
 }
 
 var _ Memory = (*state.DB)(nil)
+
+func TestKeyMakesFailuresWithOtherDetailsTheSame(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "state.db"))
+	defer db.Close()
+	hook := newSink(t, 200)
+	sinks := []config.Notify{{Type: "webhook", URL: hook.URL, RepeatInterval: time.Hour}}
+	n := New(Options{Sinks: func() []config.Notify { return sinks }, Memory: db})
+	ev := func(reason, key string) Event {
+		return Event{Kind: RolloutFailed, Node: "n1", Commit: "c1", Services: []string{"p/web"}, Reason: reason, Key: key}
+	}
+	stop := run(n)
+	n.Notify(ev("container p-web-1 at 10.0.0.2 not ready", "update h1"))
+	hook.wait(t, 1)
+	n.Notify(ev("container p-web-2 at 10.0.0.3 not ready", "update h1")) // the same spec failing again
+	n.Notify(ev("container p-web-3 at 10.0.0.4 not ready", "update h2")) // another spec
+	stop()
+	got := hook.received()
+	if len(got) != 2 || got[1]["reason"] != "container p-web-3 at 10.0.0.4 not ready" {
+		t.Fatalf("sink got %v, want the first failure and the one of another spec", got)
+	}
+	if _, ok := got[0]["Key"]; ok {
+		t.Fatalf("the key is part of the payload: %v", got[0])
+	}
+}

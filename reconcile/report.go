@@ -28,6 +28,9 @@ func (l *Loop) report(r *run, err error) {
 		e := base
 		e.Kind, e.Services, e.Reason = notify.RolloutFailed, []string{key}, firstLine(res.Error)
 		e.Details = map[string]any{"action": string(res.Action), "error": res.Error}
+		// The same spec failing again (sync --retry) is the same failure,
+		// though its error names other containers.
+		e.Key = string(res.Action) + " " + hashOf(r.plan, res)
 		l.opts.Notifier.Notify(e)
 	}
 	reason := failureReason(rec.Result, rec.Error, err)

@@ -70,7 +70,8 @@ func TestSyncEventsAndCommitStatuses(t *testing.T) {
 	src.write(t, "c2", web("app:broken"))
 	l.SyncOnce(ctx, "test")
 	events, statuses = rec.take()
-	if len(events) != 1 || events[0].Kind != notify.RolloutFailed || events[0].Services[0] != "p/web" || !strings.Contains(events[0].Reason, "exit code") {
+	if len(events) != 1 || events[0].Kind != notify.RolloutFailed || events[0].Services[0] != "p/web" || !strings.Contains(events[0].Reason, "exit code") ||
+		!strings.HasPrefix(events[0].Key, "update ") || len(events[0].Key) < len("update ")+8 {
 		t.Fatalf("events of a failed rollout = %+v", events)
 	}
 	if len(statuses) != 2 || !strings.HasPrefix(statuses[1], "c2 failure p/web: ") || !strings.Contains(statuses[1], "exit code") {
