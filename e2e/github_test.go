@@ -212,6 +212,23 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 		if st := d.status(); st.Commit == head || st.Commit == head2 || st.Commit == bad || st.Commit == broken {
 			t.Fatalf("a PR head was deployed: %+v", st)
 		}
+
+		// main moves (another PR merged): the open PR is planned again
+		// against the new live state; the closed ones are left alone.
+		api.SetPRs(githubtest.PR{Number: 7, Base: "main", HeadSHA: head2})
+		closed := api.Comments(8)[0].Body
+		repo.WriteFile(file, webService(imageV2, 1, ""))
+		repo.Commit("web v2 on main")
+		repo.Push()
+		d.webhook(pushEvent(url), hookToken, "push-v2")
+		waitFor(t, 60*time.Second, func() (bool, string) {
+			cs := api.Comments(7)
+			return len(cs) == 1 && strings.Contains(cs[0].Body, imageV2+" -> "+imageV3), fmt.Sprintf("PR 7 comments: %+v", cs)
+		})
+		if cs := api.Comments(8); len(cs) != 1 || cs[0].Body != closed {
+			t.Fatalf("a closed PR's comment changed: %+v", cs)
+		}
+		env.waitVersions(t, p, 30*time.Second, "v2")
 	})
 }
 

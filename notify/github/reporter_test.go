@@ -187,3 +187,39 @@ func TestNewCommitReplansOpenPRsOnly(t *testing.T) {
 }
 
 func node(name string) func() string { return func() string { return name } }
+
+func TestPRPlansOffOrFailing(t *testing.T) {
+	api := githubtest.New()
+	defer api.Close()
+	off := func() config.Cluster {
+		c := cluster(api.APIURL())()
+		c.GitHub.PRPlans = false
+		return c
+	}
+	pl := &plans{m: map[int]PRPlan{1: {SHA: "h1", Valid: true}}}
+	r := New(Options{Cluster: off, Node: node("n1"), Branch: "main", Planner: pl})
+	r.PlanPR(1)
+	start(t, r)()
+	if c := api.Calls(); len(c) != 0 {
+		t.Fatalf("pr_plans = false still called the API: %+v", c)
+	}
+
+	failing := &failingPlanner{}
+	r = New(Options{Cluster: cluster(api.APIURL()), Node: node("n1"), Branch: "main", Planner: failing})
+	start(t, r)
+	r.PlanPR(2)
+	calls := waitCalls(t, api, 1)
+	if c := calls[0]; c.Path != "/repos/acme/infra/statuses/h2" || c.Body["state"] != "error" || c.Body["context"] != PlanContext ||
+		c.Body["description"] != "could not plan: Docker is not reachable" {
+		t.Fatalf("a plan that could not be computed: %+v", calls)
+	}
+	if cs := api.Comments(2); len(cs) != 0 {
+		t.Fatalf("a failed plan left a comment: %+v", cs)
+	}
+}
+
+type failingPlanner struct{}
+
+func (failingPlanner) PlanPR(context.Context, int) (PRPlan, error) {
+	return PRPlan{SHA: "h2"}, errors.New("Docker is not reachable")
+}
