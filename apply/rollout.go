@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -197,12 +198,17 @@ func (r *rollout) undo(ctx context.Context, cause error, started, retired []diff
 	return errors.Join(errs...)
 }
 
-// restore starts a retired container again from the spec in its labels.
+// restore starts a retired container again from the spec in its labels,
+// with the secret values its label names. When this process never saw one of
+// them (it started after the rotation), the container gets the current value
+// and the undo says so: serving with it beats not serving, and the next sync
+// replaces the container anyway, its hash being outdated.
 func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 	if old.Spec == nil {
 		return fmt.Errorf("its orca.spec label is unreadable")
 	}
-	cfg, err := r.containerConfig(*old.Spec, old.Hash, old.Revision, old.Index)
+	secrets := r.job.asLabelled(r.svc.Project, *old.Spec)
+	cfg, err := r.containerConfig(*old.Spec, old.Hash, old.Revision, old.Index, secrets)
 	if err != nil {
 		return err
 	}
@@ -211,7 +217,14 @@ func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 		return err
 	}
 	r.noteStarted(cfg.Name)
-	return r.a.waitReady(ctx, r.svc, id, cfg.Name)
+	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
+		return secrets.redact(err)
+	}
+	if len(secrets.unknown) > 0 {
+		return fmt.Errorf("restored with the current value of secrets.%s: the value its label names predates this orca-sync process",
+			strings.Join(secrets.unknown, ", secrets."))
+	}
+	return nil
 }
 
 // freeName renames aside an old container of the service that still holds
@@ -320,7 +333,8 @@ func (r *rollout) startBatch(ctx context.Context, indices []int) ([]diff.Contain
 // startOne runs one new container and waits until it is ready. It returns the
 // container even on failure when one was created, so the caller removes it.
 func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, error) {
-	cfg, err := r.containerConfig(r.svc.Spec, r.svc.Hash, r.job.revision, index)
+	secrets := r.job.current(r.svc.Project)
+	cfg, err := r.containerConfig(r.svc.Spec, r.svc.Hash, r.job.revision, index, secrets)
 	if err != nil {
 		return diff.Container{}, err
 	}
@@ -335,7 +349,7 @@ func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, erro
 	r.noteStarted(cfg.Name)
 	r.log.Info("started", "container", cfg.Name)
 	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
-		return c, err
+		return c, secrets.redact(err)
 	}
 	r.routeIn(ctx, c)
 	return c, nil
