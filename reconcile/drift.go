@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/notify"
 )
 
 // ConfigInspector reads a container's actual config. A runtime that has it
@@ -179,8 +182,12 @@ func (l *Loop) checkDrift(ctx context.Context, d *config.Desired, commit string,
 	s.mu.Unlock()
 	l.opts.Metrics.drifted(len(drifted))
 	if announce {
-		// drift_detected: the notify package will carry it once it lands.
 		l.log.Warn("drift detected", "findings", len(fs), "services", len(drifted), "summary", summary(fs, 5))
+		e := notify.Event{Kind: notify.DriftDetected, Cluster: d.Cluster.Name, Node: node, Commit: commit,
+			Services: slices.Sorted(maps.Keys(drifted)), Reason: summary(fs, 3), Time: now,
+			// Findings carry no secret value: a secret shows as "changed (secret)".
+			Details: map[string]any{"findings": findingLines(fs)}, Key: set}
+		l.opts.Notifier.Notify(e)
 	}
 	return fs
 }

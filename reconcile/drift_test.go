@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orca-sync/orca-sync/apply/applytest"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/notify"
 )
 
 func webN(replicas int, extra string) string {
@@ -178,5 +180,63 @@ func TestDriftWarnFollowsGitScale(t *testing.T) {
 		if rep, _ := l.Drift(ctx); len(rep.Findings) != 0 {
 			t.Fatalf("after scaling to %d: %+v", n, rep.Findings)
 		}
+	}
+}
+
+func kinds(events []notify.Event, k notify.Kind) []notify.Event {
+	var out []notify.Event
+	for _, e := range events {
+		if e.Kind == k {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestDriftAndDegradedEvents: drift_detected goes out once per distinct set
+// of findings, with no secret value; degraded once when the flap limit is
+// reached, and the service is then left alone.
+func TestDriftAndDegradedEvents(t *testing.T) {
+	ctx := context.Background()
+	l, src, rec := newReportingLoop(t)
+	rt := l.opts.Runtime.(*applytest.Runtime)
+	src.write(t, "c1", webN(2, `drift = "warn"`))
+	l.SyncOnce(ctx, "tick")
+	ids := rt.IDs("web")
+	var a, b string
+	for id := range ids {
+		if a == "" {
+			a = id
+		} else {
+			b = id
+		}
+	}
+	rt.HandCopy(a, "MODE", "debug")
+	l.SyncOnce(ctx, "tick")
+	l.SyncOnce(ctx, "tick")
+	events, _ := rec.take()
+	if d := kinds(events, notify.DriftDetected); len(d) != 1 || d[0].Services[0] != "p/web" || !strings.Contains(d[0].Reason, "env.MODE") {
+		t.Fatalf("drift_detected after one change and two ticks: %+v", d)
+	}
+	rt.SetState(b, "exited")
+	l.SyncOnce(ctx, "tick")
+	if events, _ := rec.take(); len(kinds(events, notify.DriftDetected)) != 1 {
+		t.Fatalf("a new finding set: %+v", events)
+	}
+
+	// drift = "correct": each crash is healed, the sixth is not.
+	src.write(t, "c2", webN(1, ""))
+	l.SyncOnce(ctx, "tick")
+	for i := 0; i < flapLimit+2; i++ {
+		rt.SetState(only(t, rt.IDs("web")), "exited")
+		l.SyncOnce(ctx, "tick")
+	}
+	events, _ = rec.take()
+	if d := kinds(events, notify.Degraded); len(d) != 1 || !strings.Contains(d[0].Reason, "replacements") {
+		t.Fatalf("degraded events: %+v", d)
+	}
+	st, _ := l.Status(ctx)
+	if s := st.Services[0]; s.Health != HealthDegraded || !strings.Contains(s.Reason, "replacements") {
+		t.Fatalf("status %+v", s)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/notify"
 )
 
 // Flap suppression (SPEC section 6): more than flapLimit replacements of a
@@ -269,8 +270,7 @@ func (l *Loop) selfHeal(r *run) {
 		if !ok {
 			c.Action, c.Reason = diff.ActionNone, "Degraded: flap limit reached"
 			if degradedNow {
-				// degraded: the notify package will carry it once it lands.
-				l.log.Error("service degraded: too many replacements; not replacing it any more", "service", key, "limit", flapLimit, "window", flapWindow, "last", why)
+				l.announceDegraded(r, c, why)
 			}
 			continue
 		}
@@ -390,4 +390,17 @@ func (o *ownStops) Stop(ctx context.Context, id string, grace time.Duration) err
 func (o *ownStops) Remove(ctx context.Context, id string) error {
 	o.note(id)
 	return o.Runtime.Remove(ctx, id)
+}
+
+// announceDegraded logs and notifies, once per transition, that a service
+// hit the flap limit.
+func (l *Loop) announceDegraded(r *run, c *diff.Change, why string) {
+	key := c.Key()
+	d, _ := l.heal.degradedAt(key, c.Desired.Hash)
+	l.log.Error("service degraded: too many replacements; not replacing it any more", "service", key,
+		"limit", flapLimit, "window", flapWindow, "last", why)
+	l.opts.Notifier.Notify(notify.Event{Kind: notify.Degraded, Cluster: r.desired.Cluster.Name,
+		Node: apply.NodeName(l.opts.Node, r.desired), Commit: r.commit.SHA, Subject: r.commit.Subject(),
+		Services: []string{key}, Reason: d.reason, Time: time.Now(), Key: c.Desired.Hash,
+		Details: map[string]any{"limit": flapLimit, "window_secs": int(flapWindow.Seconds()), "last": why}})
 }
