@@ -27,8 +27,12 @@ type ConfigInspector interface {
 
 // DriftReport is what GET /api/v1/drift and `orca-sync drift` show.
 type DriftReport struct {
-	Commit   string         `json:"commit,omitempty"`
-	Checked  time.Time      `json:"checked,omitzero"`
+	Commit  string    `json:"commit,omitempty"`
+	Checked time.Time `json:"checked,omitzero"`
+	// Syncing is set when a sync is under way: the report is then the one
+	// its start computed, as a check mid-rollout would take containers
+	// being started or retired for drift.
+	Syncing  bool           `json:"syncing,omitempty"`
 	Error    string         `json:"error,omitempty"`
 	Findings []diff.Finding `json:"findings"`
 	// Policies maps each drifted service to its drift policy.
@@ -305,10 +309,15 @@ func findingLines(fs []diff.Finding) []string {
 // seen before.
 func (l *Loop) Drift(ctx context.Context) (DriftReport, error) {
 	l.mu.Lock()
-	d, commit := l.last.desired, l.last.commit.SHA
+	d, commit, syncing := l.last.desired, l.last.commit.SHA, l.syncing
 	l.mu.Unlock()
 	if d == nil {
 		return DriftReport{}, errors.New("no valid checkout yet")
+	}
+	if syncing {
+		rep := l.lastReport()
+		rep.Syncing = true
+		return rep, nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
