@@ -341,6 +341,9 @@ func (l *Loop) onEvent(e apply.Event) {
 		node := apply.NodeName(l.opts.Node, l.lastDesired())
 		if e.Managed && (e.Node == "" || e.Node == node) && !l.own.mine(e.ContainerID) {
 			l.log.Info("container event", "action", e.Action, "container", e.ContainerID[:min(12, len(e.ContainerID))])
+			if e.Action == "die" || e.Action == "oom" || e.Action == "stop" {
+				l.noteDied(e.ContainerID)
+			}
 			// A short wait lets what comes with the event land first (a
 			// `docker rm -f` dies, then is destroyed), so the drift check
 			// sees the end state; bursts coalesce into one sync.
@@ -403,4 +406,33 @@ func (l *Loop) announceDegraded(r *run, c *diff.Change, why string) {
 		Node: apply.NodeName(l.opts.Node, r.desired), Commit: r.commit.SHA, Subject: r.commit.Subject(),
 		Services: []string{key}, Reason: d.reason, Time: time.Now(), Key: c.Desired.Hash,
 		Details: map[string]any{"limit": flapLimit, "window_secs": int(flapWindow.Seconds()), "last": why}})
+}
+
+// noteDied remembers a container Docker reported dead, for the next sync.
+func (l *Loop) noteDied(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.pending.died == nil {
+		l.pending.died = map[string]bool{}
+	}
+	l.pending.died[id] = true
+}
+
+// confirmDied corrects the list for containers Docker reported dead but
+// still lists as running: Docker 20.10 sends die before its container list
+// (a view updated apart) says exited, while an inspect reads the container
+// itself. One inspect per such event.
+func (l *Loop) confirmDied(ctx context.Context, r *run) {
+	for i := range r.live {
+		c := &r.live[i]
+		if !r.pending.died[c.ID] || c.State != "running" {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := l.opts.Runtime.Inspect(ictx, c.ID)
+		cancel()
+		if err == nil && !st.Running {
+			c.State = st.Status
+		}
+	}
 }

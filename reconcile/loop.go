@@ -115,6 +115,7 @@ type pending struct {
 	redeploy map[string]bool   // service keys to force-pull and replace
 	refresh  map[string]bool   // service keys to re-pull, replaced if the image moved
 	replace  map[string]string // container IDs to replace (liveness) → why
+	died     map[string]bool   // container IDs Docker reported dead
 }
 
 // lastSync is what the last sync learnt, for status and the API.

@@ -147,6 +147,7 @@ func (l *Loop) planStep(ctx context.Context, r *run) error {
 		return fmt.Errorf("list containers: %w", err)
 	}
 	r.live = live
+	l.confirmDied(ctx, r)
 	l.noteLive(live)
 	desired := apply.Desire(ctx, l.opts.Runtime, r.desired, true)
 	l.mu.Lock()
