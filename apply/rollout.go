@@ -211,7 +211,11 @@ func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 		return err
 	}
 	r.noteStarted(cfg.Name)
-	return r.a.waitReady(ctx, r.svc, id, cfg.Name)
+	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
+		return err
+	}
+	r.routeIn(ctx, diff.Container{ID: id, Name: cfg.Name, Project: r.svc.Project, Service: r.svc.Name, Index: old.Index, Hash: old.Hash, State: "running"})
+	return nil
 }
 
 // freeName renames aside an old container of the service that still holds

@@ -13,6 +13,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -51,8 +52,19 @@ type Options struct {
 	// loop's context ends, to finish or undo its current step.
 	ShutdownGrace  time.Duration
 	AllowMassPrune bool
-	Metrics        *Metrics
-	Log            *slog.Logger
+	// Router follows rollouts (route in when ready, out and drained before
+	// stop); Routes rebuilds the proxy's table from live Docker before and
+	// after each apply. Both nil without a proxy.
+	Router  apply.Router
+	Routes  RouteTable
+	Metrics *Metrics
+	Log     *slog.Logger
+}
+
+// RouteTable is the proxy's level-triggered side: the whole table from the
+// desired state and the live containers of this node.
+type RouteTable interface {
+	Sync(ctx context.Context, d *config.Desired, live []diff.Container, node string) error
 }
 
 // Loop is the reconcile loop. Its methods are safe for concurrent use.
@@ -108,7 +120,7 @@ func New(opts Options) *Loop {
 	return &Loop{
 		opts:    opts,
 		log:     opts.Log,
-		applier: apply.New(opts.Runtime, apply.Options{Node: opts.Node, Log: opts.Log}),
+		applier: apply.New(opts.Runtime, apply.Options{Node: opts.Node, Router: opts.Router, Log: opts.Log}),
 		signal:  make(chan struct{}, 1),
 	}
 }
