@@ -30,6 +30,18 @@ type proxyServe struct {
 
 func startProxyServe(t *testing.T, env *Env, files map[string]string, environ ...string) *proxyServe {
 	t.Helper()
+	ps := newProxyPorts(t)
+	ps.start(t, env, files, environ...)
+	return ps
+}
+
+// newProxyPorts picks the proxy's loopback ports; start runs serve on them.
+func newProxyPorts(t *testing.T) *proxyServe {
+	return &proxyServe{http: fmt.Sprintf("127.0.0.1:%d", freePort(t)), https: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+}
+
+func (ps *proxyServe) start(t *testing.T, env *Env, files map[string]string, environ ...string) {
+	t.Helper()
 	repo := newGitRepo(t)
 	srv := newGitServer(t, gitUser, gitPass)
 	srv.AddRepo("infra.git", repo)
@@ -38,11 +50,8 @@ func startProxyServe(t *testing.T, env *Env, files map[string]string, environ ..
 	}
 	repo.Commit("initial")
 	repo.Push()
-	ps := &proxyServe{repo: repo, url: srv.URL("infra.git"),
-		http:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		https: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	ps.repo, ps.url = repo, srv.URL("infra.git")
 	ps.daemon = startServeEnv(t, env, ps.url, environ, "--http-addr", ps.http, "--https-addr", ps.https)
-	return ps
 }
 
 // push commits files and asks serve to sync now.
