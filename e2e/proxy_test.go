@@ -23,7 +23,7 @@ func TestProxyRouting(t *testing.T) {
 		routedService("other", imageV3, 1, "other.test", "") +
 		routedService("idle", imageV1, 0, "idle.test", "")
 	ps := startProxyServe(t, env, map[string]string{
-		"cluster.toml":                     "[proxy]\nmax_body = \"1Ki\"\n",
+		"cluster.toml":                    "[proxy]\nmax_body = \"1Ki\"\n",
 		"services/" + p + "/service.toml": toml,
 	})
 	ps.waitAnswer(t, "shop.test", "/", "v1", 90*time.Second)

@@ -41,7 +41,7 @@ func TestProxyACME(t *testing.T) {
 		t.Fatal(err)
 	}
 	ps.start(t, env, map[string]string{
-		"cluster.toml":                     fmt.Sprintf("[acme]\ntls = \"acme\"\nca = %q\nemail = \"ops@acme.test\"\n", dir.url),
+		"cluster.toml":                    fmt.Sprintf("[acme]\ntls = \"acme\"\nca = %q\nemail = \"ops@acme.test\"\n", dir.url),
 		"services/" + p + "/service.toml": routedService("web", imageV1, 1, domain, ""),
 	}, "SSL_CERT_FILE="+caFile)
 
@@ -60,7 +60,7 @@ func TestProxyInternalTLS(t *testing.T) {
 	p := env.project("itls")
 	const domain = "dev.internal.test"
 	ps := startProxyServe(t, env, map[string]string{
-		"cluster.toml":                     "[acme]\ntls = \"internal\"\n",
+		"cluster.toml":                    "[acme]\ntls = \"internal\"\n",
 		"services/" + p + "/service.toml": routedService("web", imageV1, 1, domain, ""),
 	})
 	rootFile := filepath.Join(ps.dataDir, "certs", "internal-ca.pem")
