@@ -61,7 +61,7 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:      p.rewrite,
 		Transport:    p.transport,
-		BufferPool:   newBufferPool(),
+		BufferPool:   p.bufs,
 		ErrorHandler: p.upstreamError,
 		ErrorLog:     nil,
 	}
@@ -69,29 +69,35 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 
 // rewrite sets the forwarding headers. Client-sent X-Forwarded-* are kept
 // only from a trusted peer; ReverseProxy has already removed them from Out.
+// Out keeps In's Host: the upstream sees the name the client asked for.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	in, out := pr.In, pr.Out
+	xff, proto, host := p.forwarded(pr.In)
+	pr.Out.Header["X-Forwarded-For"] = []string{xff}
+	pr.Out.Header["X-Forwarded-Proto"] = []string{proto}
+	pr.Out.Header["X-Forwarded-Host"] = []string{host}
+}
+
+// forwarded returns the X-Forwarded-For/-Proto/-Host values for in: the
+// peer appended to (trusted) or replacing (untrusted) the client's values.
+func (p *Proxy) forwarded(in *http.Request) (xff, proto, host string) {
 	peer := peerIP(in.RemoteAddr)
 	trusted := p.settings.Load().trusts(peer)
-	xff := peer
+	xff = peer
 	if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
 		xff = strings.Join(prior, ", ") + ", " + peer
 	}
-	out.Header["X-Forwarded-For"] = []string{xff}
-	proto := "http"
+	proto = "http"
 	if in.TLS != nil {
 		proto = "https"
 	}
 	if v := in.Header["X-Forwarded-Proto"]; trusted && len(v) > 0 {
 		proto = v[0]
 	}
-	out.Header["X-Forwarded-Proto"] = []string{proto}
-	host := in.Host
+	host = in.Host
 	if v := in.Header["X-Forwarded-Host"]; trusted && len(v) > 0 {
 		host = v[0]
 	}
-	out.Header["X-Forwarded-Host"] = []string{host}
-	// Out keeps In's Host: the upstream sees the name the client asked for.
+	return xff, proto, host
 }
 
 func peerIP(remote string) string {
@@ -180,23 +186,26 @@ func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt route, st 
 			r.Body = http.MaxBytesReader(w, r.Body, st.maxBody)
 		}
 	}
-	t := svc.lb.pick()
-	if t == nil {
-		w.Header().Set("Retry-After", retryAfterSecs)
-		http.Error(w, "no ready container for this service", http.StatusServiceUnavailable)
-		svc.metrics.role("none").observe(http.StatusServiceUnavailable, 0)
-		return
-	}
-	defer release(t)
-	svc.metrics.inflight.Inc()
-	defer svc.metrics.inflight.Dec()
-	start := time.Now()
-	if svc.StripPrefix && rt.prefix != "/" {
+	stripped := svc.StripPrefix && rt.prefix != "/"
+	if stripped {
 		r.URL.Path = stripPrefix(rt.prefix, r.URL.Path)
 		if r.URL.RawPath != "" {
 			r.URL.RawPath = stripPrefix(rt.prefix, r.URL.RawPath)
 		}
 	}
+	start := time.Now()
+	svc.metrics.inflight.Inc()
+	defer svc.metrics.inflight.Dec()
+	if fastPath(r) {
+		p.serveFast(w, r, svc, stripped, start)
+		return
+	}
+	t := svc.lb.pick()
+	if t == nil {
+		noTarget(w, svc)
+		return
+	}
+	defer release(t)
 	// The request is ours (we are the last handler): pointing its URL at the
 	// target saves ReverseProxy a second URL copy.
 	r.URL.Scheme, r.URL.Host = "http", t.Addr
@@ -210,4 +219,69 @@ func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt route, st 
 		code = http.StatusOK
 	}
 	t.metrics.observe(code, time.Since(start))
+}
+
+func noTarget(w http.ResponseWriter, svc *Service) {
+	w.Header().Set("Retry-After", retryAfterSecs)
+	http.Error(w, "no ready container for this service", http.StatusServiceUnavailable)
+	svc.metrics.role("none").observe(http.StatusServiceUnavailable, 0)
+}
+
+// serveFast forwards a body-less idempotent request on the fast path. A
+// target that refuses the connection (it just died) is skipped for another.
+func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, svc *Service, stripped bool, start time.Time) {
+	uri := r.RequestURI
+	if stripped || !strings.HasPrefix(uri, "/") {
+		uri = r.URL.RequestURI()
+	}
+	var last *Target
+	for attempt := 0; attempt < 2; attempt++ {
+		t := svc.lb.pick()
+		if t == nil || t == last {
+			if t != nil {
+				release(t)
+			}
+			break
+		}
+		code, err := p.forwardFast(w, r, t.Addr, uri)
+		release(t)
+		if err == nil {
+			t.metrics.observe(code, time.Since(start))
+			return
+		}
+		last = t
+		if !isDialError(err) || r.Context().Err() != nil {
+			code = p.errorCode(w, r, err)
+			t.metrics.observe(code, time.Since(start))
+			return
+		}
+		p.log.Debug("target refused; trying another", "service", svc.key(), "target", t.Addr, "error", err)
+	}
+	if last == nil {
+		noTarget(w, svc)
+		return
+	}
+	http.Error(w, "upstream unavailable", http.StatusBadGateway)
+	last.metrics.observe(http.StatusBadGateway, time.Since(start))
+}
+
+func isDialError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// errorCode answers a failed fast-path request and returns the code sent.
+func (p *Proxy) errorCode(w http.ResponseWriter, r *http.Request, err error) int {
+	switch {
+	case r.Context().Err() != nil:
+		w.WriteHeader(499)
+		return 499
+	case isTimeout(err):
+		http.Error(w, "upstream timed out", http.StatusGatewayTimeout)
+		return http.StatusGatewayTimeout
+	default:
+		p.log.Debug("upstream error", "host", r.Host, "path", r.URL.Path, "error", err)
+		http.Error(w, "upstream unavailable", http.StatusBadGateway)
+		return http.StatusBadGateway
+	}
 }

@@ -67,6 +67,8 @@ type Proxy struct {
 
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
+	pool      *upstreamPool
+	bufs      *bufferPool
 	tls       *tlsManager
 
 	mu       sync.Mutex // guards services, servers; writers of the table
@@ -83,7 +85,7 @@ func New(opts Options) *Proxy {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	p := &Proxy{opts: opts, log: opts.Log, metrics: newMetrics(opts.Registry),
-		transport: newTransport(), services: map[string]*Service{}}
+		transport: newTransport(), pool: newUpstreamPool(), bufs: newBufferPool(), services: map[string]*Service{}}
 	p.table.Store(buildTable(nil))
 	p.settings.Store(&settings{httpsPort: 443})
 	p.rp = p.newReverseProxy()

@@ -42,6 +42,7 @@ func (p *Proxy) RouteOut(ctx context.Context, project, service string, t apply.T
 		return
 	}
 	left := gone.drain(ctx, s.Drain)
+	p.pool.closeIdle(gone.Addr)
 	log := p.log.With("service", s.key(), "container", short(t.ContainerID))
 	if left > 0 {
 		log.Warn("routed out; drain_secs passed with requests still in flight", "in_flight", left, "drain", s.Drain)
