@@ -105,7 +105,13 @@ func (p *Proxy) Sync(ctx context.Context, d *config.Desired, live []diff.Contain
 	}
 	wantTLS := d.Cluster.ACME.TLS != config.TLSOff || len(certs) > 0
 	err := p.listen(d.Cluster.Proxy.HTTPPort, d.Cluster.Proxy.HTTPSPort, wantTLS)
-	httpAddr, _ := p.Addrs()
+	httpAddr, httpsAddr := p.Addrs()
+	if _, port, perr := net.SplitHostPort(httpsAddr); perr == nil {
+		// Redirects name the port HTTPS really listens on.
+		st2 := *st
+		st2.httpsPort, _ = strconv.Atoi(port)
+		p.settings.Store(&st2)
+	}
 	p.tls.update(ctx, tlsUpdate{acme: d.Cluster.ACME, httpAddr: httpAddr, managed: managed, own: certs})
 	return err
 }

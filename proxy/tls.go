@@ -70,48 +70,57 @@ func (m *tlsManager) certDir() string { return filepath.Join(m.opts.DataDir, "ce
 
 // update brings the managed and own certificates in line with the table.
 func (m *tlsManager) update(ctx context.Context, u tlsUpdate) {
+	magic, fresh := m.plan(ctx, u)
+	if len(fresh) == 0 {
+		return
+	}
+	// ManageAsync loads what storage has and obtains the rest in the
+	// background, retrying with backoff; errors are logged through zap.
+	// Called without m.mu: certmagic's maintenance asks for the config.
+	if err := magic.ManageAsync(m.ctx, fresh); err != nil {
+		m.log.Error("managing certificates", "domains", fresh, "error", err)
+		m.mu.Lock()
+		for _, h := range fresh {
+			delete(m.managing, h)
+		}
+		m.mu.Unlock()
+	}
+}
+
+// plan configures certmagic for u and returns the hosts to start managing.
+func (m *tlsManager) plan(ctx context.Context, u tlsUpdate) (*certmagic.Config, []string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if u.acme.TLS == config.TLSOff && len(u.own) == 0 {
-		return
+		return nil, nil
 	}
 	id := u.acme.TLS + "|" + u.acme.CA + "|" + u.acme.Email
 	if m.magic == nil || id != m.issuerID {
 		if err := m.configure(u); err != nil {
 			m.log.Error("TLS is not available; domains are served over HTTP", "error", err)
-			return
+			return nil, nil
 		}
 		m.issuerID = id
 		m.managing = map[string]bool{}
 	}
 	m.cacheOwn(ctx, u.own)
 	if u.acme.TLS == config.TLSOff {
-		return
+		return nil, nil
 	}
 	var fresh []string
 	for _, h := range u.managed {
 		if m.managing[h] {
 			continue
 		}
+		m.managing[h] = true // once: a wildcard is warned about once
 		if strings.HasPrefix(h, "*.") && u.acme.TLS == config.TLSACME {
 			m.log.Warn("no certificate for a wildcard domain: HTTP-01 cannot prove it (use tls_cert/tls_key)", "domain", h)
 			continue
 		}
-		m.managing[h] = true
 		fresh = append(fresh, h)
 	}
-	if len(fresh) == 0 {
-		return
-	}
 	slices.Sort(fresh)
-	// ManageAsync loads what storage has and obtains the rest in the
-	// background, retrying with backoff; errors are logged through zap.
-	if err := m.magic.ManageAsync(m.ctx, fresh); err != nil {
-		m.log.Error("managing certificates", "domains", fresh, "error", err)
-		for _, h := range fresh {
-			delete(m.managing, h)
-		}
-	}
+	return m.magic, fresh
 }
 
 // configure builds the certmagic config for the TLS mode. m.mu is held.
