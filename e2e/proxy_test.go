@@ -145,4 +145,27 @@ func TestProxyRouting(t *testing.T) {
 			t.Errorf("metrics lack %s or web's 200s:\n%s", want, b.String())
 		}
 	})
+	t.Run("after a restart running containers are routed again", func(t *testing.T) {
+		before := containerIDs(t, env, p)
+		ps.kill()
+		ps.daemon.start()
+		ps.waitAnswer(t, "shop.test", "/", "v1", 30*time.Second)
+		ps.waitAnswer(t, "other.test", "/", "v3", 10*time.Second)
+		if after := containerIDs(t, env, p); !slices.Equal(before, after) {
+			t.Errorf("containers changed across the restart: %v -> %v", before, after)
+		}
+	})
+
+	t.Run("a service removed from git loses its route", func(t *testing.T) {
+		ps.push(t, "drop other", map[string]string{"services/" + p + "/service.toml": strings.Replace(toml,
+			routedService("other", imageV3, 1, "other.test", ""), "", 1)})
+		waitFor(t, 60*time.Second, func() (bool, string) {
+			resp, body := request(t, ps.http, "GET", "other.test", "/", nil, nil)
+			return resp.StatusCode == 404, fmt.Sprintf("other.test: %d %q", resp.StatusCode, body)
+		})
+		if resp, body := request(t, ps.http, "GET", "shop.test", "/", nil, nil); resp.StatusCode != 200 || body != "v1" {
+			t.Errorf("shop.test after the removal: %d %q", resp.StatusCode, body)
+		}
+	})
+
 }
