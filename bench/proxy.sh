@@ -5,6 +5,7 @@
 #
 #   bench/proxy.sh                 # 3 rounds of wrk -t1 -c64 -d6s
 #   ROUNDS=5 DURATION=10s CONNS=128 bench/proxy.sh
+#   ORCA_SYNC_BIN=/tmp/variant bench/proxy.sh   # a prebuilt orca-sync instead
 #
 # Equivalent settings everywhere: keep-alive to the upstream, X-Forwarded-For
 # set, no access log. Not part of `go test ./...`.
@@ -42,7 +43,11 @@ trap cleanup EXIT
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 echo "building orca-sync and the test app image" >&2
-go build -o "$WORK/orca-sync" ./cmd/orca-sync
+if [ -n "${ORCA_SYNC_BIN:-}" ]; then # compare a variant build
+	cp "$ORCA_SYNC_BIN" "$WORK/orca-sync"
+else
+	go build -o "$WORK/orca-sync" ./cmd/orca-sync
+fi
 mkdir -p "$WORK/img"
 (cd e2e && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$WORK/img/app" ./testapp)
 printf 'FROM scratch\nCOPY app /app\nENV VERSION=bench\nEXPOSE 8080\nENTRYPOINT ["/app"]\n' >"$WORK/img/Dockerfile"
@@ -115,7 +120,12 @@ cat >"$WORK/Caddyfile" <<CONF
 }
 http://:$CADDY_PORT {
 	bind 127.0.0.1
-	reverse_proxy $APP
+	reverse_proxy $APP {
+		transport http {
+			keepalive 90s
+			keepalive_idle_conns_per_host 128
+		}
+	}
 }
 CONF
 XDG_DATA_HOME=$WORK/caddy XDG_CONFIG_HOME=$WORK/caddy caddy run --adapter caddyfile --config "$WORK/Caddyfile" >"$WORK/caddy.log" 2>&1 &
@@ -162,6 +172,8 @@ printf '\n%-10s %12s %10s %10s   (median of %d rounds, wrk -t%s -c%s -d%s)\n' ta
 for name in "${ORDER[@]}"; do
 	printf '%-10s %12.0f %10.3f %10.3f\n' "$name" "$(median "$name" 1)" "$(median "$name" 2)" "$(median "$name" 3)"
 done
+paste -d' ' <(echo "${RESULTS[orca-sync]}" | tr ';' '\n') <(echo "${RESULTS[caddy]}" | tr ';' '\n') |
+	awk 'NF { r = r sprintf(" %.2fx", $1/$4) } END { print "\norca-sync/caddy req/s per round:" r }'
 o=$(median orca-sync 1); c=$(median caddy 1); n=$(median nginx 1)
 op99=$(median orca-sync 3); cp99=$(median caddy 3)
 awk -v o="$o" -v c="$c" -v n="$n" -v op="$op99" -v cp="$cp99" 'BEGIN {
