@@ -32,18 +32,12 @@ type noRouter struct{}
 func (noRouter) RouteIn(*diff.Service, Target)                    {}
 func (noRouter) RouteOut(context.Context, string, string, Target) {}
 
-// Expander resolves ${secrets.NAME} references in a value.
-type Expander func(value string) (string, error)
-
 // Options configure an Applier.
 type Options struct {
 	// Node is this host's node (label orca.node); "" takes NodeName's default.
 	Node string
 	// Router is told about targets entering and leaving; nil routes nothing.
 	Router Router
-	// Expand resolves secret references in env values and command arguments.
-	// Nil refuses every reference: secrets are not configured.
-	Expand Expander
 	Log    *slog.Logger
 }
 
@@ -52,7 +46,6 @@ type Applier struct {
 	rt     Runtime
 	log    *slog.Logger
 	router Router
-	expand Expander
 	node   string
 	http   *http.Client
 }
@@ -72,19 +65,12 @@ func NodeName(flag string, d *config.Desired) string {
 
 // New returns an Applier for rt.
 func New(rt Runtime, opts Options) *Applier {
-	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, expand: opts.Expand, node: opts.Node}
+	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, node: opts.Node}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	if a.router == nil {
 		a.router = noRouter{}
-	}
-	if a.expand == nil {
-		a.expand = func(v string) (string, error) {
-			return config.Expand(v, func(name string) (string, error) {
-				return "", fmt.Errorf("secret %q: secrets are not configured", name)
-			})
-		}
 	}
 	a.http = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	return a
@@ -127,7 +113,7 @@ func (a *Applier) Apply(ctx context.Context, d *config.Desired, plan diff.Plan, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.applyProject(ctx, p, changes, job{revision: revision, root: d.Root, node: NodeName(a.node, d)}, record)
+			a.applyProject(ctx, p, changes, newJob(d, revision, a.node), record)
 		}()
 	}
 	for _, c := range plan.Changes {
@@ -135,7 +121,7 @@ func (a *Applier) Apply(ctx context.Context, d *config.Desired, plan diff.Plan, 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				record(a.run(ctx, c, job{revision: revision, root: d.Root, node: NodeName(a.node, d)}))
+				record(a.run(ctx, c, newJob(d, revision, a.node)))
 			}()
 		}
 	}
@@ -190,6 +176,22 @@ type job struct {
 	revision string
 	root     string
 	node     string
+	secrets  config.SecretValues
+}
+
+func newJob(d *config.Desired, revision, node string) job {
+	return job{revision: revision, root: d.Root, node: NodeName(node, d), secrets: d.Secrets}
+}
+
+// expand resolves the ${secrets.NAME} references of an env value or command
+// argument of project. Without resolved secrets every reference is refused.
+func (j job) expand(project, v string) (string, error) {
+	return config.Expand(v, func(name string) (string, error) {
+		if j.secrets == nil {
+			return "", fmt.Errorf("${secrets.%s}: the secrets of this checkout were not resolved", name)
+		}
+		return j.secrets.Value(project, name)
+	})
 }
 
 // stopGrace is how long a container gets between SIGTERM and SIGKILL.

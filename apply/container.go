@@ -27,14 +27,14 @@ func (r *rollout) containerConfig(spec diff.Spec, hash, revision string, index i
 		Env:  make(map[string]string, len(spec.Env)),
 	}
 	for k, v := range spec.Env {
-		val, err := r.a.expand(v)
+		val, err := r.job.expand(r.svc.Project, v)
 		if err != nil {
 			return cfg, fmt.Errorf("env %s: %w", k, err)
 		}
 		cfg.Env[k] = val
 	}
 	for i, arg := range spec.Command {
-		val, err := r.a.expand(arg)
+		val, err := r.job.expand(r.svc.Project, arg)
 		if err != nil {
 			return cfg, fmt.Errorf("command argument %d: %w", i+1, err)
 		}

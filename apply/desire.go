@@ -2,7 +2,6 @@ package apply
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
@@ -12,8 +11,9 @@ import (
 // pull_policy is "always" has the image ID its tag resolves to in its spec, so
 // a moved tag is a change; with pull those images are pulled first, without
 // it (a plan) the local image is used. A pull that fails keeps the local
-// image, and the apply of that service then reports why.
-func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull bool, secretHashes map[string]string) []diff.Service {
+// image, and the apply of that service then reports why. Secrets enter the
+// spec by the keyed hash d.Secrets gives them.
+func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull bool) []diff.Service {
 	var out []diff.Service
 	ids := map[string]string{}
 	for _, s := range d.Services() {
@@ -26,7 +26,7 @@ func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull bool, secre
 			}
 			imageID = id
 		}
-		spec := diff.NewSpec(s, imageID, secretHashes)
+		spec := diff.NewSpec(s, imageID, secretHashes(d, s))
 		out = append(out, diff.Service{Service: s, Spec: spec, Hash: spec.Hash()})
 	}
 	return out
@@ -43,23 +43,16 @@ func resolveImage(ctx context.Context, rt Runtime, ref string, pull bool) string
 	return id
 }
 
-// MissingSecrets reports every ${secrets.NAME} of d that have cannot resolve,
-// at the service that uses it, so a commit that uses an unknown secret is
-// refused whole rather than deployed with a literal or empty value.
-func MissingSecrets(d *config.Desired, have func(project, name string) bool, why string) config.Errors {
-	var errs config.Errors
-	for _, s := range d.Services() {
-		for _, name := range s.SecretRefs {
-			if !have(s.Project, name) {
-				errs = append(errs, config.Error{File: s.File, Line: s.Line, Service: s.Name,
-					Message: fmt.Sprintf("${secrets.%s}: %s", name, why)})
-			}
-		}
+// secretHashes are the keyed hashes of the secrets s uses. Without resolved
+// secrets there are none: such a checkout is never applied, since expanding
+// its references fails.
+func secretHashes(d *config.Desired, s *config.Service) map[string]string {
+	if d.Secrets == nil || len(s.SecretRefs) == 0 {
+		return nil
 	}
-	for _, name := range d.Cluster.SecretRefs {
-		if !have("", name) {
-			errs = append(errs, config.Error{File: "cluster.toml", Message: fmt.Sprintf("${secrets.%s}: %s", name, why)})
-		}
+	m := make(map[string]string, len(s.SecretRefs))
+	for _, name := range s.SecretRefs {
+		m[name] = d.Secrets.Hash(s.Project, name)
 	}
-	return errs
+	return m
 }

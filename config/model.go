@@ -19,6 +19,21 @@ type Desired struct {
 	Projects []*Project
 	// SecretFiles lists every secrets.* file found, cluster-wide first.
 	SecretFiles []SecretFile
+	// Secrets holds the decrypted values of SecretFiles once the secrets
+	// package has resolved them; nil until then, and every reference is
+	// refused. It never leaves memory: the field is not serialised.
+	Secrets SecretValues `json:"-"`
+}
+
+// SecretValues are a checkout's resolved secrets. Lookups take the project
+// because a project's own file comes first, then the cluster's.
+type SecretValues interface {
+	// Value returns the value of ${secrets.NAME} as seen from project ("" for
+	// cluster.toml).
+	Value(project, name string) (string, error)
+	// Hash is a keyed hash of that value, for the spec hash: it changes when
+	// the value does, and cannot be used to guess it.
+	Hash(project, name string) string
 }
 
 // SecretFile is a SOPS-encrypted file of the checkout. Project is "" for the

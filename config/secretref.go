@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -60,4 +61,54 @@ func expand(s string, lookup func(string) (string, error)) (string, error) {
 		b.WriteString(v)
 		s = rest[end+1:]
 	}
+}
+
+// ExpandStrings replaces, in place, every string reachable from v (a pointer
+// to a struct) with fn(key, s), keys named as EachString names them. The
+// secrets resolver expands the references of cluster.toml with it.
+func ExpandStrings(v any, fn func(key, s string) (string, error)) error {
+	return expandValue(reflect.ValueOf(v), "", fn)
+}
+
+func expandValue(v reflect.Value, key string, fn func(key, s string) (string, error)) error {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return expandValue(v.Elem(), key, fn)
+		}
+	case reflect.String:
+		if !v.CanSet() {
+			return nil
+		}
+		s, err := fn(key, v.String())
+		if err != nil {
+			return err
+		}
+		v.SetString(s)
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if f := v.Type().Field(i); f.IsExported() {
+				if err := expandValue(v.Field(i), joinKey(key, strings.ToLower(f.Name)), fn); err != nil {
+					return err
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			if err := expandValue(v.Index(i), fmt.Sprintf("%s[%d]", key, i), fn); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		// Map values are not addressable: expand a copy and store it back.
+		for _, k := range v.MapKeys() {
+			cp := reflect.New(v.Type().Elem()).Elem()
+			cp.Set(v.MapIndex(k))
+			if err := expandValue(cp, joinKey(key, k.String()), fn); err != nil {
+				return err
+			}
+			v.SetMapIndex(k, cp)
+		}
+	}
+	return nil
 }

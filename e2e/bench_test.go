@@ -97,7 +97,7 @@ func planOnce(ctx context.Context, rt apply.Runtime, dir string, times *planTime
 		return diff.Plan{}, 0, err
 	}
 	t1 := time.Now()
-	desired := apply.Desire(ctx, rt, d, false, nil)
+	desired := apply.Desire(ctx, rt, d, false)
 	t2 := time.Now()
 	live, err := rt.List(ctx)
 	if err != nil {

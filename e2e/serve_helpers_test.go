@@ -67,12 +67,6 @@ type daemon struct {
 // containers, with git credentials in the environment.
 func startServe(t testing.TB, env *Env, repoURL string, extra ...string) *daemon {
 	t.Helper()
-	return startServeEnv(t, env, repoURL, nil, extra...)
-}
-
-// startServeEnv is startServe with more environment variables (KEY=VALUE).
-func startServeEnv(t testing.TB, env *Env, repoURL string, environ []string, extra ...string) *daemon {
-	t.Helper()
 	if _, err := orcaBinary(); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +81,6 @@ func startServeEnv(t testing.TB, env *Env, repoURL string, environ []string, ext
 	}
 	d.environ = append(d.environ, "DOCKER_HOST="+scoped.host,
 		"ORCA_SYNC_GIT_USERNAME="+gitUser, "ORCA_SYNC_GIT_PASSWORD="+gitPass)
-	d.environ = append(d.environ, environ...)
 	d.start()
 	t.Cleanup(func() {
 		d.stop()

@@ -33,7 +33,7 @@ func (l *Loop) Plan(ctx context.Context) (diff.Plan, error) {
 	if err != nil {
 		return diff.Plan{}, fmt.Errorf("list containers: %w", err)
 	}
-	desired := apply.Desire(ctx, l.opts.Runtime, d, false, nil)
+	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
 	return diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)}), nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -55,8 +56,11 @@ type Options struct {
 	// Router follows rollouts (route in when ready, out and drained before
 	// stop); Routes rebuilds the proxy's table from live Docker before and
 	// after each apply. Both nil without a proxy.
-	Router  apply.Router
-	Routes  RouteTable
+	Router apply.Router
+	Routes RouteTable
+	// Secrets resolves each commit's secrets; nil decrypts with no identity,
+	// so only a checkout without secrets files is valid.
+	Secrets Secrets
 	Metrics *Metrics
 	Log     *slog.Logger
 }
@@ -67,11 +71,18 @@ type RouteTable interface {
 	Sync(ctx context.Context, d *config.Desired, live []diff.Container, node string) error
 }
 
+// Secrets resolves the ${secrets.NAME} references of a loaded checkout
+// (secrets.Keyring).
+type Secrets interface {
+	Resolve(ctx context.Context, d *config.Desired) error
+}
+
 // Loop is the reconcile loop. Its methods are safe for concurrent use.
 type Loop struct {
 	opts    Options
 	log     *slog.Logger
 	applier *apply.Applier
+	secrets Secrets
 	// signal wakes the loop; its buffer of one coalesces a burst of signals
 	// into one more sync.
 	signal chan struct{}
@@ -117,10 +128,15 @@ func New(opts Options) *Loop {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
+	var sec Secrets = secrets.NewKeyring(nil)
+	if opts.Secrets != nil {
+		sec = opts.Secrets
+	}
 	return &Loop{
 		opts:    opts,
 		log:     opts.Log,
 		applier: apply.New(opts.Runtime, apply.Options{Node: opts.Node, Router: opts.Router, Log: opts.Log}),
+		secrets: sec,
 		signal:  make(chan struct{}, 1),
 	}
 }

@@ -79,7 +79,7 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		return st, nil
 	}
 	pins, _ := l.opts.Store.Pins()
-	desired := apply.Desire(ctx, l.opts.Runtime, d, false, nil)
+	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
 	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)})
 	for _, c := range plan.Changes {
 		if c.Desired == nil {

@@ -101,14 +101,16 @@ func (l *Loop) fetch(ctx context.Context, r *run) error {
 	return nil
 }
 
-// load parses and validates the checkout as a whole.
-func (l *Loop) load(_ context.Context, r *run) error {
+// load parses and validates the checkout as a whole and resolves its
+// secrets: a file this host cannot decrypt or a missing name makes the whole
+// commit invalid.
+func (l *Loop) load(ctx context.Context, r *run) error {
 	r.record.Commit, r.record.Message = r.commit.SHA, r.commit.Subject()
 	d, err := config.Load(filepath.Join(l.opts.Source.Dir(), l.opts.Path))
 	if err == nil {
-		if errs := apply.MissingSecrets(d, func(string, string) bool { return false }, "secrets are not configured in this version of orca-sync"); errs != nil {
-			err = errs
-		}
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = l.secrets.Resolve(sctx, d)
+		cancel()
 	}
 	var errs config.Errors
 	errors.As(err, &errs)
@@ -135,7 +137,7 @@ func (l *Loop) planStep(ctx context.Context, r *run) error {
 		return fmt.Errorf("list containers: %w", err)
 	}
 	r.live = live
-	desired := apply.Desire(ctx, l.opts.Runtime, r.desired, true, nil)
+	desired := apply.Desire(ctx, l.opts.Runtime, r.desired, true)
 	r.plan = diff.Compute(desired, live, diff.Options{Prune: r.desired.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, r.desired)})
 	l.forceReplace(ctx, r)
 	return l.holdPinned(r)

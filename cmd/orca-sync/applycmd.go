@@ -13,7 +13,7 @@ import (
 
 func newApplyCommand(log *slog.Logger) *cobra.Command {
 	var allowMassPrune bool
-	var output, node string
+	var output, node, ageKeyFile string
 	cmd := &cobra.Command{
 		Use:   "apply [DIR]",
 		Short: "Converge this Docker host to a checkout once, then exit",
@@ -27,7 +27,7 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			p, err := planCheckout(ctx, dir, node, true, cmd.ErrOrStderr(), log)
+			p, err := planCheckout(ctx, checkoutOpts{dir: dir, node: node, ageKeyFile: ageKeyFile, pull: true}, cmd.ErrOrStderr(), log)
 			if err != nil {
 				return err
 			}
@@ -57,6 +57,7 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "allow removing more than prune_guard of the managed services, or all of them")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&node, "node", "", nodeFlagHelp)
+	cmd.Flags().StringVar(&ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
 	return cmd
 }
 

@@ -57,7 +57,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	log := newLoggerFormat(stderr, "text")
-	root.AddCommand(newValidateCommand(), newPlanCommand(log), newApplyCommand(log), newServeCommand(stderr), newVersionCommand())
+	root.AddCommand(newValidateCommand(), newPlanCommand(log), newApplyCommand(log), newServeCommand(stderr), newSecretsCommand(), newVersionCommand())
 	addClientCommands(root)
 	return root
 }

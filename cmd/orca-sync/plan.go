@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/spf13/cobra"
 )
 
@@ -23,13 +25,23 @@ type planned struct {
 	node    string
 }
 
-// planCheckout loads and validates dir, then plans it against Docker. Errors
-// of the checkout are printed; the returned error only carries the exit code.
-func planCheckout(ctx context.Context, dir, node string, pull bool, stderr io.Writer, log *slog.Logger) (*planned, error) {
-	d, err := config.Load(dir)
+// checkoutOpts say which checkout to plan, and how.
+type checkoutOpts struct {
+	dir, node, ageKeyFile string
+	// pull pulls pull_policy = "always" images first (apply), else the local
+	// image is used (plan).
+	pull bool
+}
+
+// planCheckout loads and validates dir, resolves its secrets, then plans it
+// against Docker. Errors of the checkout are printed; the returned error only
+// carries the exit code.
+func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *slog.Logger) (*planned, error) {
+	d, err := config.Load(o.dir)
 	if err == nil {
-		if errs := apply.MissingSecrets(d, func(string, string) bool { return false }, "secrets are not configured in this version of orca-sync"); errs != nil {
-			err = errs
+		var ids *secrets.Identities
+		if ids, err = secrets.LoadIdentities(o.ageKeyFile, os.Getenv); err == nil {
+			err = secrets.NewKeyring(ids).Resolve(ctx, d)
 		}
 	}
 	var errs config.Errors
@@ -53,13 +65,13 @@ func planCheckout(ctx context.Context, dir, node string, pull bool, stderr io.Wr
 		rt.Close()
 		return nil, err
 	}
-	desired := apply.Desire(ctx, rt, d, pull, nil)
-	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(node, d)})
-	return &planned{desired: d, plan: plan, rt: rt, node: node}, nil
+	desired := apply.Desire(ctx, rt, d, o.pull)
+	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(o.node, d)})
+	return &planned{desired: d, plan: plan, rt: rt, node: o.node}, nil
 }
 
 func newPlanCommand(log *slog.Logger) *cobra.Command {
-	var output, node string
+	var output, node, ageKeyFile string
 	var exitCode bool
 	cmd := &cobra.Command{
 		Use:   "plan [DIR]",
@@ -73,7 +85,7 @@ func newPlanCommand(log *slog.Logger) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, err := planCheckout(cmd.Context(), dir, node, false, cmd.ErrOrStderr(), log)
+			p, err := planCheckout(cmd.Context(), checkoutOpts{dir: dir, node: node, ageKeyFile: ageKeyFile}, cmd.ErrOrStderr(), log)
 			if err != nil {
 				return err
 			}
@@ -93,6 +105,7 @@ func newPlanCommand(log *slog.Logger) *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 2 when there are changes, 0 when there are none")
 	cmd.Flags().StringVar(&node, "node", "", nodeFlagHelp)
+	cmd.Flags().StringVar(&ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
 	return cmd
 }
 
@@ -107,5 +120,7 @@ func writePlan(w io.Writer, p diff.Plan, output string) error {
 	}
 	return fmt.Errorf("unknown --output %q: use text or json", output)
 }
+
+const ageKeyFlagHelp = "age identity file that decrypts the checkout's secrets (default: $SOPS_AGE_KEY_FILE, else $SOPS_AGE_KEY)"
 
 const nodeFlagHelp = "this host's node name: only containers labelled with it are planned for and pruned (default: [cluster] node, else the host name)"

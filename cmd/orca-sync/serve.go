@@ -17,6 +17,7 @@ import (
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/proxy"
 	"github.com/orca-sync/orca-sync/reconcile"
+	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,7 +27,7 @@ import (
 
 type serveFlags struct {
 	repo, branch, path, dataDir, listen, node, sshKey, logFormat string
-	httpAddr, httpsAddr                                          string
+	httpAddr, httpsAddr, ageKeyFile                              string
 	interval                                                     time.Duration
 	once, insecureHostKey, allowMassPrune                        bool
 }
@@ -56,6 +57,7 @@ func newServeCommand(stderr io.Writer) *cobra.Command {
 	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir(), "state, clone and admin token")
 	fl.StringVar(&f.listen, "listen", ":6880", "API listen address")
 	fl.StringVar(&f.node, "node", "", nodeFlagHelp)
+	fl.StringVar(&f.ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
 	fl.StringVar(&f.sshKey, "ssh-key", "", "private key file for ssh:// and git@ repositories")
 	fl.BoolVar(&f.insecureHostKey, "insecure-ignore-host-key", false, "do not check the SSH host key against known_hosts")
 	fl.BoolVar(&f.once, "once", false, "sync once and exit; the exit status says whether it succeeded")
@@ -96,11 +98,16 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The identity is read once: a key file replaced later takes a restart.
+	ids, err := secrets.LoadIdentities(f.ageKeyFile, os.Getenv)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	lopts := reconcile.Options{
 		Source: src, Runtime: rt, Store: db, Path: f.path, Node: f.node, Interval: f.interval,
-		AllowMassPrune: f.allowMassPrune, Metrics: reconcile.NewMetrics(reg), Log: log,
+		AllowMassPrune: f.allowMassPrune, Secrets: secrets.NewKeyring(ids), Metrics: reconcile.NewMetrics(reg), Log: log,
 	}
 	if !f.once { // a one-shot sync serves no traffic
 		px := proxy.New(proxy.Options{HTTPAddr: f.httpAddr, HTTPSAddr: f.httpsAddr, DataDir: f.dataDir,
