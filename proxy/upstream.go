@@ -105,7 +105,9 @@ func isHop(k string) bool {
 	switch k {
 	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
 		"Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host":
+		"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded":
+		// The forwarding headers are the proxy's to set (as ReverseProxy's
+		// Rewrite drops them): a client must not spoof them past us.
 		return true
 	}
 	return false
