@@ -58,6 +58,18 @@ func TestOwnCertificate(t *testing.T) {
 	if !strings.Contains(string(body), "web /x") || !strings.Contains(string(body), "proto=https") {
 		t.Errorf("HTTPS answer %q", body)
 	}
+	// HTTP/2 from the client, HTTP/1.1 to the upstream.
+	h2 := c.Transport.(*http.Transport).Clone()
+	h2.ForceAttemptHTTP2 = true
+	resp, err = (&http.Client{Transport: h2}).Get("https://own.test/h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || !strings.Contains(string(body), "web /h2") {
+		t.Errorf("HTTP/2: %s %q", resp.Proto, body)
+	}
 	req, _ := http.NewRequest("GET", "http://"+httpAddr+"/x?y=1", nil)
 	req.Host = "own.test"
 	resp, err = (&http.Client{CheckRedirect: c.CheckRedirect}).Do(req)
