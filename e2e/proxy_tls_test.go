@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,14 +26,17 @@ import (
 
 // TestProxyACME runs Pebble in-process: serve obtains a certificate for a
 // domain through its own HTTP-01 handler on the proxy's HTTP port, serves
-// HTTPS that verifies against Pebble's root, and redirects HTTP to HTTPS.
+// HTTPS that verifies against Pebble's root, and redirects HTTP to HTTPS. A
+// domain the CA refuses keeps being served over HTTP, with the reason
+// logged, and does not hold up the other.
 func TestProxyACME(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
 	p := env.project("acme")
 	const domain = "shop.acme.test"
 	ps := newProxyPorts(t)
-	dir, root := startPebble(t, ps.http, startDNS(t))
+	const refused = "refused.acme.test"
+	dir, root := startPebble(t, ps.http, startDNS(t), refused)
 
 	// The serve process trusts the ACME directory's TLS through
 	// SSL_CERT_FILE; the certificate it obtains chains to Pebble's root.
@@ -42,11 +46,20 @@ func TestProxyACME(t *testing.T) {
 	}
 	ps.start(t, env, map[string]string{
 		"cluster.toml":                    fmt.Sprintf("[acme]\ntls = \"acme\"\nca = %q\nemail = \"ops@acme.test\"\n", dir.url),
-		"services/" + p + "/service.toml": routedService("web", imageV1, 1, domain, ""),
+		"services/" + p + "/service.toml": routedService("web", imageV1, 1, domain, "") +
+			routedService("other", imageV1, 1, refused, ""),
 	}, "SSL_CERT_FILE="+caFile)
 
 	waitHTTPS(t, ps, domain, root)
 	checkRedirect(t, ps, domain)
+	if resp, body := request(t, ps.http, "GET", refused, "/", nil, nil); resp.StatusCode != 200 || body != "v1" {
+		t.Errorf("a domain without a certificate over HTTP: %d %q, want 200 v1", resp.StatusCode, body)
+	}
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		logs := ps.logs.String()
+		return strings.Contains(logs, refused) && strings.Contains(logs, "will retry") && strings.Contains(logs, "rejectedIdentifier"),
+			"serve does not log why " + refused + " has no certificate"
+	})
 	if _, err := os.Stat(filepath.Join(ps.dataDir, "certs", "certificates")); err != nil {
 		t.Errorf("no certificates stored under <data-dir>/certs: %v", err)
 	}
@@ -116,7 +129,7 @@ type acmeDir struct {
 
 // startPebble runs Pebble's CA, VA and WFE in-process. The VA validates
 // HTTP-01 on the proxy's port, resolving names with dnsAddr.
-func startPebble(t *testing.T, proxyHTTP, dnsAddr string) (acmeDir, *x509.CertPool) {
+func startPebble(t *testing.T, proxyHTTP, dnsAddr string, blocked ...string) (acmeDir, *x509.CertPool) {
 	t.Helper()
 	// Validate at once and never reject a nonce (Pebble's defaults sleep and
 	// reject 5% to keep clients honest). Only this test reads them.
@@ -130,6 +143,11 @@ func startPebble(t *testing.T, proxyHTTP, dnsAddr string) (acmeDir, *x509.CertPo
 		logger = log.New(os.Stderr, "pebble ", log.Ltime)
 	}
 	store := db.NewMemoryStore()
+	for _, b := range blocked {
+		if err := store.AddBlockedDomain(b); err != nil {
+			t.Fatal(err)
+		}
+	}
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
 	validator := va.New(logger, httpPort, 0, false, dnsAddr, store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 1, 1)

@@ -171,7 +171,6 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
 
 // serveRoute forwards r to a target of the route's service.
 func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt route, st *settings) {
@@ -209,12 +208,9 @@ func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt route, st 
 	// The request is ours (we are the last handler): pointing its URL at the
 	// target saves ReverseProxy a second URL copy.
 	r.URL.Scheme, r.URL.Host = "http", t.Addr
-	sw := statusWriters.Get().(*statusWriter)
-	sw.ResponseWriter, sw.code = w, 0
+	sw := &statusWriter{ResponseWriter: w}
 	p.rp.ServeHTTP(sw, r)
 	code := sw.code
-	sw.ResponseWriter = nil
-	statusWriters.Put(sw)
 	if code == 0 {
 		code = http.StatusOK
 	}
