@@ -45,7 +45,7 @@ func TestProxyACME(t *testing.T) {
 		t.Fatal(err)
 	}
 	ps.start(t, env, map[string]string{
-		"cluster.toml":                    fmt.Sprintf("[acme]\ntls = \"acme\"\nca = %q\nemail = \"ops@acme.test\"\n", dir.url),
+		"cluster.toml": fmt.Sprintf("[acme]\ntls = \"acme\"\nca = %q\nemail = \"ops@acme.test\"\n", dir.url),
 		"services/" + p + "/service.toml": routedService("web", imageV1, 1, domain, "") +
 			routedService("other", imageV1, 1, refused, ""),
 	}, "SSL_CERT_FILE="+caFile)

@@ -171,7 +171,6 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-
 // serveRoute forwards r to a target of the route's service.
 func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt route, st *settings) {
 	svc := rt.svc
