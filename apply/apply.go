@@ -48,6 +48,9 @@ type Applier struct {
 	router Router
 	node   string
 	http   *http.Client
+	// seen keeps the secret values of earlier checkouts by keyed hash, for
+	// undo (see secretMemory).
+	seen *secretMemory
 }
 
 // NodeName is the node this host acts as: the flag's value, else cluster.toml's
@@ -65,7 +68,7 @@ func NodeName(flag string, d *config.Desired) string {
 
 // New returns an Applier for rt.
 func New(rt Runtime, opts Options) *Applier {
-	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, node: opts.Node}
+	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, node: opts.Node, seen: newSecretMemory()}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -95,6 +98,7 @@ func (r Result) Failed() bool { return r.Error != "" }
 // services of one wave run concurrently. A service whose dependency failed is
 // not touched. Apply returns one Result per changed service.
 func (a *Applier) Apply(ctx context.Context, d *config.Desired, plan diff.Plan, revision string) []Result {
+	a.Remember(d)
 	changes := map[string]diff.Change{}
 	for _, c := range plan.Changes {
 		changes[c.Key()] = c
@@ -113,7 +117,7 @@ func (a *Applier) Apply(ctx context.Context, d *config.Desired, plan diff.Plan, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.applyProject(ctx, p, changes, newJob(d, revision, a.node), record)
+			a.applyProject(ctx, p, changes, a.newJob(d, revision), record)
 		}()
 	}
 	for _, c := range plan.Changes {
@@ -121,7 +125,7 @@ func (a *Applier) Apply(ctx context.Context, d *config.Desired, plan diff.Plan, 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				record(a.run(ctx, c, newJob(d, revision, a.node)))
+				record(a.run(ctx, c, a.newJob(d, revision)))
 			}()
 		}
 	}
@@ -177,21 +181,11 @@ type job struct {
 	root     string
 	node     string
 	secrets  config.SecretValues
+	seen     *secretMemory
 }
 
-func newJob(d *config.Desired, revision, node string) job {
-	return job{revision: revision, root: d.Root, node: NodeName(node, d), secrets: d.Secrets}
-}
-
-// expand resolves the ${secrets.NAME} references of an env value or command
-// argument of project. Without resolved secrets every reference is refused.
-func (j job) expand(project, v string) (string, error) {
-	return config.Expand(v, func(name string) (string, error) {
-		if j.secrets == nil {
-			return "", fmt.Errorf("${secrets.%s}: the secrets of this checkout were not resolved", name)
-		}
-		return j.secrets.Value(project, name)
-	})
+func (a *Applier) newJob(d *config.Desired, revision string) job {
+	return job{revision: revision, root: d.Root, node: NodeName(a.node, d), secrets: d.Secrets, seen: a.seen}
 }
 
 // stopGrace is how long a container gets between SIGTERM and SIGKILL.

@@ -20,21 +20,21 @@ func ContainerName(project, service, hash string, index int) string {
 
 // containerConfig turns a spec into what the runtime starts: secret
 // references resolved, mount sources made absolute, orca's labels added.
-func (r *rollout) containerConfig(spec diff.Spec, hash, revision string, index int) (ContainerConfig, error) {
+func (r *rollout) containerConfig(spec diff.Spec, hash, revision string, index int, secrets *secretLookup) (ContainerConfig, error) {
 	cfg := ContainerConfig{
 		Name: ContainerName(r.svc.Project, r.svc.Name, hash, index),
 		Spec: spec,
 		Env:  make(map[string]string, len(spec.Env)),
 	}
 	for k, v := range spec.Env {
-		val, err := r.job.expand(r.svc.Project, v)
+		val, err := secrets.expand(v)
 		if err != nil {
 			return cfg, fmt.Errorf("env %s: %w", k, err)
 		}
 		cfg.Env[k] = val
 	}
 	for i, arg := range spec.Command {
-		val, err := r.job.expand(r.svc.Project, arg)
+		val, err := secrets.expand(arg)
 		if err != nil {
 			return cfg, fmt.Errorf("command argument %d: %w", i+1, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -197,12 +198,17 @@ func (r *rollout) undo(ctx context.Context, cause error, started, retired []diff
 	return errors.Join(errs...)
 }
 
-// restore starts a retired container again from the spec in its labels.
+// restore starts a retired container again from the spec in its labels,
+// with the secret values its label names. When this process never saw one of
+// them (it started after the rotation), the container gets the current value
+// and the undo says so: serving with it beats not serving, and the next sync
+// replaces the container anyway, its hash being outdated.
 func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 	if old.Spec == nil {
 		return fmt.Errorf("its orca.spec label is unreadable")
 	}
-	cfg, err := r.containerConfig(*old.Spec, old.Hash, old.Revision, old.Index)
+	secrets := r.job.asLabelled(r.svc.Project, *old.Spec)
+	cfg, err := r.containerConfig(*old.Spec, old.Hash, old.Revision, old.Index, secrets)
 	if err != nil {
 		return err
 	}
@@ -212,9 +218,13 @@ func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 	}
 	r.noteStarted(cfg.Name)
 	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
-		return err
+		return secrets.redact(err)
 	}
 	r.routeIn(ctx, diff.Container{ID: id, Name: cfg.Name, Project: r.svc.Project, Service: r.svc.Name, Index: old.Index, Hash: old.Hash, State: "running"})
+	if len(secrets.unknown) > 0 {
+		return fmt.Errorf("restored with the current value of secrets.%s: the value its label names predates this orca-sync process",
+			strings.Join(secrets.unknown, ", secrets."))
+	}
 	return nil
 }
 
@@ -324,7 +334,8 @@ func (r *rollout) startBatch(ctx context.Context, indices []int) ([]diff.Contain
 // startOne runs one new container and waits until it is ready. It returns the
 // container even on failure when one was created, so the caller removes it.
 func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, error) {
-	cfg, err := r.containerConfig(r.svc.Spec, r.svc.Hash, r.job.revision, index)
+	secrets := r.job.current(r.svc.Project)
+	cfg, err := r.containerConfig(r.svc.Spec, r.svc.Hash, r.job.revision, index, secrets)
 	if err != nil {
 		return diff.Container{}, err
 	}
@@ -339,7 +350,7 @@ func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, erro
 	r.noteStarted(cfg.Name)
 	r.log.Info("started", "container", cfg.Name)
 	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
-		return c, err
+		return c, secrets.redact(err)
 	}
 	r.routeIn(ctx, c)
 	return c, nil

@@ -3,6 +3,7 @@ package apply_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/orca-sync/orca-sync/apply"
@@ -46,6 +47,10 @@ func TestRotationReplacesOnlyUsers(t *testing.T) {
 		}
 	}
 	p = plan(fakeSecrets{"DB_PASSWORD": "two", "SMTP": "x"})
+	// Every service must be in the plan, or the loop below checks nothing.
+	if len(p.Changes) != 3 {
+		t.Fatalf("plan has %d changes, want one per service: %+v", len(p.Changes), p.Changes)
+	}
 	for _, c := range p.Changes {
 		want := diff.ActionNone
 		if c.Service == "api" {
@@ -57,5 +62,78 @@ func TestRotationReplacesOnlyUsers(t *testing.T) {
 		if c.Service == "api" && (len(c.Fields) != 1 || c.Fields[0].Field != "secrets.DB_PASSWORD" || !c.Fields[0].Secret) {
 			t.Errorf("api fields = %+v, want only secrets.DB_PASSWORD as a secret change", c.Fields)
 		}
+	}
+}
+
+// TestUndoRestoresOldSecretValue: a rollout that rotates a secret and fails
+// puts the old container back with the value its hash label names, not the
+// new one; a process that never saw the old value restores with the new one
+// and says so.
+func TestUndoRestoresOldSecretValue(t *testing.T) {
+	ctx := context.Background()
+	db := func(image string) *config.Service {
+		s := testService("db", image, 1, config.StrategyRecreate)
+		s.Env["DB_PASSWORD"], s.SecretRefs = "${secrets.DB_PASSWORD}", []string{"DB_PASSWORD"}
+		return s
+	}
+	sync := func(f *applytest.Runtime, a *apply.Applier, s *config.Service, secrets fakeSecrets) apply.Result {
+		d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}}, Secrets: secrets}
+		live, _ := f.List(ctx)
+		return onlyResult(t, a.Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), live, diff.Options{}), "rev"))
+	}
+	only := func(m map[string]string) string {
+		if len(m) != 1 {
+			t.Fatalf("containers: %v", m)
+		}
+		for _, v := range m {
+			return v
+		}
+		return ""
+	}
+
+	f := applytest.NewRuntime()
+	a := apply.New(f, apply.Options{})
+	if r := sync(f, a, db("app:v1"), fakeSecrets{"DB_PASSWORD": "old"}); r.Failed() {
+		t.Fatal(r.Error)
+	}
+	r := sync(f, a, db("app:broken"), fakeSecrets{"DB_PASSWORD": "new"})
+	if !r.Failed() || !strings.Contains(r.Error, "undone") || strings.Contains(r.Error, "restored with the current value") {
+		t.Fatalf("result: %+v", r)
+	}
+	if got := only(f.Env("db", "DB_PASSWORD")); got != "old" {
+		t.Errorf("restored container's DB_PASSWORD = %q, want the old value its label names", got)
+	}
+
+	// A new process (a restart between the two commits) never saw "old".
+	f = applytest.NewRuntime()
+	if r := sync(f, apply.New(f, apply.Options{}), db("app:v1"), fakeSecrets{"DB_PASSWORD": "old"}); r.Failed() {
+		t.Fatal(r.Error)
+	}
+	r = sync(f, apply.New(f, apply.Options{}), db("app:broken"), fakeSecrets{"DB_PASSWORD": "new"})
+	if !r.Failed() || !strings.Contains(r.Error, "restored with the current value of secrets.DB_PASSWORD") {
+		t.Fatalf("error %q should say the old value was unknown", r.Error)
+	}
+	if got := only(f.Env("db", "DB_PASSWORD")); got != "new" {
+		t.Errorf("restored container's DB_PASSWORD = %q", got)
+	}
+}
+
+// TestNotReadyLogsRedactSecrets: a container that prints a secret as it
+// dies has it replaced by its reference in the error, which goes to the
+// history, status and notifications.
+func TestNotReadyLogsRedactSecrets(t *testing.T) {
+	f := applytest.NewRuntime()
+	s := testService("api", "app:broken", 1, config.StrategyRolling)
+	s.Env["CRASH_LOG"] = "dial postgres://app:${secrets.DB_PASSWORD}@db/app: ${secrets.PIN} refused"
+	s.SecretRefs = []string{"DB_PASSWORD", "PIN"}
+	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}},
+		Secrets: fakeSecrets{"DB_PASSWORD": "hunter2-s3cret", "PIN": "42"}}
+	ctx := context.Background()
+	r := onlyResult(t, apply.New(f, apply.Options{}).Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), nil, diff.Options{}), "rev"))
+	if !r.Failed() || !strings.Contains(r.Error, "boom | dial postgres://app:${secrets.DB_PASSWORD}@db/app: 42 refused") {
+		t.Errorf("error %q: want the log line with the password replaced by its reference (a 2-byte value is left)", r.Error)
+	}
+	if strings.Contains(r.Error, "hunter2") {
+		t.Errorf("the error leaks the secret: %q", r.Error)
 	}
 }

@@ -208,18 +208,41 @@ func IsSOPSEncrypted(name string, data []byte) bool {
 // infra tree (a services/ directory or cluster.toml), or start itself when
 // none does.
 func FindRoot(start string) (string, error) {
+	root, found, err := findRoot(start, false)
+	if err == nil && !found {
+		return start, nil
+	}
+	return root, err
+}
+
+// FindRepoRoot is FindRoot for commands that write into the checkout: it
+// looks no higher than the git repository's root, takes that root when no
+// infra tree is below it, and is an error outside any, so that nothing is
+// ever written into a stray file wherever the command happened to run.
+func FindRepoRoot(start string) (string, error) {
+	root, found, err := findRoot(start, true)
+	if err == nil && !found {
+		err = errors.New("not inside an infra repository (no services/, cluster.toml or .git above the working directory)")
+	}
+	return root, err
+}
+
+func findRoot(start string, stopAtGit bool) (string, bool, error) {
 	abs, err := filepath.Abs(start)
 	if err != nil {
-		return "", fmt.Errorf("find infra root: %w", err)
+		return "", false, fmt.Errorf("find infra root: %w", err)
 	}
 	for dir := abs; ; dir = filepath.Dir(dir) {
 		for _, marker := range []string{"services", "cluster.toml"} {
 			if _, err := os.Stat(filepath.Join(dir, marker)); err == nil {
-				return dir, nil
+				return dir, true, nil
 			}
 		}
+		if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil && stopAtGit {
+			return dir, true, nil
+		}
 		if filepath.Dir(dir) == dir {
-			return start, nil
+			return "", false, nil
 		}
 	}
 }

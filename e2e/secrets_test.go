@@ -250,31 +250,3 @@ func TestServeSecrets(t *testing.T) {
 		}
 	})
 }
-
-// startServeEnv is startServe with extra environment variables.
-func startServeEnv(t testing.TB, env *Env, repoURL string, environ []string, extra ...string) *daemon {
-	t.Helper()
-	if _, err := orcaBinary(); err != nil {
-		t.Fatal(err)
-	}
-	scoped := newScopedDocker(t, env.Prefix)
-	d := &daemon{t: t, env: env, dataDir: t.TempDir(), api: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	d.args = append([]string{"serve", "--repo", repoURL, "--data-dir", d.dataDir, "--listen", d.api,
-		"--node", env.Prefix}, extra...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DOCKER_") && !strings.HasPrefix(kv, "ORCA_SYNC_") && !strings.HasPrefix(kv, "SOPS_") {
-			d.environ = append(d.environ, kv)
-		}
-	}
-	d.environ = append(d.environ, "DOCKER_HOST="+scoped.host,
-		"ORCA_SYNC_GIT_USERNAME="+gitUser, "ORCA_SYNC_GIT_PASSWORD="+gitPass)
-	d.environ = append(d.environ, environ...)
-	d.start()
-	t.Cleanup(func() {
-		d.stop()
-		if t.Failed() {
-			t.Logf("serve logs:\n%s", d.logs.String())
-		}
-	})
-	return d
-}

@@ -67,6 +67,14 @@ type daemon struct {
 // containers, with git credentials in the environment.
 func startServe(t testing.TB, env *Env, repoURL string, extra ...string) *daemon {
 	t.Helper()
+	return startServeEnv(t, env, repoURL, nil, extra...)
+}
+
+// startServeEnv is startServe with extra environment variables. The host's
+// DOCKER_*, ORCA_SYNC_* and SOPS_* variables are not passed on: a test gets
+// only the engine, credentials and age key it sets up.
+func startServeEnv(t testing.TB, env *Env, repoURL string, environ []string, extra ...string) *daemon {
+	t.Helper()
 	if _, err := orcaBinary(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +83,13 @@ func startServe(t testing.TB, env *Env, repoURL string, extra ...string) *daemon
 	d.args = append([]string{"serve", "--repo", repoURL, "--data-dir", d.dataDir, "--listen", d.api,
 		"--node", env.Prefix}, extra...)
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DOCKER_") && !strings.HasPrefix(kv, "ORCA_SYNC_") {
+		if !strings.HasPrefix(kv, "DOCKER_") && !strings.HasPrefix(kv, "ORCA_SYNC_") && !strings.HasPrefix(kv, "SOPS_") {
 			d.environ = append(d.environ, kv)
 		}
 	}
 	d.environ = append(d.environ, "DOCKER_HOST="+scoped.host,
 		"ORCA_SYNC_GIT_USERNAME="+gitUser, "ORCA_SYNC_GIT_PASSWORD="+gitPass)
+	d.environ = append(d.environ, environ...)
 	d.start()
 	t.Cleanup(func() {
 		d.stop()

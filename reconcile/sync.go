@@ -266,6 +266,9 @@ func (l *Loop) guard(_ context.Context, r *run) error {
 // applyStep carries out the plan and pins the specs whose rollout failed.
 func (l *Loop) applyStep(ctx context.Context, r *run) error {
 	r.record.Plan = planSummary(r.plan)
+	// The values of an unchanged commit are what a later failed rollout
+	// restores its containers with (Apply remembers those it applies).
+	l.applier.Remember(r.desired)
 	if !r.plan.HasChanges() {
 		return nil
 	}

@@ -181,19 +181,25 @@ func (c *Checkout) create(rel string) (*File, error) {
 	return Create(rel, rule)
 }
 
-// Get returns name's value from the scope's file.
-func (c *Checkout) Get(_ context.Context, project, name string) (string, error) {
+// openExisting decrypts the scope's file that holds (or would hold) name.
+func (c *Checkout) openExisting(project, name string) (*File, error) {
 	rel, err := c.target(project, name)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if rel == "" {
-		return "", fmt.Errorf("%s has no secrets file", c.scopeName(project))
+		return nil, fmt.Errorf("%s has no secrets file", c.scopeName(project))
 	}
-	f, err := c.open(rel)
+	return c.open(rel)
+}
+
+// Get returns name's value from the scope's file.
+func (c *Checkout) Get(_ context.Context, project, name string) (string, error) {
+	f, err := c.openExisting(project, name)
 	if err != nil {
 		return "", err
 	}
+	rel := f.Path
 	v, ok, err := f.Get(name)
 	if !ok {
 		return "", fmt.Errorf("no secret %s in %s", name, rel)
@@ -220,17 +226,11 @@ func (c *Checkout) List(_ context.Context, project string) ([]string, error) {
 
 // Remove deletes name from the scope's file and returns the file written.
 func (c *Checkout) Remove(ctx context.Context, project, name string) (string, error) {
-	rel, err := c.target(project, name)
+	f, err := c.openExisting(project, name)
 	if err != nil {
 		return "", err
 	}
-	if rel == "" {
-		return "", fmt.Errorf("%s has no secrets file", c.scopeName(project))
-	}
-	f, err := c.open(rel)
-	if err != nil {
-		return "", err
-	}
+	rel := f.Path
 	if !f.Remove(name) {
 		return "", fmt.Errorf("no secret %s in %s", name, rel)
 	}

@@ -120,7 +120,16 @@ func (f *Runtime) Inspect(_ context.Context, id string) (apply.State, error) {
 		IPs: map[string]string{diff.NetworkName(c.c.Project): "10.0.0.1"}, StartedAt: time.Now().Add(-time.Hour)}, nil
 }
 
-func (f *Runtime) Logs(context.Context, string, int) (string, error) { return "boom", nil }
+// Logs is "boom", followed, like an app that prints its connection string as
+// it dies, by the value of the container's env var CRASH_LOG when it has one.
+func (f *Runtime) Logs(_ context.Context, id string, _ int) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.containers[id]; c != nil && c.cfg.Env["CRASH_LOG"] != "" {
+		return "boom\n" + c.cfg.Env["CRASH_LOG"], nil
+	}
+	return "boom", nil
+}
 func (f *Runtime) Exec(context.Context, string, []string) (int, error) {
 	return 0, nil
 }
@@ -157,6 +166,20 @@ func (f *Runtime) IDs(service string) map[string]string {
 	for id, c := range f.containers {
 		if c.c.Service == service {
 			out[id] = c.cfg.Spec.Image
+		}
+	}
+	return out
+}
+
+// Env maps the ID of every container of service to the value of its
+// (resolved) environment variable name.
+func (f *Runtime) Env(service, name string) map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]string{}
+	for id, c := range f.containers {
+		if c.c.Service == service {
+			out[id] = c.cfg.Env[name]
 		}
 	}
 	return out

@@ -121,6 +121,6 @@ func writePlan(w io.Writer, p diff.Plan, output string) error {
 	return fmt.Errorf("unknown --output %q: use text or json", output)
 }
 
-const ageKeyFlagHelp = "age identity file that decrypts the checkout's secrets (default: $SOPS_AGE_KEY_FILE, else $SOPS_AGE_KEY)"
+const ageKeyFlagHelp = "age identity file that decrypts the checkout's secrets (default: $SOPS_AGE_KEY_FILE and $SOPS_AGE_KEY, else sops's keys.txt)"
 
 const nodeFlagHelp = "this host's node name: only containers labelled with it are planned for and pruned (default: [cluster] node, else the host name)"
