@@ -75,7 +75,9 @@ func TestApplyUndoKeepsCapacity(t *testing.T) {
 	dir := t.TempDir()
 	svc := func(image string) string {
 		// initial_delay_secs leaves the test the time to make the second
-		// new container fail its probe.
+		// new container fail its probe. timeout_secs leaves a loaded engine
+		// (the whole suite in parallel takes seconds to start three
+		// containers) the time to bring up the first, healthy set.
 		return fmt.Sprintf(`[[service]]
 name = "web"
 image = %q
@@ -87,7 +89,7 @@ interval_secs = 1
 initial_delay_secs = 2
 [service.deploy]
 strategy = "rolling"
-timeout_secs = 5
+timeout_secs = 15
 `, image)
 	}
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
