@@ -46,6 +46,16 @@ type Config interface {
 	Tracked() (repoURL, branch string) // the infra repo URL (as given to --repo) and branch
 }
 
+// PullRequests plans pull requests. Optional: without it pull_request
+// webhooks are ignored and /plan?pr=N answers 501.
+type PullRequests interface {
+	// SignalPR queues a plan of PR number, published to the forge; it never waits.
+	SignalPR(number int)
+	// PRPlan computes the plan of PR number now; ErrNotFound when the
+	// remote has no such pull request head.
+	PRPlan(ctx context.Context, number int) (any, error)
+}
+
 // Deliveries de-duplicates webhook delivery IDs (backed by the state file).
 type Deliveries interface {
 	SeenDelivery(id string, now time.Time) (bool, error)
@@ -56,6 +66,7 @@ type Options struct {
 	Backend    Backend
 	Config     Config
 	Deliveries Deliveries           // nil: no de-duplication
+	PRs        PullRequests         // nil: no pull request plans
 	AdminToken string               // the generated <data-dir>/admin.token value (role admin)
 	Registry   *prometheus.Registry // served at /metrics; the API registers its own webhook counter on it
 	Log        *slog.Logger         // nil: discard
@@ -66,6 +77,7 @@ type Server struct {
 	backend    Backend
 	config     Config
 	deliveries Deliveries
+	prs        PullRequests
 	adminToken string
 	log        *slog.Logger
 	webhooks   *prometheus.CounterVec
@@ -96,6 +108,7 @@ func New(opts Options) (*Server, error) {
 		backend:    opts.Backend,
 		config:     opts.Config,
 		deliveries: opts.Deliveries,
+		prs:        opts.PRs,
 		adminToken: opts.AdminToken,
 		log:        log,
 		webhooks:   counter,

@@ -20,7 +20,35 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("pr") {
+		s.handlePRPlan(w, r)
+		return
+	}
 	plan, err := s.backend.Plan(r.Context())
+	if err != nil {
+		s.internalError(w, r, "plan", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, plan)
+}
+
+// handlePRPlan answers /plan?pr=N: the plan of pull request N's head
+// against the live host, computed now.
+func (s *Server) handlePRPlan(w http.ResponseWriter, r *http.Request) {
+	n, err := intParam(r, "pr", 0, 1)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if s.prs == nil {
+		writeError(w, http.StatusNotImplemented, "pull request plans are not available")
+		return
+	}
+	plan, err := s.prs.PRPlan(r.Context(), n)
+	if errors.Is(err, ErrNotFound) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("pull request #%d: %v", n, err))
+		return
+	}
 	if err != nil {
 		s.internalError(w, r, "plan", err)
 		return

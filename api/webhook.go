@@ -31,6 +31,25 @@ type githubPush struct {
 	} `json:"repository"`
 }
 
+// githubPullRequest is the part of a GitHub (or Gitea) pull_request event
+// the API reads.
+type githubPullRequest struct {
+	Action      string `json:"action"`
+	Number      int    `json:"number"`
+	PullRequest struct {
+		Number int `json:"number"`
+		Base   struct {
+			Ref string `json:"ref"`
+		} `json:"base"`
+	} `json:"pull_request"`
+	Repository struct {
+		FullName string `json:"full_name"`
+		CloneURL string `json:"clone_url"`
+		HTMLURL  string `json:"html_url"`
+		SSHURL   string `json:"ssh_url"`
+	} `json:"repository"`
+}
+
 // gitlabPush is the part of a GitLab "Push Hook" event the API reads.
 type gitlabPush struct {
 	Ref     string `json:"ref"`
@@ -83,9 +102,39 @@ func (s *Server) handleGitHub(w http.ResponseWriter, r *http.Request) {
 			ref: ev.Ref, fullName: repo.FullName,
 			urls: []string{repo.CloneURL, repo.HTMLURL, repo.SSHURL},
 		})
-	default: // pull_request included: PR plans come with their own issue.
+	case "pull_request":
+		var ev githubPullRequest
+		if err := decodePayload(body, r.Header.Get("Content-Type"), &ev); err != nil {
+			s.webhookError(w, http.StatusBadRequest, webhookBadRequest, err.Error())
+			return
+		}
+		s.handlePullRequest(w, r, ev)
+	default:
 		s.webhookAnswer(w, http.StatusAccepted, webhookIgnored, "ignored")
 	}
+}
+
+// handlePullRequest signals the plan of a pull request into the tracked
+// branch of the tracked repository that was opened, reopened or pushed to.
+// A closed one is left alone.
+func (s *Server) handlePullRequest(w http.ResponseWriter, r *http.Request, ev githubPullRequest) {
+	repoURL, branch := s.config.Tracked()
+	repo := ev.Repository
+	n := ev.Number
+	if n == 0 {
+		n = ev.PullRequest.Number
+	}
+	switch {
+	case s.prs == nil, n <= 0, ev.PullRequest.Base.Ref != branch,
+		!repoMatches(repoURL, repo.FullName, repo.CloneURL, repo.HTMLURL, repo.SSHURL),
+		ev.Action != "opened" && ev.Action != "synchronize" && ev.Action != "reopened" && ev.Action != "synchronized":
+		s.log.DebugContext(r.Context(), "webhook: pull request ignored", "repo", repo.FullName, "pr", n, "action", ev.Action)
+		s.webhookAnswer(w, http.StatusAccepted, webhookIgnored, "ignored")
+		return
+	}
+	s.prs.SignalPR(n)
+	s.log.InfoContext(r.Context(), "webhook: pull request plan signalled", "repo", repo.FullName, "pr", n, "action", ev.Action)
+	s.webhookAnswer(w, http.StatusAccepted, webhookAccepted, "pull request plan signalled")
 }
 
 // handleGitLab serves GitLab webhooks, authenticated by X-Gitlab-Token.
@@ -196,7 +245,7 @@ func decodePayload(body []byte, contentType string, v any) error {
 		body = []byte(form.Get("payload"))
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("malformed push event: %w", err)
+		return fmt.Errorf("malformed event: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -29,6 +30,11 @@ func (l *Loop) Plan(ctx context.Context) (diff.Plan, error) {
 	if d == nil {
 		return diff.Plan{}, errors.New("no valid checkout yet")
 	}
+	return l.planOf(ctx, d)
+}
+
+// planOf plans d against the live containers, changing nothing.
+func (l *Loop) planOf(ctx context.Context, d *config.Desired) (diff.Plan, error) {
 	live, err := l.opts.Runtime.List(ctx)
 	if err != nil {
 		return diff.Plan{}, fmt.Errorf("list containers: %w", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/notify"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -36,6 +37,18 @@ type Store interface {
 	Unpin(service string) error
 	Pins() (map[string]state.Pin, error)
 	ClearPins() error
+}
+
+// Notifier receives the loop's events; it must not block (notify.Notifier
+// queues).
+type Notifier interface {
+	Notify(e notify.Event)
+}
+
+// CommitStatuses receives the outcome of each synced commit (GitHub commit
+// statuses): state is "pending", "success" or "failure". It must not block.
+type CommitStatuses interface {
+	CommitStatus(sha, state, description string)
 }
 
 // Options configure a Loop.
@@ -62,7 +75,13 @@ type Options struct {
 	// so only a checkout without secrets files is valid.
 	Secrets Secrets
 	Metrics *Metrics
-	Log     *slog.Logger
+	// Notifier and Statuses are told what each sync did; nil: nobody.
+	Notifier Notifier
+	Statuses CommitStatuses
+	// RefDir is where PlanRef checks out other refs (pull request heads);
+	// it must not overlap the Source's directory.
+	RefDir string
+	Log    *slog.Logger
 }
 
 // RouteTable is the proxy's level-triggered side: the whole table from the
@@ -91,6 +110,8 @@ type Loop struct {
 	pending pending
 	last    lastSync
 	syncing bool
+	// refMu serialises PlanRef, which reuses one checkout directory.
+	refMu sync.Mutex
 }
 
 // pending is the work signals asked for since the last sync started.
@@ -112,6 +133,8 @@ type lastSync struct {
 	// recordedOK is the commit of the newest history record when that record
 	// is a success; quiet syncs of it are not recorded again.
 	recordedOK string
+	// statusCommit is the newest commit given a final commit status.
+	statusCommit string
 }
 
 // New returns a loop; Run starts it.
@@ -127,6 +150,12 @@ func New(opts Options) *Loop {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.Notifier == nil {
+		opts.Notifier = nopReporter{}
+	}
+	if opts.Statuses == nil {
+		opts.Statuses = nopReporter{}
 	}
 	var sec Secrets = secrets.NewKeyring(nil)
 	if opts.Secrets != nil {
@@ -276,3 +305,9 @@ func (l *Loop) Cluster() config.Cluster {
 	}
 	return config.DefaultCluster()
 }
+
+// nopReporter is the Notifier and CommitStatuses of a loop without them.
+type nopReporter struct{}
+
+func (nopReporter) Notify(notify.Event)                 {}
+func (nopReporter) CommitStatus(string, string, string) {}

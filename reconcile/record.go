@@ -62,6 +62,7 @@ func (l *Loop) finish(ctx context.Context, r *run, err error) {
 		}
 	}
 	m.services(l.servicesAfter(ctx, r))
+	l.report(r, err)
 	attrs := []any{"trigger", rec.Trigger, "commit", short(rec.Commit), "result", rec.Result,
 		"plan", rec.Plan, "duration", rec.Finished.Sub(rec.Started).Round(time.Millisecond)}
 	if rec.Error != "" {

@@ -37,6 +37,8 @@ type run struct {
 	plan    diff.Plan
 	pins    map[string]state.Pin
 	results []apply.Result
+	// pendingSent: the commit status went to pending when the apply started.
+	pendingSent bool
 }
 
 // step is one stage of a sync. A stalledError ends the sync without retrying
@@ -101,17 +103,24 @@ func (l *Loop) fetch(ctx context.Context, r *run) error {
 	return nil
 }
 
-// load parses and validates the checkout as a whole and resolves its
-// secrets: a file this host cannot decrypt or a missing name makes the whole
-// commit invalid.
-func (l *Loop) load(ctx context.Context, r *run) error {
-	r.record.Commit, r.record.Message = r.commit.SHA, r.commit.Subject()
-	d, err := config.Load(filepath.Join(l.opts.Source.Dir(), l.opts.Path))
+// loadDir parses and validates the infra tree of the checkout in dir and
+// resolves its secrets, the same way for the tracked branch and for pull
+// request heads: a file this host cannot decrypt or a missing name makes the
+// whole commit invalid.
+func (l *Loop) loadDir(ctx context.Context, dir string) (*config.Desired, error) {
+	d, err := config.Load(filepath.Join(dir, l.opts.Path))
 	if err == nil {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err = l.secrets.Resolve(sctx, d)
 		cancel()
 	}
+	return d, err
+}
+
+// load parses and validates the checkout as a whole.
+func (l *Loop) load(ctx context.Context, r *run) error {
+	r.record.Commit, r.record.Message = r.commit.SHA, r.commit.Subject()
+	d, err := l.loadDir(ctx, l.opts.Source.Dir())
 	var errs config.Errors
 	errors.As(err, &errs)
 	l.mu.Lock()
@@ -280,6 +289,8 @@ func (l *Loop) applyStep(ctx context.Context, r *run) error {
 	} else {
 		r.record.ID = id
 	}
+	l.opts.Statuses.CommitStatus(r.commit.SHA, "pending", "applying: "+r.record.Plan)
+	r.pendingSent = true
 	r.results = l.applier.Apply(ctx, r.desired, r.plan, r.commit.SHA)
 	var failed []string
 	for _, res := range r.results {

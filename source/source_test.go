@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -305,7 +306,7 @@ func TestFetchRef(t *testing.T) {
 	if _, err := r.FetchRef(ctx, "main", dir); err != nil {
 		t.Errorf("FetchRef of a branch name: %v", err)
 	}
-	if _, err := r.FetchRef(ctx, "refs/pull/8/head", dir); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := r.FetchRef(ctx, "refs/pull/8/head", dir); err == nil || !strings.Contains(err.Error(), "does not exist") || !errors.Is(err, ErrNoSuchRef) {
 		t.Errorf("FetchRef of a missing ref: %v", err)
 	}
 	for _, bad := range []string{r.Dir(), filepath.Join(r.Dir(), "sub"), filepath.Dir(r.Dir())} {

@@ -18,6 +18,10 @@ import (
 
 const remoteName = "origin"
 
+// ErrNoSuchRef is wrapped by the fetch error of a ref the remote does not
+// have (a pull request number that does not exist).
+var ErrNoSuchRef = errors.New("no such ref on the remote")
+
 // fetchedRef is where FetchRef stores the ref it fetched.
 const fetchedRef = plumbing.ReferenceName("refs/orca-sync/fetched")
 
@@ -237,7 +241,7 @@ func (r *Repo) fetch(ctx context.Context, repo *git.Repository, t target) (plumb
 		Force:      true,
 	})
 	if errors.Is(err, git.NoMatchingRefSpecError{}) {
-		err = &messageError{msg: fmt.Sprintf("%s does not exist on the remote", t.remote), err: err}
+		err = &messageError{msg: fmt.Sprintf("%s does not exist on the remote", t.remote), err: errors.Join(ErrNoSuchRef, err)}
 		return plumbing.ZeroHash, r.fetchError(t, err)
 	}
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {

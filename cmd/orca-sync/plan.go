@@ -73,14 +73,24 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 func newPlanCommand(log *slog.Logger) *cobra.Command {
 	var output, node, ageKeyFile string
 	var exitCode bool
+	var pr int
+	var client clientFlags
 	cmd := &cobra.Command{
-		Use:   "plan [DIR]",
-		Short: "Show what a sync of a checkout would change on this Docker host",
+		Use:   "plan [DIR] | plan --pr N",
+		Short: "Show what a sync of a checkout, or the merge of a pull request, would change on this Docker host",
 		Long: "plan compares the checkout DIR with the containers orca-sync manages on this host and\n" +
 			"prints the changes an apply would make. It changes nothing.\n" +
-			"With --exit-code: 0 no changes, 2 changes, 1 error.",
+			"With --pr N it asks a running serve (--server) for the plan of pull request N's head.\n" +
+			"With --exit-code: 0 no changes, 2 changes, 1 error (or an invalid pull request).",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if pr != 0 {
+				if len(args) > 0 {
+					return errors.New("give either DIR or --pr, not both")
+				}
+				client.output = output
+				return planPR(cmd, &client, pr, exitCode)
+			}
 			dir, err := infraDir(args)
 			if err != nil {
 				return err
@@ -106,7 +116,30 @@ func newPlanCommand(log *slog.Logger) *cobra.Command {
 	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 2 when there are changes, 0 when there are none")
 	cmd.Flags().StringVar(&node, "node", "", nodeFlagHelp)
 	cmd.Flags().StringVar(&ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
+	cmd.Flags().IntVar(&pr, "pr", 0, "print the plan of this pull request from a running serve")
+	fl := cmd.Flags()
+	fl.StringVar(&client.server, "server", "http://127.0.0.1:6880", "with --pr: URL of a running orca-sync serve")
+	fl.StringVar(&client.token, "token", "", "with --pr: API token, role viewer or more (default: <data-dir>/admin.token)")
+	fl.StringVar(&client.dataDir, "data-dir", defaultDataDir(), "with --pr: where serve keeps admin.token")
 	return cmd
+}
+
+// planPR prints the plan of pull request n as a running serve computes it.
+func planPR(cmd *cobra.Command, c *clientFlags, n int, exitCode bool) error {
+	var p PRPlanAnswer
+	if raw, err := c.get(cmd, fmt.Sprintf("/api/v1/plan?pr=%d", n), &p); raw || err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if !p.Valid {
+		fmt.Fprintf(out, "Pull request #%d at %s is invalid; a merge would change nothing:\n%s\n", n, short(p.Commit), p.Text)
+		return exitError{code: 1}
+	}
+	fmt.Fprintf(out, "Pull request #%d at %s (%s):\n%s\n", n, short(p.Commit), p.Subject, p.Text)
+	if exitCode && p.Changes > 0 {
+		return exitError{code: 2}
+	}
+	return nil
 }
 
 func writePlan(w io.Writer, p diff.Plan, output string) error {

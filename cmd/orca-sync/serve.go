@@ -105,9 +105,11 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rp := newReporting(db, f.branch, log)
 	lopts := reconcile.Options{
 		Source: src, Runtime: rt, Store: db, Path: f.path, Node: f.node, Interval: f.interval,
 		AllowMassPrune: f.allowMassPrune, Secrets: secrets.NewKeyring(ids), Metrics: reconcile.NewMetrics(reg), Log: log,
+		Notifier: rp.notifier, Statuses: rp.github, RefDir: filepath.Join(f.dataDir, "pr-checkout"),
 	}
 	if !f.once { // a one-shot sync serves no traffic
 		px := proxy.New(proxy.Options{HTTPAddr: f.httpAddr, HTTPSAddr: f.httpsAddr, DataDir: f.dataDir,
@@ -120,6 +122,9 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		lopts.Router, lopts.Routes = px, px
 	}
 	loop := reconcile.New(lopts)
+	rp.loop = loop
+	rp.start()
+	defer rp.wait()
 	if f.once {
 		rec := loop.SyncOnce(ctx, "once")
 		if rec.Result != reconcile.ResultSucceeded {
@@ -127,17 +132,17 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		}
 		return nil
 	}
-	return serveAPI(ctx, f, loop, db, reg, log)
+	return serveAPI(ctx, f, loop, rp, db, reg, log)
 }
 
-func serveAPI(ctx context.Context, f serveFlags, loop *reconcile.Loop, db *state.DB, reg *prometheus.Registry, log *slog.Logger) error {
+func serveAPI(ctx context.Context, f serveFlags, loop *reconcile.Loop, rp *reporting, db *state.DB, reg *prometheus.Registry, log *slog.Logger) error {
 	admin, err := api.EnsureAdminToken(f.dataDir)
 	if err != nil {
 		return err
 	}
 	srv, err := api.New(api.Options{
 		Backend: backend{loop}, Config: apiConfig{loop: loop, repo: f.repo, branch: f.branch},
-		Deliveries: db, AdminToken: admin, Registry: reg, Log: log,
+		Deliveries: db, PRs: prAPI{rp}, AdminToken: admin, Registry: reg, Log: log,
 	})
 	if err != nil {
 		return err

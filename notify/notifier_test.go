@@ -1,0 +1,250 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/state"
+)
+
+// sink is a test server recording every body it receives.
+type sink struct {
+	*httptest.Server
+	mu     sync.Mutex
+	bodies []map[string]any
+	code   int
+	got    chan struct{}
+}
+
+func newSink(t *testing.T, code int) *sink {
+	s := &sink{code: code, got: make(chan struct{}, 100)}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		var m map[string]any
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" || json.Unmarshal(raw, &m) != nil {
+			t.Errorf("sink got %s %s %q", r.Method, r.Header.Get("Content-Type"), raw)
+		}
+		s.mu.Lock()
+		s.bodies = append(s.bodies, m)
+		s.mu.Unlock()
+		w.WriteHeader(s.code)
+		s.got <- struct{}{}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *sink) received() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]map[string]any(nil), s.bodies...)
+}
+
+func (s *sink) wait(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-s.got:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("sink got %d requests, want %d", len(s.received()), n)
+		}
+	}
+}
+
+// run starts n and returns a function that stops it and waits for every
+// delivery.
+func run(n *Notifier) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+func openDB(t *testing.T, path string) *state.DB {
+	t.Helper()
+	db, err := state.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func TestSinksReceiveTheirPayloadAndFilter(t *testing.T) {
+	hook, slack, discord := newSink(t, 200), newSink(t, 200), newSink(t, 204)
+	sinks := []config.Notify{
+		{Type: "webhook", URL: hook.URL + "/hook"},
+		{Type: "slack", URL: slack.URL + "/services/T/B/X", Events: []string{"rollout_failed"}},
+		{Type: "discord", URL: discord.URL + "/api/webhooks/1/x", Events: []string{"sync_succeeded"}},
+	}
+	n := New(Options{Sinks: func() []config.Notify { return sinks }, Backoff: time.Millisecond})
+	stop := run(n)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	n.Notify(Event{Kind: SyncSucceeded, Node: "n1", Commit: "0123456789abcdef", Subject: "web v2", Services: []string{"shop/web"}, Time: at})
+	n.Notify(Event{Kind: RolloutFailed, Node: "n1", Commit: "0123456789abcdef", Services: []string{"shop/api"}, Reason: "not ready within 20s", Time: at})
+	stop()
+
+	got := hook.received()
+	if len(got) != 2 {
+		t.Fatalf("webhook sink got %d events, want 2: %v", len(got), got)
+	}
+	byKind := map[string]map[string]any{}
+	for _, b := range got {
+		byKind[b["kind"].(string)] = b
+	}
+	ok := byKind["sync_succeeded"]
+	if ok["node"] != "n1" || ok["commit"] != "0123456789abcdef" || ok["subject"] != "web v2" ||
+		ok["time"] != "2026-01-02T03:04:05Z" || len(ok["services"].([]any)) != 1 || ok["services"].([]any)[0] != "shop/web" {
+		t.Errorf("sync_succeeded = %v", ok)
+	}
+	if f := byKind["rollout_failed"]; f["reason"] != "not ready within 20s" || f["services"].([]any)[0] != "shop/api" {
+		t.Errorf("rollout_failed = %v", f)
+	}
+	if s := slack.received(); len(s) != 1 || s[0]["text"] != "orca-sync/n1: rollout failed shop/api at 0123456789ab: not ready within 20s" {
+		t.Errorf("slack got %v", s)
+	}
+	if d := discord.received(); len(d) != 1 || d[0]["content"] != "orca-sync/n1: sync succeeded shop/web at 0123456789ab (web v2)" {
+		t.Errorf("discord got %v", d)
+	}
+}
+
+func TestFailingSinkIsRetriedThenGivenUp(t *testing.T) {
+	bad, good := newSink(t, 500), newSink(t, 200)
+	sinks := []config.Notify{{Type: "webhook", URL: bad.URL}, {Type: "webhook", URL: good.URL}}
+	n := New(Options{Sinks: func() []config.Notify { return sinks }, Attempts: 3, Backoff: time.Millisecond})
+	stop := run(n)
+	n.Notify(Event{Kind: SyncFailed, Node: "n1", Reason: "boom"})
+	stop()
+	if got := len(bad.received()); got != 3 {
+		t.Errorf("500 sink got %d attempts, want 3", got)
+	}
+	if got := len(good.received()); got != 1 {
+		t.Errorf("healthy sink got %d deliveries, want 1", got)
+	}
+}
+
+func TestNotifyDoesNotWaitForASlowSink(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 10)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	}))
+	defer slow.Close()
+	defer close(release)
+	n := New(Options{Sinks: func() []config.Notify { return []config.Notify{{Type: "webhook", URL: slow.URL}} }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	n.Notify(Event{Kind: SyncSucceeded, Node: "n1"})
+	<-arrived // the sink holds the first delivery
+	for range queueSize / 2 {
+		n.Notify(Event{Kind: SyncSucceeded, Node: "n1"}) // returns although the sink is stuck
+	}
+}
+
+func TestRepeatedFailureOncePerIntervalAcrossRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	hook := newSink(t, 200)
+	sinks := []config.Notify{{Type: "webhook", URL: hook.URL, RepeatInterval: time.Hour}}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	fail := Event{Kind: SyncFailed, Node: "n1", Commit: "c1", Reason: "invalid"}
+
+	db := openDB(t, path)
+	n := New(Options{Sinks: func() []config.Notify { return sinks }, Memory: db, Now: clock})
+	stop := run(n)
+	n.Notify(fail)
+	hook.wait(t, 1)
+	n.Notify(fail)                                                                 // same failure: suppressed
+	n.Notify(Event{Kind: SyncFailed, Node: "n1", Commit: "c2", Reason: "invalid"}) // another commit: sent
+	n.Notify(Event{Kind: SyncSucceeded, Node: "n1", Commit: "c3"})                 // not a failure: always sent
+	stop()
+	db.Close()
+	if got := len(hook.received()); got != 3 {
+		t.Fatalf("before restart the sink got %d events, want 3: %v", got, hook.received())
+	}
+
+	db = openDB(t, path) // a restarted orca-sync
+	defer db.Close()
+	n = New(Options{Sinks: func() []config.Notify { return sinks }, Memory: db, Now: clock})
+	now = now.Add(59 * time.Minute)
+	stop = run(n)
+	n.Notify(fail)
+	stop()
+	if got := len(hook.received()); got != 3 {
+		t.Fatalf("after a restart within the interval the failure was sent again: %v", hook.received())
+	}
+	now = now.Add(2 * time.Minute)
+	stop = run(n)
+	n.Notify(fail)
+	stop()
+	if got := len(hook.received()); got != 4 {
+		t.Fatalf("after the interval the failure was not sent again: %d events", got)
+	}
+}
+
+func TestRepeatOfAFailureThatWasNotDeliveredIsSent(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "state.db"))
+	defer db.Close()
+	hook := newSink(t, 500)
+	sinks := []config.Notify{{Type: "webhook", URL: hook.URL, RepeatInterval: time.Hour}}
+	n := New(Options{Sinks: func() []config.Notify { return sinks }, Memory: db, Attempts: 1, Backoff: time.Millisecond})
+	fail := Event{Kind: RolloutFailed, Node: "n1", Commit: "c1", Services: []string{"p/web"}, Reason: "x"}
+	stop := run(n)
+	n.Notify(fail)
+	stop()
+	hook.code = 200
+	stop = run(n)
+	n.Notify(fail)
+	stop()
+	if got := len(hook.received()); got != 2 {
+		t.Fatalf("sink got %d requests, want 2 (the failed one and its repeat)", got)
+	}
+}
+
+func TestOldMemoryIsForgotten(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "state.db"))
+	defer db.Close()
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	db.Put(memoryNamespace, "old", repeatRecord{Kind: SyncFailed, Sent: now.Add(-31 * 24 * time.Hour)})
+	db.Put(memoryNamespace, "recent", repeatRecord{Kind: SyncFailed, Sent: now.Add(-time.Hour)})
+	n := New(Options{Memory: db, Now: func() time.Time { return now }})
+	run(n)()
+	if keys, _ := db.Keys(memoryNamespace); len(keys) != 1 || keys[0] != "recent" {
+		t.Fatalf("memory keys after Run = %v, want [recent]", keys)
+	}
+}
+
+var _ Memory = (*state.DB)(nil)
+
+func TestKeyMakesFailuresWithOtherDetailsTheSame(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "state.db"))
+	defer db.Close()
+	hook := newSink(t, 200)
+	sinks := []config.Notify{{Type: "webhook", URL: hook.URL, RepeatInterval: time.Hour}}
+	n := New(Options{Sinks: func() []config.Notify { return sinks }, Memory: db})
+	ev := func(reason, key string) Event {
+		return Event{Kind: RolloutFailed, Node: "n1", Commit: "c1", Services: []string{"p/web"}, Reason: reason, Key: key}
+	}
+	stop := run(n)
+	n.Notify(ev("container p-web-1 at 10.0.0.2 not ready", "update h1"))
+	hook.wait(t, 1)
+	n.Notify(ev("container p-web-2 at 10.0.0.3 not ready", "update h1")) // the same spec failing again
+	n.Notify(ev("container p-web-3 at 10.0.0.4 not ready", "update h2")) // another spec
+	stop()
+	got := hook.received()
+	if len(got) != 2 || got[1]["reason"] != "container p-web-3 at 10.0.0.4 not ready" {
+		t.Fatalf("sink got %v, want the first failure and the one of another spec", got)
+	}
+	if _, ok := got[0]["Key"]; ok {
+		t.Fatalf("the key is part of the payload: %v", got[0])
+	}
+}
