@@ -115,9 +115,11 @@ func TestServeSecrets(t *testing.T) {
 	if got := env.envOf(t, p, "api", "LITERAL"); !slices.Equal(got, []string{"${secrets.DB_PASSWORD}"}) {
 		t.Errorf("api's LITERAL = %q: $${ must reach the container as a literal ${", got)
 	}
-	if got := env.envOf(t, p, "mail", "SMTP_PASSWORD"); !slices.Equal(got, []string{smtp}) {
-		t.Errorf("mail's SMTP_PASSWORD = %q, want the cluster file's value", got)
-	}
+	// mail starts beside api and may not listen yet when api answers.
+	env.waitFor(t, 30*time.Second, func() (bool, string) {
+		got := env.envOf(t, p, "mail", "SMTP_PASSWORD")
+		return slices.Equal(got, []string{smtp}), fmt.Sprintf("mail's SMTP_PASSWORD = %q, want the cluster file's value", got)
+	})
 	var outputs []string // everything an operator or a viewer can read
 	collectAPI := func() {
 		for _, path := range []string{"/api/v1/status", "/api/v1/plan", "/api/v1/history?limit=100",
