@@ -220,6 +220,7 @@ func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
 		return secrets.redact(err)
 	}
+	r.routeIn(ctx, diff.Container{ID: id, Name: cfg.Name, Project: r.svc.Project, Service: r.svc.Name, Index: old.Index, Hash: old.Hash, State: "running"})
 	if len(secrets.unknown) > 0 {
 		return fmt.Errorf("restored with the current value of secrets.%s: the value its label names predates this orca-sync process",
 			strings.Join(secrets.unknown, ", secrets."))

@@ -90,13 +90,18 @@ type Service struct {
 	File string
 	Line int
 
-	Image         string
-	Runtime       string
-	Replicas      int
-	Port          int
-	Domains       []string
-	Routes        []string
-	StripPrefix   bool
+	Image       string
+	Runtime     string
+	Replicas    int
+	Port        int
+	Domains     []string
+	Routes      []string
+	StripPrefix bool
+	// TLSCert and TLSKey are PEM files (relative paths resolve against the
+	// checkout root) that the proxy serves for Domains instead of a managed
+	// certificate.
+	TLSCert       string
+	TLSKey        string
 	Health        string
 	Command       []string
 	Env           map[string]string

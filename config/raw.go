@@ -23,6 +23,8 @@ type rawService struct {
 	Domains       []string          `toml:"domains"`
 	Routes        []string          `toml:"routes"`
 	StripPrefix   bool              `toml:"strip_prefix"`
+	TLSCert       string            `toml:"tls_cert"`
+	TLSKey        string            `toml:"tls_key"`
 	Health        string            `toml:"health"`
 	Command       []string          `toml:"command"`
 	Cmd           []string          `toml:"cmd"`

@@ -155,7 +155,7 @@ func convertService(r rawService, project, file string, index, line int, sink er
 		Project: project, File: file, Line: line, index: index,
 		Name: deref(r.Name, ""), Image: deref(r.Image, ""), Runtime: deref(r.Runtime, "docker"),
 		Replicas: deref(r.Replicas, 1), Port: deref(r.Port, 0),
-		Routes: r.Routes, StripPrefix: r.StripPrefix, Health: r.Health,
+		Routes: r.Routes, StripPrefix: r.StripPrefix, Health: r.Health, TLSCert: r.TLSCert, TLSKey: r.TLSKey,
 		Env: r.Env, Volumes: r.Volumes, Mounts: r.Mounts, Aliases: r.Aliases,
 		Internal: r.Internal, DependsOn: r.DependsOn, Labels: r.Labels,
 		Drift: deref(r.Drift, DriftCorrect), RestartPolicy: deref(r.RestartPolicy, "unless-stopped"),

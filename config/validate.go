@@ -99,6 +99,12 @@ func validateRouting(s *Service, sink errorSink) {
 	if len(s.Domains) > 0 && s.Port == 0 {
 		sink.service(s, "port", "a service with a domain needs port (the container port the proxy forwards to)")
 	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		sink.service(s, "tls_cert", "set both tls_cert and tls_key, or neither")
+	}
+	if s.TLSCert != "" && len(s.Domains) == 0 {
+		sink.service(s, "tls_cert", "tls_cert needs a domain to serve it for")
+	}
 	for _, r := range s.Routes {
 		if !strings.HasPrefix(r, "/") {
 			sink.service(s, "routes", "route %q must start with /", r)

@@ -73,12 +73,11 @@ func TestApplyUndoKeepsCapacity(t *testing.T) {
 	p := env.project("undocap")
 	netName := "orca-" + p
 	dir := t.TempDir()
-	// The first deploy gets a generous timeout: on a loaded host (the whole
-	// suite in parallel) three creates alone can take seconds. The timeout
-	// is not part of the spec, so the v2 rollout's 5 s is what is tested.
-	svc := func(image string, timeout int) string {
+	svc := func(image string) string {
 		// initial_delay_secs leaves the test the time to make the second
-		// new container fail its probe.
+		// new container fail its probe. timeout_secs leaves a loaded engine
+		// (the whole suite in parallel takes seconds to start three
+		// containers) the time to bring up the first, healthy set.
 		return fmt.Sprintf(`[[service]]
 name = "web"
 image = %q
@@ -90,15 +89,15 @@ interval_secs = 1
 initial_delay_secs = 2
 [service.deploy]
 strategy = "rolling"
-timeout_secs = %d
-`, image, timeout)
+timeout_secs = 15
+`, image)
 	}
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
-	writeProject(t, dir, p, svc(imageV1, 60))
+	writeProject(t, dir, p, svc(imageV1))
 	orca := newOrca(t, env, dir)
 	orca.mustApply()
 
-	writeProject(t, dir, p, svc(imageV2, 5))
+	writeProject(t, dir, p, svc(imageV2))
 	mon := env.watchReady(p, "web")
 	done := make(chan cliResult, 1)
 	go func() { done <- orca.apply() }()

@@ -115,7 +115,7 @@ func TestServeSecrets(t *testing.T) {
 	if got := env.envOf(t, p, "api", "LITERAL"); !slices.Equal(got, []string{"${secrets.DB_PASSWORD}"}) {
 		t.Errorf("api's LITERAL = %q: $${ must reach the container as a literal ${", got)
 	}
-	// mail starts beside api: wait for it too rather than ask it once.
+	// mail starts beside api and may not listen yet when api answers.
 	env.waitFor(t, 30*time.Second, func() (bool, string) {
 		got := env.envOf(t, p, "mail", "SMTP_PASSWORD")
 		return slices.Equal(got, []string{smtp}), fmt.Sprintf("mail's SMTP_PASSWORD = %q, want the cluster file's value", got)

@@ -66,6 +66,11 @@ type Options struct {
 	// loop's context ends, to finish or undo its current step.
 	ShutdownGrace  time.Duration
 	AllowMassPrune bool
+	// Router follows rollouts (route in when ready, out and drained before
+	// stop); Routes rebuilds the proxy's table from live Docker before and
+	// after each apply. Both nil without a proxy.
+	Router apply.Router
+	Routes RouteTable
 	// Secrets resolves each commit's secrets; nil decrypts with no identity,
 	// so only a checkout without secrets files is valid.
 	Secrets Secrets
@@ -77,6 +82,12 @@ type Options struct {
 	// it must not overlap the Source's directory.
 	RefDir string
 	Log    *slog.Logger
+}
+
+// RouteTable is the proxy's level-triggered side: the whole table from the
+// desired state and the live containers of this node.
+type RouteTable interface {
+	Sync(ctx context.Context, d *config.Desired, live []diff.Container, node string) error
 }
 
 // Secrets resolves the ${secrets.NAME} references of a loaded checkout
@@ -163,7 +174,7 @@ func New(opts Options) *Loop {
 		opts:    opts,
 		log:     opts.Log,
 		own:     own,
-		applier: apply.New(own, apply.Options{Node: opts.Node, Log: opts.Log}),
+		applier: apply.New(own, apply.Options{Node: opts.Node, Router: opts.Router, Log: opts.Log}),
 		secrets: sec,
 		signal:  make(chan struct{}, 1),
 		drift:   newDriftState(),

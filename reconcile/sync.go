@@ -66,11 +66,12 @@ func (l *Loop) SyncOnce(ctx context.Context, trigger string) state.SyncRecord {
 	defer l.setSyncing(false)
 
 	var err error
-	for _, s := range []step{l.fetch, l.load, l.planStep, l.guard, l.applyStep} {
+	for _, s := range []step{l.fetch, l.load, l.planStep, l.routeStep, l.guard, l.applyStep} {
 		if err = s(ctx, r); err != nil {
 			break
 		}
 	}
+	l.routeAfter(ctx, r)
 	l.finish(ctx, r, err)
 	return r.record
 }
@@ -161,6 +162,49 @@ func (l *Loop) planStep(ctx context.Context, r *run) error {
 	r.repaired = l.applyDriftPolicy(&r.plan, findings)
 	l.selfHeal(r)
 	return l.holdPinned(r)
+}
+
+// routeStep rebuilds the proxy's table from what runs now, before anything
+// changes: after a restart, serving containers are routed at once, not only
+// once a long apply ends.
+func (l *Loop) routeStep(ctx context.Context, r *run) error {
+	l.syncRoutes(ctx, r.desired, r.live)
+	return nil
+}
+
+// routeAfter rebuilds the table once more after an apply that changed
+// containers, or, when the sync stopped early (an invalid commit), from the
+// last valid checkout.
+func (l *Loop) routeAfter(ctx context.Context, r *run) {
+	if l.opts.Routes == nil {
+		return
+	}
+	d := r.desired
+	if d == nil {
+		d = l.lastDesired()
+	} else if r.results == nil {
+		return // nothing applied: routeStep's table stands
+	}
+	if d == nil {
+		return
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	live, err := l.opts.Runtime.List(lctx)
+	if err != nil {
+		l.log.Warn("proxy routes not refreshed: list containers", "error", err)
+		return
+	}
+	l.syncRoutes(lctx, d, live)
+}
+
+func (l *Loop) syncRoutes(ctx context.Context, d *config.Desired, live []diff.Container) {
+	if l.opts.Routes == nil || d == nil {
+		return
+	}
+	if err := l.opts.Routes.Sync(ctx, d, live, apply.NodeName(l.opts.Node, d)); err != nil {
+		l.log.Warn("proxy", "error", err)
+	}
 }
 
 // holdPinned turns the change of a service whose current spec already failed

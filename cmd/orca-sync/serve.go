@@ -15,6 +15,7 @@ import (
 	"github.com/orca-sync/orca-sync/api"
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/proxy"
 	"github.com/orca-sync/orca-sync/reconcile"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/orca-sync/orca-sync/source"
@@ -26,7 +27,7 @@ import (
 
 type serveFlags struct {
 	repo, branch, path, dataDir, listen, node, sshKey, logFormat string
-	ageKeyFile                                                   string
+	httpAddr, httpsAddr, ageKeyFile                              string
 	interval                                                     time.Duration
 	once, insecureHostKey, allowMassPrune                        bool
 }
@@ -62,6 +63,8 @@ func newServeCommand(stderr io.Writer) *cobra.Command {
 	fl.BoolVar(&f.once, "once", false, "sync once and exit; the exit status says whether it succeeded")
 	fl.BoolVar(&f.allowMassPrune, "allow-mass-prune", false, "let syncs remove more than prune_guard of the services, or all")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fl.StringVar(&f.httpAddr, "http-addr", "", "proxy HTTP listen address (default: \":<[proxy] http_port>\")")
+	fl.StringVar(&f.httpsAddr, "https-addr", "", "proxy HTTPS listen address (default: \":<[proxy] https_port>\")")
 	return cmd
 }
 
@@ -103,11 +106,22 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rp := newReporting(db, f.branch, log)
-	loop := reconcile.New(reconcile.Options{
+	lopts := reconcile.Options{
 		Source: src, Runtime: rt, Store: db, Path: f.path, Node: f.node, Interval: f.interval,
 		AllowMassPrune: f.allowMassPrune, Secrets: secrets.NewKeyring(ids), Metrics: reconcile.NewMetrics(reg), Log: log,
 		Notifier: rp.notifier, Statuses: rp.github, RefDir: filepath.Join(f.dataDir, "pr-checkout"),
-	})
+	}
+	if !f.once { // a one-shot sync serves no traffic
+		px := proxy.New(proxy.Options{HTTPAddr: f.httpAddr, HTTPSAddr: f.httpsAddr, DataDir: f.dataDir,
+			Inspector: rt, Registry: reg, Log: log.With("component", "proxy")})
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = px.Shutdown(sctx)
+		}()
+		lopts.Router, lopts.Routes = px, px
+	}
+	loop := reconcile.New(lopts)
 	rp.loop = loop
 	rp.start()
 	defer rp.wait()

@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Target is one ready container behind a service.
+type Target struct {
+	ID   string // container ID
+	Addr string // ip:port on the project network
+	Role string // orca.role: "stable", later "canary"
+
+	metrics *roleMetrics
+
+	inflight atomic.Int64
+	// removed is set before the target leaves its balancer, so a request
+	// that picked it in the meantime notices and picks again (see pick).
+	removed atomic.Bool
+}
+
+func newTarget(svc *Service, id, addr, role string) *Target {
+	if role == "" {
+		role = "stable"
+	}
+	return &Target{ID: id, Addr: addr, Role: role, metrics: svc.metrics.role(role)}
+}
+
+// drain waits until the target's in-flight requests have finished, or d has
+// passed, or ctx ends. It reports how many were still running.
+func (t *Target) drain(ctx context.Context, d time.Duration) int64 {
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n := t.inflight.Load()
+		if n == 0 || !time.Now().Before(deadline) {
+			return n
+		}
+		select {
+		case <-ctx.Done():
+			return t.inflight.Load()
+		case <-tick.C:
+		}
+	}
+}
+
+// LoadBalancer spreads a service's requests over its targets, round-robin.
+// Readers take the target list with one atomic load; writers copy it. A
+// weighted split between roles (canary) fits in pick: choose the role
+// first, then round-robin inside it.
+type LoadBalancer struct {
+	mu      sync.Mutex // serialises writers
+	targets atomic.Pointer[[]*Target]
+	next    atomic.Uint64
+}
+
+func newLoadBalancer() *LoadBalancer {
+	lb := &LoadBalancer{}
+	lb.targets.Store(&[]*Target{})
+	return lb
+}
+
+// pick returns a target with its in-flight count already raised, or nil when
+// none is ready. The caller must call release.
+func (lb *LoadBalancer) pick() *Target {
+	for range 4 {
+		ts := *lb.targets.Load()
+		if len(ts) == 0 {
+			return nil
+		}
+		t := ts[lb.next.Add(1)%uint64(len(ts))]
+		t.inflight.Add(1)
+		// RouteOut sets removed, then reads inflight; we raised inflight,
+		// then read removed: one of us sees the other.
+		if !t.removed.Load() {
+			return t
+		}
+		t.inflight.Add(-1)
+	}
+	return nil
+}
+
+func release(t *Target) { t.inflight.Add(-1) }
+
+// Targets returns the current targets.
+func (lb *LoadBalancer) Targets() []*Target { return *lb.targets.Load() }
+
+// add puts t in (or keeps the target of the same container).
+func (lb *LoadBalancer) add(t *Target) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	old := *lb.targets.Load()
+	out := make([]*Target, 0, len(old)+1)
+	for _, o := range old {
+		if o.ID == t.ID {
+			if o.Addr == t.Addr {
+				return
+			}
+			o.removed.Store(true)
+			continue
+		}
+		out = append(out, o)
+	}
+	out = append(out, t)
+	lb.targets.Store(&out)
+}
+
+// remove takes the target of container id out and returns it, or nil.
+func (lb *LoadBalancer) remove(id string) *Target {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	old := *lb.targets.Load()
+	var gone *Target
+	out := make([]*Target, 0, len(old))
+	for _, o := range old {
+		if o.ID == id {
+			gone = o
+			continue
+		}
+		out = append(out, o)
+	}
+	if gone != nil {
+		gone.removed.Store(true)
+		lb.targets.Store(&out)
+	}
+	return gone
+}
+
+// replace sets the whole target list. Targets of containers already present
+// are kept (with their in-flight counts); the others are marked removed.
+func (lb *LoadBalancer) replace(want []*Target) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	old := map[string]*Target{}
+	for _, o := range *lb.targets.Load() {
+		old[o.ID] = o
+	}
+	out := make([]*Target, 0, len(want))
+	for _, w := range want {
+		if o := old[w.ID]; o != nil && o.Addr == w.Addr {
+			out = append(out, o)
+			delete(old, w.ID)
+			continue
+		}
+		out = append(out, w)
+	}
+	for _, o := range old {
+		o.removed.Store(true)
+	}
+	lb.targets.Store(&out)
+}
+
+// has reports whether container id is a target, and its address.
+func (lb *LoadBalancer) has(id string) (string, bool) {
+	for _, t := range *lb.targets.Load() {
+		if t.ID == id {
+			return t.Addr, true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,282 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Upstream timeouts. Client-side reads have no overall deadline (a slow
+// upload must finish), and neither does a response body (long polls, SSE,
+// WebSocket); a stuck upstream is bounded by upstreamHeaderTimeout and the
+// transport's keep-alive probes.
+const (
+	dialTimeout           = 5 * time.Second
+	upstreamHeaderTimeout = 2 * time.Minute
+	upstreamIdleTimeout   = 90 * time.Second
+	retryAfterSecs        = "5"
+)
+
+// newTransport is the upstream transport, tuned for many requests to few
+// hosts: enough idle keep-alive connections per target that a busy service
+// never reconnects per request (net/http's default of 2 per host is what
+// makes a bare httputil.ReverseProxy slow), and no HTTP/2 or compression
+// negotiation the containers do not need.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       upstreamIdleTimeout,
+		ResponseHeaderTimeout: upstreamHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		WriteBufferSize:       16 << 10,
+		ReadBufferSize:        16 << 10,
+	}
+}
+
+// bufferPool recycles the copy buffers of response bodies (32 KiB each,
+// otherwise allocated per request).
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (bp *bufferPool) Get() []byte  { return *(bp.p.Get().(*[]byte)) }
+func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
+
+// newReverseProxy forwards a request whose URL already names its target
+// (see serveRoute), setting the X-Forwarded-* headers by the trust rules.
+func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:      p.rewrite,
+		Transport:    p.transport,
+		BufferPool:   p.bufs,
+		ErrorHandler: p.upstreamError,
+		ErrorLog:     nil,
+	}
+}
+
+// rewrite sets the forwarding headers. Client-sent X-Forwarded-* are kept
+// only from a trusted peer; ReverseProxy has already removed them from Out.
+// Out keeps In's Host: the upstream sees the name the client asked for.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	xff, proto, host := p.forwarded(pr.In)
+	pr.Out.Header["X-Forwarded-For"] = []string{xff}
+	pr.Out.Header["X-Forwarded-Proto"] = []string{proto}
+	pr.Out.Header["X-Forwarded-Host"] = []string{host}
+}
+
+// forwarded returns the X-Forwarded-For/-Proto/-Host values for in: the
+// peer appended to (trusted) or replacing (untrusted) the client's values.
+func (p *Proxy) forwarded(in *http.Request) (xff, proto, host string) {
+	peer := peerIP(in.RemoteAddr)
+	trusted := p.settings.Load().trusts(peer)
+	xff = peer
+	if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
+		xff = strings.Join(prior, ", ") + ", " + peer
+	}
+	proto = "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	if v := in.Header["X-Forwarded-Proto"]; trusted && len(v) > 0 {
+		proto = v[0]
+	}
+	host = in.Host
+	if v := in.Header["X-Forwarded-Host"]; trusted && len(v) > 0 {
+		host = v[0]
+	}
+	return xff, proto, host
+}
+
+func peerIP(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return remote
+	}
+	return host
+}
+
+func (s *settings) trusts(ip string) bool {
+	if len(s.trusted) == 0 {
+		return false
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamError answers a request the upstream did not.
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody reads an answer. 499 as nginx counts it.
+		w.WriteHeader(499)
+	case isTimeout(err):
+		http.Error(w, "upstream timed out", http.StatusGatewayTimeout)
+	default:
+		p.log.Debug("upstream error", "host", r.Host, "path", r.URL.Path, "upstream", r.URL.Host, "error", err)
+		http.Error(w, "upstream unavailable", http.StatusBadGateway)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// statusWriter records the status code of a response. Unwrap lets
+// http.ResponseController (which ReverseProxy uses to flush and to hijack
+// for WebSocket) reach the server's writer.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// serveRoute forwards r to a target of the route's service.
+func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt route, st *settings) {
+	svc := rt.svc
+	if st.maxBody > 0 {
+		if r.ContentLength > st.maxBody {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			svc.metrics.role("none").observe(http.StatusRequestEntityTooLarge, 0)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, st.maxBody)
+		}
+	}
+	stripped := svc.StripPrefix && rt.prefix != "/"
+	if stripped {
+		r.URL.Path = stripPrefix(rt.prefix, r.URL.Path)
+		if r.URL.RawPath != "" {
+			r.URL.RawPath = stripPrefix(rt.prefix, r.URL.RawPath)
+		}
+	}
+	start := time.Now()
+	svc.metrics.inflight.Inc()
+	defer svc.metrics.inflight.Dec()
+	if fastPath(r) {
+		p.serveFast(w, r, svc, stripped, start)
+		return
+	}
+	t := svc.lb.pick()
+	if t == nil {
+		noTarget(w, svc)
+		return
+	}
+	defer release(t)
+	// The request is ours (we are the last handler): pointing its URL at the
+	// target saves ReverseProxy a second URL copy.
+	r.URL.Scheme, r.URL.Host = "http", t.Addr
+	sw := &statusWriter{ResponseWriter: w}
+	p.rp.ServeHTTP(sw, r)
+	code := sw.code
+	if code == 0 {
+		code = http.StatusOK
+	}
+	t.metrics.observe(code, time.Since(start))
+}
+
+func noTarget(w http.ResponseWriter, svc *Service) {
+	w.Header().Set("Retry-After", retryAfterSecs)
+	http.Error(w, "no ready container for this service", http.StatusServiceUnavailable)
+	svc.metrics.role("none").observe(http.StatusServiceUnavailable, 0)
+}
+
+// serveFast forwards a body-less idempotent request on the fast path. A
+// target that refuses the connection (it just died) is skipped for another.
+func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, svc *Service, stripped bool, start time.Time) {
+	uri := r.RequestURI
+	if stripped || !strings.HasPrefix(uri, "/") {
+		uri = r.URL.RequestURI()
+	}
+	var last *Target
+	for attempt := 0; attempt < 2; attempt++ {
+		t := svc.lb.pick()
+		if t == nil || t == last {
+			if t != nil {
+				release(t)
+			}
+			break
+		}
+		code, err := p.forwardFast(w, r, t.Addr, uri)
+		release(t)
+		if err == nil {
+			t.metrics.observe(code, time.Since(start))
+			return
+		}
+		last = t
+		if !isDialError(err) || r.Context().Err() != nil {
+			code = p.errorCode(w, r, err)
+			t.metrics.observe(code, time.Since(start))
+			return
+		}
+		p.log.Debug("target refused; trying another", "service", svc.key(), "target", t.Addr, "error", err)
+	}
+	if last == nil {
+		noTarget(w, svc)
+		return
+	}
+	http.Error(w, "upstream unavailable", http.StatusBadGateway)
+	last.metrics.observe(http.StatusBadGateway, time.Since(start))
+}
+
+func isDialError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// errorCode answers a failed fast-path request and returns the code sent.
+func (p *Proxy) errorCode(w http.ResponseWriter, r *http.Request, err error) int {
+	switch {
+	case r.Context().Err() != nil:
+		w.WriteHeader(499)
+		return 499
+	case isTimeout(err):
+		http.Error(w, "upstream timed out", http.StatusGatewayTimeout)
+		return http.StatusGatewayTimeout
+	default:
+		p.log.Debug("upstream error", "host", r.Host, "path", r.URL.Path, "error", err)
+		http.Error(w, "upstream unavailable", http.StatusBadGateway)
+		return http.StatusBadGateway
+	}
+}

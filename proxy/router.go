@@ -1,0 +1,206 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
+)
+
+// RouteIn adds a ready container to its service, creating the service's
+// routes if they are new or changed. Services without a domain are ignored.
+func (p *Proxy) RouteIn(svc *diff.Service, t apply.Target) {
+	if svc == nil || len(svc.Domains) == 0 || t.Addr == "" {
+		return
+	}
+	p.mu.Lock()
+	s := p.upsertLocked(svc.Service, "")
+	p.mu.Unlock()
+	s.lb.add(newTarget(s, t.ContainerID, t.Addr, "stable"))
+	p.log.Info("routed in", "service", s.key(), "container", short(t.ContainerID), "addr", t.Addr)
+}
+
+// RouteOut takes a container out of its service at once, then waits until
+// its in-flight requests finish (up to the service's drain_secs) so that the
+// caller can stop it.
+func (p *Proxy) RouteOut(ctx context.Context, project, service string, t apply.Target) {
+	p.mu.Lock()
+	s := p.services[project+"/"+service]
+	p.mu.Unlock()
+	if s == nil {
+		return
+	}
+	gone := s.lb.remove(t.ContainerID)
+	if gone == nil {
+		return
+	}
+	left := gone.drain(ctx, s.Drain)
+	p.pool.closeIdle(gone.Addr)
+	log := p.log.With("service", s.key(), "container", short(t.ContainerID))
+	if left > 0 {
+		log.Warn("routed out; drain_secs passed with requests still in flight", "in_flight", left, "drain", s.Drain)
+		return
+	}
+	log.Info("routed out and drained")
+}
+
+// Sync rebuilds the whole table from the desired state and the live
+// containers (level-triggered: after a restart, running containers are routed
+// again; services gone from git lose their routes). Containers already routed
+// keep their targets; new ones are inspected for their address. It also
+// applies [proxy] and [acme] and starts the servers when the proxy is on. The
+// error reports servers that could not start; the table is updated anyway.
+func (p *Proxy) Sync(ctx context.Context, d *config.Desired, live []diff.Container, node string) error {
+	if d == nil {
+		return nil
+	}
+	st := newSettings(d.Cluster, p.opts.HTTPSAddr)
+	p.settings.Store(st)
+	byKey := map[string][]diff.Container{}
+	for _, c := range live {
+		if c.Node == node || c.Node == "" {
+			byKey[c.Project+"/"+c.Service] = append(byKey[c.Project+"/"+c.Service], c)
+		}
+	}
+	var certs []certSpec
+	var managed []string
+	want := map[string]bool{}
+	for _, svc := range d.Services() {
+		if len(svc.Domains) == 0 || svc.Port == 0 {
+			continue
+		}
+		want[svc.Key()] = true
+		p.mu.Lock()
+		s := p.upsertLocked(svc, d.Root)
+		p.mu.Unlock()
+		s.lb.replace(p.liveTargets(ctx, s, svc, byKey[svc.Key()]))
+		if s.CertFile != "" {
+			certs = append(certs, certSpec{service: s.key(), cert: s.CertFile, key: s.KeyFile})
+		} else {
+			managed = append(managed, s.Hosts...)
+		}
+	}
+	p.mu.Lock()
+	changed := false
+	for k, s := range p.services {
+		if !want[k] {
+			s.lb.replace(nil)
+			delete(p.services, k)
+			changed = true
+		}
+	}
+	if changed {
+		p.table.Store(buildTable(p.services))
+	}
+	p.mu.Unlock()
+	if !d.Cluster.Proxy.Enabled {
+		return nil
+	}
+	wantTLS := d.Cluster.ACME.TLS != config.TLSOff || len(certs) > 0
+	err := p.listen(d.Cluster.Proxy.HTTPPort, d.Cluster.Proxy.HTTPSPort, wantTLS)
+	httpAddr, httpsAddr := p.Addrs()
+	if _, port, perr := net.SplitHostPort(httpsAddr); perr == nil {
+		// Redirects name the port HTTPS really listens on.
+		st2 := *st
+		st2.httpsPort, _ = strconv.Atoi(port)
+		p.settings.Store(&st2)
+	}
+	p.tls.update(ctx, tlsUpdate{acme: d.Cluster.ACME, httpAddr: httpAddr, managed: managed, own: certs})
+	return err
+}
+
+// liveTargets are the serving containers of svc: running, and not unhealthy
+// or still starting by their image HEALTHCHECK.
+func (p *Proxy) liveTargets(ctx context.Context, s *Service, svc *config.Service, cs []diff.Container) []*Target {
+	var out []*Target
+	for _, c := range cs {
+		if c.State != "running" || c.Health == "unhealthy" || c.Health == "starting" {
+			continue
+		}
+		addr, ok := s.lb.has(c.ID)
+		if !ok {
+			stt, err := p.opts.Inspector.Inspect(ctx, c.ID)
+			ip := stt.IPs[diff.NetworkName(svc.Project)]
+			if err != nil || ip == "" {
+				p.log.Warn("cannot route container: no address on the project network", "service", s.key(), "container", c.Name, "error", err)
+				continue
+			}
+			addr = net.JoinHostPort(ip, strconv.Itoa(svc.Port))
+		}
+		out = append(out, newTarget(s, c.ID, addr, c.Role))
+	}
+	return out
+}
+
+// upsertLocked returns the Service for svc, creating it or updating how it is
+// reached; the table is rebuilt when routing changed. p.mu must be held.
+func (p *Proxy) upsertLocked(svc *config.Service, root string) *Service {
+	next := &Service{Project: svc.Project, Name: svc.Name, Hosts: svc.Domains, Routes: svc.Routes,
+		StripPrefix: svc.StripPrefix, Drain: svc.Deploy.Drain,
+		CertFile: resolve(root, svc.TLSCert), KeyFile: resolve(root, svc.TLSKey)}
+	cur := p.services[next.key()]
+	if cur == nil {
+		next.lb = newLoadBalancer()
+		next.metrics = p.metrics.forService(svc.Project, svc.Name)
+		p.services[next.key()] = next
+		p.table.Store(buildTable(p.services))
+		return next
+	}
+	if root == "" { // RouteIn knows no checkout root: keep the files Sync set
+		next.CertFile, next.KeyFile = cur.CertFile, cur.KeyFile
+	}
+	if cur.sameRouting(next) {
+		return cur
+	}
+	// A new Service value, so the published table never changes under a
+	// request; targets and figures carry over.
+	next.lb, next.metrics = cur.lb, cur.metrics
+	p.services[next.key()] = next
+	p.table.Store(buildTable(p.services))
+	return next
+}
+
+func resolve(root, path string) string {
+	if path == "" || filepath.IsAbs(path) || root == "" {
+		return path
+	}
+	return filepath.Join(root, filepath.FromSlash(path))
+}
+
+func newSettings(c config.Cluster, httpsAddr string) *settings {
+	st := &settings{maxBody: c.Proxy.MaxBodyBytes, httpsPort: c.Proxy.HTTPSPort}
+	if httpsAddr != "" {
+		if _, port, err := net.SplitHostPort(httpsAddr); err == nil {
+			st.httpsPort, _ = strconv.Atoi(port)
+		}
+	}
+	for _, tp := range c.Proxy.TrustedProxies {
+		if pfx, err := parsePrefix(tp); err == nil {
+			st.trusted = append(st.trusted, pfx)
+		}
+	}
+	return st
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if !a.IsValid() {
+		return netip.Prefix{}, errors.New("invalid address")
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func short(id string) string { return id[:min(12, len(id))] }

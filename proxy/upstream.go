@@ -1,0 +1,283 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The fast path forwards body-less idempotent requests (GET, HEAD, OPTIONS —
+// most traffic) over a small HTTP/1.1 client of its own: the request is
+// written and the response read on the handler's goroutine, where
+// net/http's Transport hands every request to two more goroutines per
+// connection and clones the request and its headers. Profiles of
+// httputil.ReverseProxy put that hand-off and cloning at the top once
+// syscalls are set aside. Requests with a body, upgrades (WebSocket) and
+// everything else take httputil.ReverseProxy, whose transport knows when a
+// request may be retried on a fresh connection. A body-less idempotent
+// request always may, so a keep-alive connection the upstream closed while
+// idle costs a redial, never an error.
+
+// upConn is one keep-alive connection to a target.
+type upConn struct {
+	c    net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	used time.Time // when it went idle
+}
+
+// upstreamPool keeps idle connections per target address.
+type upstreamPool struct {
+	mu      sync.Mutex
+	idle    map[string][]*upConn
+	dialer  net.Dialer
+	maxIdle int
+}
+
+func newUpstreamPool() *upstreamPool {
+	return &upstreamPool{idle: map[string][]*upConn{}, maxIdle: 512,
+		dialer: net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}}
+}
+
+// get returns an idle connection to addr (reused=true) or dials one.
+func (p *upstreamPool) get(ctx context.Context, addr string, fresh bool) (*upConn, bool, error) {
+	if !fresh {
+		p.mu.Lock()
+		for cs := p.idle[addr]; len(cs) > 0; cs = p.idle[addr] {
+			uc := cs[len(cs)-1]
+			p.idle[addr] = cs[:len(cs)-1]
+			if time.Since(uc.used) < upstreamIdleTimeout {
+				p.mu.Unlock()
+				return uc, true, nil
+			}
+			uc.c.Close()
+		}
+		p.mu.Unlock()
+	}
+	c, err := p.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return &upConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+}
+
+func (p *upstreamPool) put(addr string, uc *upConn) {
+	uc.used = time.Now()
+	p.mu.Lock()
+	if len(p.idle[addr]) < p.maxIdle {
+		p.idle[addr] = append(p.idle[addr], uc)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	uc.c.Close()
+}
+
+// closeIdle closes the idle connections to addr (a target that left).
+func (p *upstreamPool) closeIdle(addr string) {
+	p.mu.Lock()
+	cs := p.idle[addr]
+	delete(p.idle, addr)
+	p.mu.Unlock()
+	for _, uc := range cs {
+		uc.c.Close()
+	}
+}
+
+// fastPath reports whether r can take the fast path.
+func fastPath(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		return false
+	}
+	return r.Body == http.NoBody && r.ContentLength == 0 && r.Header["Upgrade"] == nil && r.Trailer == nil
+}
+
+// hopHeaders are connection-level headers never forwarded (RFC 9110 7.6.1).
+func isHop(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded":
+		// The forwarding headers are the proxy's to set (as ReverseProxy's
+		// Rewrite drops them): a client must not spoof them past us.
+		return true
+	}
+	return false
+}
+
+// inConnection reports whether k is named by a Connection header value.
+func inConnection(conn []string, k string) bool {
+	for _, v := range conn {
+		for f := range strings.SplitSeq(v, ",") {
+			if http.CanonicalHeaderKey(strings.TrimSpace(f)) == k {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// errBeforeResponse marks a failure on a reused connection before any of the
+// response arrived: the request may go again on a fresh connection.
+var errBeforeResponse = errors.New("connection closed before the response")
+
+// forwardFast sends r to addr and copies the response to w. It returns the
+// status code written, or an error when nothing was written.
+func (p *Proxy) forwardFast(w http.ResponseWriter, r *http.Request, addr, uri string) (int, error) {
+	for attempt := 0; ; attempt++ {
+		uc, reused, err := p.pool.get(r.Context(), addr, attempt > 0)
+		if err != nil {
+			return 0, err
+		}
+		code, err := p.exchange(w, r, uc, addr, uri)
+		if err == nil || !(reused && errors.Is(err, errBeforeResponse)) || attempt > 0 {
+			return code, err
+		}
+	}
+}
+
+// exchange does one request/response on uc, giving uc back to the pool when
+// the response ended cleanly.
+func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, addr, uri string) (int, error) {
+	if err := p.writeRequest(uc.bw, r, uri); err != nil {
+		uc.c.Close()
+		return 0, errors.Join(errBeforeResponse, err)
+	}
+	// The client going away, or an upstream that sends no header within
+	// upstreamHeaderTimeout, ends the wait.
+	uc.c.SetReadDeadline(time.Now().Add(upstreamHeaderTimeout))
+	stop := context.AfterFunc(r.Context(), func() { uc.c.SetReadDeadline(time.Unix(1, 0)) })
+	resp, err := readResponse(uc.br, r)
+	if err != nil {
+		stop()
+		uc.c.Close()
+		if isTimeout(err) && r.Context().Err() == nil {
+			return 0, err
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isReset(err) {
+			return 0, errors.Join(errBeforeResponse, err)
+		}
+		return 0, err
+	}
+	uc.c.SetReadDeadline(time.Time{})
+	code := resp.StatusCode
+	copyResponseHeader(w.Header(), resp)
+	w.WriteHeader(code)
+	ok := p.copyBody(w, resp)
+	if !stop() || !ok || resp.Close {
+		// Closing first: Body.Close would otherwise read what is left.
+		uc.c.Close()
+		resp.Body.Close()
+		return code, nil
+	}
+	resp.Body.Close()
+	for k, vv := range resp.Trailer {
+		w.Header()[http.TrailerPrefix+k] = vv
+	}
+	p.pool.put(addr, uc)
+	return code, nil
+}
+
+func isReset(err error) bool {
+	return strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
+}
+
+// readResponse reads the response, skipping 1xx interim ones.
+func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
+	for {
+		resp, err := http.ReadResponse(br, r)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode < 100 {
+			return resp, nil
+		}
+	}
+}
+
+// writeRequest writes r's request line and headers (it has no body).
+func (p *Proxy) writeRequest(bw *bufio.Writer, r *http.Request, uri string) error {
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(uri)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(r.Host)
+	bw.WriteString("\r\n")
+	conn := r.Header["Connection"]
+	for k, vv := range r.Header {
+		if isHop(k) || (conn != nil && inConnection(conn, k)) {
+			continue
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if te := r.Header["Te"]; len(te) == 1 && te[0] == "trailers" {
+		bw.WriteString("Te: trailers\r\n")
+	}
+	xff, proto, host := p.forwarded(r)
+	bw.WriteString("X-Forwarded-For: ")
+	bw.WriteString(xff)
+	bw.WriteString("\r\nX-Forwarded-Proto: ")
+	bw.WriteString(proto)
+	bw.WriteString("\r\nX-Forwarded-Host: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n\r\n")
+	return bw.Flush()
+}
+
+func copyResponseHeader(dst http.Header, resp *http.Response) {
+	conn := resp.Header["Connection"]
+	for k, vv := range resp.Header {
+		if k == "Connection" || k == "Keep-Alive" || k == "Proxy-Connection" || k == "Transfer-Encoding" ||
+			k == "Upgrade" || k == "Trailer" || (conn != nil && inConnection(conn, k)) {
+			continue
+		}
+		dst[k] = vv // the response is ours: no copy needed
+	}
+	if len(resp.Trailer) > 0 {
+		keys := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		dst["Trailer"] = []string{strings.Join(keys, ", ")}
+	}
+}
+
+// copyBody streams the body to the client. A response of unknown length
+// (chunked, an SSE stream) is flushed after every read so nothing waits in
+// a buffer. It reports whether the body ended cleanly.
+func (p *Proxy) copyBody(w http.ResponseWriter, resp *http.Response) bool {
+	flush := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	buf := p.bufs.Get()
+	defer p.bufs.Put(buf)
+	fl, _ := w.(http.Flusher)
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return false
+			}
+			if flush && fl != nil {
+				fl.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return true
+		}
+		if rerr != nil {
+			return false
+		}
+	}
+}
