@@ -37,6 +37,10 @@ type Store interface {
 	Unpin(service string) error
 	Pins() (map[string]state.Pin, error)
 	ClearPins() error
+	// Put and Get keep small values (the last valid commit) by namespace
+	// and key.
+	Put(namespace, key string, v any) error
+	Get(namespace, key string, v any) (bool, error)
 }
 
 // Notifier receives the loop's events; it must not block (notify.Notifier
@@ -81,7 +85,11 @@ type Options struct {
 	// RefDir is where PlanRef checks out other refs (pull request heads);
 	// it must not overlap the Source's directory.
 	RefDir string
-	Log    *slog.Logger
+	// LastValidDir is where a restart that finds the branch head invalid
+	// writes the last valid commit's files, so routes, tokens and webhook
+	// secrets keep the configuration that runs; "" goes without.
+	LastValidDir string
+	Log          *slog.Logger
 }
 
 // RouteTable is the proxy's level-triggered side: the whole table from the
