@@ -172,7 +172,10 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, add
 	copyResponseHeader(w.Header(), resp)
 	w.WriteHeader(code)
 	ok := p.copyBody(w, resp)
-	if !stop() || !ok || resp.Close {
+	// Bytes already buffered past the response's framing (a second response,
+	// a body sent with a HEAD or 304) would be read as the answer to the
+	// next request on this connection: it is not reused.
+	if !stop() || !ok || resp.Close || uc.br.Buffered() > 0 {
 		// Closing first: Body.Close would otherwise read what is left.
 		uc.c.Close()
 		resp.Body.Close()

@@ -1,0 +1,66 @@
+package proxy
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/orca-sync/orca-sync/apply"
+)
+
+// rawUpstream answers each connection's requests in turn with answers[i]
+// (raw bytes, so a test can send what a well-behaved server would not).
+func rawUpstream(t *testing.T, answers ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for _, a := range answers {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					req.Body.Close()
+					if _, err := c.Write([]byte(a)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestFastPathDropsConnectionWithStrayBytes: an upstream that sends more than
+// its response's framing says (a second response, a body on a HEAD) must not
+// have those bytes read as the answer to the next request on the connection.
+func TestFastPathDropsConnectionWithStrayBytes(t *testing.T) {
+	addr := rawUpstream(t,
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirstHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale",
+		"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+	p := New(Options{})
+	p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), apply.Target{ContainerID: "w", Addr: addr})
+	if code, body := do(t, p, "shop.test", "/", nil); code != 200 || body != "first" {
+		t.Fatalf("first request: %d %q", code, body)
+	}
+	code, body := do(t, p, "shop.test", "/", nil)
+	if strings.Contains(body, "stale") {
+		t.Fatalf("second request got the bytes left over from the first response: %d %q", code, body)
+	}
+	if code != 200 || body != "first" { // a fresh connection's first answer
+		t.Errorf("second request: %d %q", code, body)
+	}
+}
