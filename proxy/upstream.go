@@ -175,15 +175,19 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, add
 	// Bytes already buffered past the response's framing (a second response,
 	// a body sent with a HEAD or 304) would be read as the answer to the
 	// next request on this connection: it is not reused.
-	if !stop() || !ok || resp.Close || uc.br.Buffered() > 0 {
+	reuse := stop() && ok && !resp.Close && uc.br.Buffered() == 0
+	if !reuse {
 		// Closing first: Body.Close would otherwise read what is left.
 		uc.c.Close()
-		resp.Body.Close()
-		return code, nil
 	}
 	resp.Body.Close()
-	for k, vv := range resp.Trailer {
-		w.Header()[http.TrailerPrefix+k] = vv
+	if ok { // the body ended: its trailers are complete
+		for k, vv := range resp.Trailer {
+			w.Header()[http.TrailerPrefix+k] = vv
+		}
+	}
+	if !reuse {
+		return code, nil
 	}
 	p.pool.put(addr, uc)
 	return code, nil

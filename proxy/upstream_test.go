@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -62,5 +64,21 @@ func TestFastPathDropsConnectionWithStrayBytes(t *testing.T) {
 	}
 	if code != 200 || body != "first" { // a fresh connection's first answer
 		t.Errorf("second request: %d %q", code, body)
+	}
+}
+
+// TestFastPathTrailersWhenUpstreamCloses: a chunked response's trailers
+// reach the client even when the upstream closes the connection after it.
+func TestFastPathTrailersWhenUpstreamCloses(t *testing.T) {
+	addr := rawUpstream(t, "HTTP/1.1 200 OK\r\nConnection: close\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"4\r\nbody\r\n0\r\nX-Sum: 42\r\n\r\n")
+	p := New(Options{})
+	p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), apply.Target{ContainerID: "w", Addr: addr})
+	r := httptest.NewRequest("GET", "http://shop.test/", nil)
+	w := httptest.NewRecorder()
+	p.ServeHTTP(w, r)
+	res := w.Result()
+	if b, _ := io.ReadAll(res.Body); string(b) != "body" || res.Trailer.Get("X-Sum") != "42" {
+		t.Errorf("body %q, trailers %v; want \"body\" and X-Sum: 42", b, res.Trailer)
 	}
 }
