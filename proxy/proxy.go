@@ -71,8 +71,11 @@ type Proxy struct {
 	bufs      *bufferPool
 	tls       *tlsManager
 
-	mu       sync.Mutex // guards services, servers; writers of the table
+	mu       sync.Mutex // guards services, leaving, servers; writers of the table
 	services map[string]*Service
+	// leaving are services gone from git whose containers still run: out
+	// of the table, but RouteOut still finds their targets to drain them.
+	leaving  map[string]*Service
 	httpSrv  *server
 	httpsSrv *server
 }
@@ -85,7 +88,7 @@ func New(opts Options) *Proxy {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	p := &Proxy{opts: opts, log: opts.Log, metrics: newMetrics(opts.Registry),
-		transport: newTransport(), pool: newUpstreamPool(), bufs: newBufferPool(), services: map[string]*Service{}}
+		transport: newTransport(), pool: newUpstreamPool(), bufs: newBufferPool(), services: map[string]*Service{}, leaving: map[string]*Service{}}
 	p.table.Store(buildTable(nil))
 	p.settings.Store(&settings{httpsPort: 443})
 	p.rp = p.newReverseProxy()

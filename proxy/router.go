@@ -31,8 +31,12 @@ func (p *Proxy) RouteIn(svc *diff.Service, t apply.Target) {
 // its in-flight requests finish (up to the service's drain_secs) so that the
 // caller can stop it.
 func (p *Proxy) RouteOut(ctx context.Context, project, service string, t apply.Target) {
+	key := project + "/" + service
 	p.mu.Lock()
-	s := p.services[project+"/"+service]
+	s := p.services[key]
+	if s == nil {
+		s = p.leaving[key]
+	}
 	p.mu.Unlock()
 	if s == nil {
 		return
@@ -41,6 +45,11 @@ func (p *Proxy) RouteOut(ctx context.Context, project, service string, t apply.T
 	if gone == nil {
 		return
 	}
+	p.mu.Lock()
+	if p.leaving[key] == s && len(s.lb.Targets()) == 0 {
+		delete(p.leaving, key)
+	}
+	p.mu.Unlock()
 	left := gone.drain(ctx, s.Drain)
 	p.pool.closeIdle(gone.Addr)
 	log := p.log.With("service", s.key(), "container", short(t.ContainerID))
@@ -87,19 +96,7 @@ func (p *Proxy) Sync(ctx context.Context, d *config.Desired, live []diff.Contain
 			managed = append(managed, s.Hosts...)
 		}
 	}
-	p.mu.Lock()
-	changed := false
-	for k, s := range p.services {
-		if !want[k] {
-			s.lb.replace(nil)
-			delete(p.services, k)
-			changed = true
-		}
-	}
-	if changed {
-		p.table.Store(buildTable(p.services))
-	}
-	p.mu.Unlock()
+	p.dropUnwanted(want, byKey)
 	if !d.Cluster.Proxy.Enabled {
 		return nil
 	}
@@ -114,6 +111,35 @@ func (p *Proxy) Sync(ctx context.Context, d *config.Desired, live []diff.Contain
 	}
 	p.tls.update(ctx, tlsUpdate{acme: d.Cluster.ACME, httpAddr: httpAddr, managed: managed, own: certs})
 	return err
+}
+
+// dropUnwanted takes the services gone from the desired state out of the
+// table. Their targets stay in a leaving service until apply's RouteOut
+// drains them (the prune comes after this Sync), or until none of their
+// containers is live any more or the service is back in git.
+func (p *Proxy) dropUnwanted(want map[string]bool, live map[string][]diff.Container) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	changed := false
+	for k, s := range p.services {
+		if !want[k] {
+			delete(p.services, k)
+			p.leaving[k] = s
+			changed = true
+		}
+	}
+	if changed {
+		p.table.Store(buildTable(p.services))
+	}
+	for k, s := range p.leaving {
+		if want[k] || len(live[k]) == 0 {
+			for _, t := range s.lb.Targets() {
+				p.pool.closeIdle(t.Addr)
+			}
+			s.lb.replace(nil)
+			delete(p.leaving, k)
+		}
+	}
 }
 
 // liveTargets are the serving containers of svc: running, and not unhealthy
