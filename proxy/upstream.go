@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,16 +68,35 @@ func (p *upstreamPool) get(ctx context.Context, addr string, fresh bool) (*upCon
 	return &upConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
 }
 
+// put gives uc back. get takes the newest connection, so after a burst the
+// oldest sit at the bottom of the stack; those idle past
+// upstreamIdleTimeout are closed here rather than kept open for ever.
 func (p *upstreamPool) put(addr string, uc *upConn) {
 	uc.used = time.Now()
 	p.mu.Lock()
-	if len(p.idle[addr]) < p.maxIdle {
-		p.idle[addr] = append(p.idle[addr], uc)
-		p.mu.Unlock()
-		return
+	cs := p.idle[addr]
+	n := 0
+	for n < len(cs) && uc.used.Sub(cs[n].used) >= upstreamIdleTimeout {
+		n++
 	}
+	expired := slices.Clone(cs[:n])
+	if n > 0 {
+		m := copy(cs, cs[n:])
+		clear(cs[m:]) // no closed connection stays reachable
+		cs = cs[:m]
+	}
+	keep := len(cs) < p.maxIdle
+	if keep {
+		cs = append(cs, uc)
+	}
+	p.idle[addr] = cs
 	p.mu.Unlock()
-	uc.c.Close()
+	for _, e := range expired {
+		e.c.Close()
+	}
+	if !keep {
+		uc.c.Close()
+	}
 }
 
 // closeIdle closes the idle connections to addr (a target that left).

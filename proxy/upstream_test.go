@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orca-sync/orca-sync/apply"
 )
@@ -80,5 +82,27 @@ func TestFastPathTrailersWhenUpstreamCloses(t *testing.T) {
 	res := w.Result()
 	if b, _ := io.ReadAll(res.Body); string(b) != "body" || res.Trailer.Get("X-Sum") != "42" {
 		t.Errorf("body %q, trailers %v; want \"body\" and X-Sum: 42", b, res.Trailer)
+	}
+}
+
+// TestPoolClosesExpiredIdle: connections idle past upstreamIdleTimeout are
+// closed when the pool is next used for their target, not only when a get
+// reaches them: under less load than before, the oldest at the bottom of the
+// stack would otherwise stay open (and in CLOSE_WAIT once the upstream gives
+// up on them) for ever.
+func TestPoolClosesExpiredIdle(t *testing.T) {
+	pool := newUpstreamPool()
+	old, oldPeer := net.Pipe()
+	defer oldPeer.Close()
+	pool.idle["a"] = []*upConn{{c: old, used: time.Now().Add(-2 * upstreamIdleTimeout)}}
+	fresh, freshPeer := net.Pipe()
+	defer freshPeer.Close()
+	defer fresh.Close()
+	pool.put("a", &upConn{c: fresh})
+	if err := old.SetDeadline(time.Now()); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("expired idle connection still open (SetDeadline: %v)", err)
+	}
+	if n := len(pool.idle["a"]); n != 1 {
+		t.Errorf("%d idle connections, want 1", n)
 	}
 }
