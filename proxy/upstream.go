@@ -188,6 +188,12 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, add
 		return 0, err
 	}
 	uc.c.SetReadDeadline(time.Time{})
+	if r.Context().Err() != nil {
+		// The client left while the header was read: AfterFunc's past
+		// deadline was just cleared, and a silent body (SSE, long poll)
+		// would hold the connection and this goroutine until it spoke.
+		uc.c.SetReadDeadline(time.Unix(1, 0))
+	}
 	code := resp.StatusCode
 	copyResponseHeader(w.Header(), resp)
 	w.WriteHeader(code)
