@@ -70,7 +70,16 @@ func (m *tlsManager) certDir() string { return filepath.Join(m.opts.DataDir, "ce
 
 // update brings the managed and own certificates in line with the table.
 func (m *tlsManager) update(ctx context.Context, u tlsUpdate) {
-	magic, fresh := m.plan(ctx, u)
+	magic, fresh, gone := m.plan(ctx, u)
+	if len(gone) > 0 {
+		// No longer routed: certmagic stops renewing them and plain HTTP to
+		// them is no longer redirected. (Called without m.mu, as below.)
+		subjects := make([]certmagic.SubjectIssuer, len(gone))
+		for i, h := range gone {
+			subjects[i] = certmagic.SubjectIssuer{Subject: h}
+		}
+		m.cache.RemoveManaged(subjects)
+	}
 	if len(fresh) == 0 {
 		return
 	}
@@ -87,27 +96,33 @@ func (m *tlsManager) update(ctx context.Context, u tlsUpdate) {
 	}
 }
 
-// plan configures certmagic for u and returns the hosts to start managing.
-func (m *tlsManager) plan(ctx context.Context, u tlsUpdate) (*certmagic.Config, []string) {
+// plan configures certmagic for u and returns the hosts to start managing
+// and those managed before that u no longer routes.
+func (m *tlsManager) plan(ctx context.Context, u tlsUpdate) (_ *certmagic.Config, fresh, gone []string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for h := range m.managing {
+		if u.acme.TLS == config.TLSOff || !slices.Contains(u.managed, h) {
+			gone = append(gone, h)
+			delete(m.managing, h)
+		}
+	}
 	if u.acme.TLS == config.TLSOff && len(u.own) == 0 {
-		return nil, nil
+		return nil, nil, gone
 	}
 	id := u.acme.TLS + "|" + u.acme.CA + "|" + u.acme.Email
 	if m.magic == nil || id != m.issuerID {
 		if err := m.configure(u); err != nil {
 			m.log.Error("TLS is not available; domains are served over HTTP", "error", err)
-			return nil, nil
+			return nil, nil, gone
 		}
 		m.issuerID = id
 		m.managing = map[string]bool{}
 	}
 	m.cacheOwn(ctx, u.own)
 	if u.acme.TLS == config.TLSOff {
-		return nil, nil
+		return nil, nil, gone
 	}
-	var fresh []string
 	for _, h := range u.managed {
 		if m.managing[h] {
 			continue
@@ -120,7 +135,7 @@ func (m *tlsManager) plan(ctx context.Context, u tlsUpdate) (*certmagic.Config, 
 		fresh = append(fresh, h)
 	}
 	slices.Sort(fresh)
-	return m.magic, fresh
+	return m.magic, fresh, gone
 }
 
 // configure builds the certmagic config for the TLS mode. m.mu is held.

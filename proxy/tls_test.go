@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -96,4 +97,28 @@ func selfSigned(t *testing.T, host string) (certPEM, keyPEM []byte) {
 	}
 	kder, _ := x509.MarshalECPrivateKey(key)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+// TestRemovedDomainIsUnmanaged: a domain no longer routed loses its managed
+// certificate: certmagic stops renewing it and its plain HTTP is no longer
+// redirected to an HTTPS that has nothing to serve it.
+func TestRemovedDomainIsUnmanaged(t *testing.T) {
+	m := newTLSManager(Options{DataDir: t.TempDir()}, slog.New(slog.DiscardHandler))
+	defer m.stop()
+	internal := config.ACME{TLS: config.TLSInternal}
+	m.update(context.Background(), tlsUpdate{acme: internal, managed: []string{"gone.test", "kept.test"}})
+	deadline := time.Now().Add(30 * time.Second)
+	for !(m.hasCertificate("gone.test") && m.hasCertificate("kept.test")) {
+		if time.Now().After(deadline) {
+			t.Fatal("the internal CA issued no certificates")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	m.update(context.Background(), tlsUpdate{acme: internal, managed: []string{"kept.test"}})
+	if m.hasCertificate("gone.test") {
+		t.Error("a domain gone from the table still has a managed certificate")
+	}
+	if !m.hasCertificate("kept.test") {
+		t.Error("the domain still routed lost its certificate")
+	}
 }
