@@ -31,6 +31,15 @@ type rollout struct {
 	gone map[string]bool // IDs of the containers this rollout removed
 	// deadline bounds the whole rollout: deploy.timeout_secs from its start.
 	deadline time.Time
+	// role is the orca.role of the containers it starts ("" is stable).
+	role string
+}
+
+func (r *rollout) roleLabel() string {
+	if r.role == "" {
+		return RoleStable
+	}
+	return r.role
 }
 
 func (r *rollout) noteStarted(name string) {
@@ -77,8 +86,9 @@ func (r *rollout) run(ctx context.Context) error {
 	case config.StrategyBlueGreen:
 		return r.blueGreen(ctx, current, outdated)
 	default:
-		// Canary analysis needs the proxy's measurements; until a proxy runs,
-		// a canary service rolls like a rolling one.
+		// A canary's own containers are started by StartCanary; the update
+		// that reaches here is its promotion (or a canary service applied
+		// without the loop, e.g. one-shot `apply`), which rolls.
 		return r.rolling(ctx, current, outdated)
 	}
 }

@@ -55,6 +55,11 @@ type LoadBalancer struct {
 	mu      sync.Mutex // serialises writers
 	targets atomic.Pointer[[]*Target]
 	next    atomic.Uint64
+	// weight is the percent of requests the canary role gets while both
+	// roles have targets; canary targets get nothing at 0 unless they are
+	// all there is. split counts requests for the weighted choice.
+	weight atomic.Int32
+	split  atomic.Uint64
 }
 
 func newLoadBalancer() *LoadBalancer {
@@ -71,7 +76,7 @@ func (lb *LoadBalancer) pick() *Target {
 		if len(ts) == 0 {
 			return nil
 		}
-		t := ts[lb.next.Add(1)%uint64(len(ts))]
+		t := lb.choose(ts)
 		t.inflight.Add(1)
 		// RouteOut sets removed, then reads inflight; we raised inflight,
 		// then read removed: one of us sees the other.
@@ -84,6 +89,46 @@ func (lb *LoadBalancer) pick() *Target {
 }
 
 func release(t *Target) { t.inflight.Add(-1) }
+
+// RoleCanary is the orca.role of canary containers; every other role is
+// stable as far as the split goes.
+const RoleCanary = "canary" // apply.RoleCanary
+
+// choose picks the role first — canary for exactly weight of every 100
+// requests, spread evenly (the share never drifts, whatever the traffic) —
+// then round-robin among that role's targets.
+func (lb *LoadBalancer) choose(ts []*Target) *Target {
+	n := lb.next.Add(1)
+	canaries := 0
+	for _, t := range ts {
+		if t.Role == RoleCanary {
+			canaries++
+		}
+	}
+	if canaries == 0 || canaries == len(ts) {
+		return ts[n%uint64(len(ts))]
+	}
+	w := uint64(max(0, min(100, lb.weight.Load())))
+	m := lb.split.Add(1)
+	toCanary := m*w/100 != (m-1)*w/100
+	count := len(ts) - canaries
+	if toCanary {
+		count = canaries
+	}
+	k := int(n % uint64(count))
+	for _, t := range ts {
+		if (t.Role == RoleCanary) == toCanary {
+			if k == 0 {
+				return t
+			}
+			k--
+		}
+	}
+	return ts[0]
+}
+
+// setWeight sets the canary's percent of requests.
+func (lb *LoadBalancer) setWeight(percent int) { lb.weight.Store(int32(percent)) }
 
 // Targets returns the current targets.
 func (lb *LoadBalancer) Targets() []*Target { return *lb.targets.Load() }
