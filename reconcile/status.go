@@ -49,6 +49,8 @@ type ServiceStatus struct {
 	Ready    int    `json:"ready"`
 	Image    string `json:"image,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+	// Canary is the running canary, if any.
+	Canary *CanaryStatus `json:"canary,omitempty"`
 }
 
 // Status reads the live containers and compares them with the last valid
@@ -79,13 +81,22 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		return st, nil
 	}
 	pins, _ := l.opts.Store.Pins()
+	if l.opts.Canary != nil {
+		live, _ = splitCanaries(d, live)
+	}
+	recs := l.canaryRecords()
 	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
 	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)})
 	for _, c := range plan.Changes {
 		if c.Desired == nil {
 			continue
 		}
-		st.Services = append(st.Services, serviceStatus(c, pins, st.Syncing))
+		ss := serviceStatus(c, pins, st.Syncing)
+		if rec, ok := recs[c.Key()]; ok && l.opts.Canary != nil {
+			ss.Canary = l.canaryStatus(rec, c.Desired.Service)
+			ss.Sync, ss.Reason = SyncProgressing, "canary: "+ss.Canary.Waiting
+		}
+		st.Services = append(st.Services, ss)
 	}
 	return st, nil
 }
