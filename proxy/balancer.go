@@ -60,6 +60,7 @@ type LoadBalancer struct {
 	// all there is. split counts requests for the weighted choice.
 	weight atomic.Int32
 	split  atomic.Uint64
+	cnext  atomic.Uint64 // round-robin among canaries while split
 }
 
 func newLoadBalancer() *LoadBalancer {
@@ -98,7 +99,6 @@ const RoleCanary = "canary" // apply.RoleCanary
 // requests, spread evenly (the share never drifts, whatever the traffic) —
 // then round-robin among that role's targets.
 func (lb *LoadBalancer) choose(ts []*Target) *Target {
-	n := lb.next.Add(1)
 	canaries := 0
 	for _, t := range ts {
 		if t.Role == RoleCanary {
@@ -106,16 +106,16 @@ func (lb *LoadBalancer) choose(ts []*Target) *Target {
 		}
 	}
 	if canaries == 0 || canaries == len(ts) {
-		return ts[n%uint64(len(ts))]
+		return ts[lb.next.Add(1)%uint64(len(ts))]
 	}
 	w := uint64(max(0, min(100, lb.weight.Load())))
 	m := lb.split.Add(1)
 	toCanary := m*w/100 != (m-1)*w/100
-	count := len(ts) - canaries
+	count, rr := len(ts)-canaries, &lb.next
 	if toCanary {
-		count = canaries
+		count, rr = canaries, &lb.cnext
 	}
-	k := int(n % uint64(count))
+	k := int(rr.Add(1) % uint64(count))
 	for _, t := range ts {
 		if (t.Role == RoleCanary) == toCanary {
 			if k == 0 {
