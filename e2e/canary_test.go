@@ -271,3 +271,38 @@ analysis = {min_requests = 20}`
 		t.Errorf("after restart v2 share %.1f%% (want 50±7), %d failures", share, len(failures))
 	}
 }
+
+// TestBlueGreenUnderLoad: a blue-green v1→v2 under load fails no request,
+// and once the switch is done no answer comes from v1.
+func TestBlueGreenUnderLoad(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("bgload")
+	file := "services/" + p + "/service.toml"
+	svc := func(image string) string {
+		return routedService("web", image, 2, "bgload.test", "") + "strategy = \"blue-green\"\n"
+	}
+	ps := startProxyServe(t, env, map[string]string{file: svc(imageV1), "cluster.toml": clusterWithWebhook})
+	ps.waitAnswer(t, "bgload.test", "/", "v1", 90*time.Second)
+	waitSynced(t, ps, p)
+	l := startLoad(ps.http, "bgload.test", 4)
+	time.Sleep(500 * time.Millisecond)
+	ps.push(t, "web v2 blue-green", map[string]string{file: svc(imageV2)})
+	env.waitVersions(t, p, 60*time.Second, "v2", "v2")
+	waitSynced(t, ps, p)
+	a, _ := l.snapshot()
+	time.Sleep(1500 * time.Millisecond)
+	b, _ := l.snapshot()
+	total, bodies, failures, rate := l.finish()
+	t.Logf("FIGURE blue-green under load: %d requests (%.0f/s), %d failed, answers %v; after the switch: %d v1, %d v2",
+		total, rate, len(failures), bodies, b["v1"]-a["v1"], b["v2"]-a["v2"])
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests failed, first: %s", len(failures), total, failures[0])
+	}
+	if b["v1"] != a["v1"] || b["v2"] == a["v2"] {
+		t.Errorf("after the switch: %d v1 and %d v2 answers, want only v2", b["v1"]-a["v1"], b["v2"]-a["v2"])
+	}
+	if bodies["v1"] == 0 || bodies["v2"] == 0 {
+		t.Errorf("answers %v: the load did not span the switch", bodies)
+	}
+}
