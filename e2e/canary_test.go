@@ -306,3 +306,43 @@ func TestBlueGreenUnderLoad(t *testing.T) {
 		t.Errorf("answers %v: the load did not span the switch", bodies)
 	}
 }
+
+// TestCanarySupersedeRevert: a new commit during a canary replaces it with
+// the newest spec's canary; a revert to the stable spec then aborts it
+// without touching the stable containers, and the service is Synced.
+func TestCanarySupersedeRevert(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("cansup")
+	file := "services/" + p + "/service.toml"
+	deploy := `canary_weight = 30
+analysis = {min_requests = 5}`
+	v1 := canaryService(imageV1, "cansup.test", deploy, "")
+	ps := startProxyServe(t, env, map[string]string{file: v1, "cluster.toml": clusterWithWebhook})
+	ps.waitAnswer(t, "cansup.test", "/", "v1", 90*time.Second)
+	waitSynced(t, ps, p)
+	stable := roleIDs(t, env, p, "stable")
+
+	ps.push(t, "web v2 canary", map[string]string{file: canaryService(imageV2, "cansup.test", deploy, "")})
+	first := waitCanary(t, ps, p, 60*time.Second, func(s reconcile.ServiceStatus) bool { return s.Canary != nil })
+	ps.push(t, "web v3 canary", map[string]string{file: canaryService(imageV3, "cansup.test", deploy, "")})
+	second := waitCanary(t, ps, p, 60*time.Second, func(s reconcile.ServiceStatus) bool {
+		return s.Canary != nil && s.Canary.Hash != first.Canary.Hash
+	})
+	if ids := roleIDs(t, env, p, "canary"); !slices.Equal(ids, second.Canary.Containers) || slices.Contains(ids, first.Canary.Containers[0]) {
+		t.Errorf("canary containers %v, want only the v3 canary %v", shortIDs(ids), shortIDs(second.Canary.Containers))
+	}
+	ps.push(t, "revert to web v1", map[string]string{file: v1})
+	waitSynced(t, ps, p)
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		ids := roleIDs(t, env, p, "canary")
+		return len(ids) == 0, fmt.Sprintf("canary containers %v", ids)
+	})
+	if s := webStatus(ps, p); s.Canary != nil || s.Sync != reconcile.SyncSynced {
+		t.Errorf("after revert: %+v canary %+v", s, s.Canary)
+	}
+	if now := roleIDs(t, env, p, "stable"); !slices.Equal(now, stable) {
+		t.Errorf("stable containers changed: %v -> %v", shortIDs(stable), shortIDs(now))
+	}
+	env.waitVersions(t, p, 10*time.Second, "v1", "v1")
+}
