@@ -31,13 +31,20 @@ type baseline struct {
 	counted        stepCounts
 }
 
+// resetBaseline starts a new step's window now, at zero.
 func (l *Loop) resetBaseline(key string) {
+	p, s := splitKey(key)
+	st := l.opts.Canary.Stats(p, s)
+	l.canaryMu.Lock()
+	l.baselines[key] = baseline{canary: st["canary"], stable: st["stable"]}
+	l.canaryMu.Unlock()
+}
+
+func (l *Loop) forgetBaseline(key string) {
 	l.canaryMu.Lock()
 	delete(l.baselines, key)
 	l.canaryMu.Unlock()
 }
-
-func (l *Loop) forgetBaseline(key string) { l.resetBaseline(key) }
 
 // figures are the canary's and the stable set's figures of rec's step so far.
 // p95 covers the requests this process saw (a restart starts its window).
