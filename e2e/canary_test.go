@@ -184,6 +184,7 @@ func TestCanaryManual(t *testing.T) {
 	p := env.project("canman")
 	file := "services/" + p + "/service.toml"
 	deploy := `canary_weight = 30
+sticky = true
 analysis = {min_requests = 5}`
 	ps := startProxyServe(t, env, map[string]string{file: canaryService(imageV1, "canman.test", deploy, ""), "cluster.toml": clusterWithWebhook})
 	ps.waitAnswer(t, "canman.test", "/", "v1", 90*time.Second)
@@ -203,6 +204,21 @@ analysis = {min_requests = 5}`
 	if s := webStatus(ps, p); s.Canary == nil || s.Canary.Phase != "waiting" {
 		t.Fatalf("manual canary did not wait: %+v", s.Canary)
 	}
+	// sticky: each client keeps the side its first answer gave it.
+	sides := map[string]int{}
+	for range 10 {
+		first, cookie := stickyGet(t, ps.http, "canman.test", "")
+		if cookie == "" {
+			t.Fatalf("no sticky cookie with the first answer %q", first)
+		}
+		sides[first]++
+		for range 10 {
+			if got, _ := stickyGet(t, ps.http, "canman.test", cookie); got != first {
+				t.Fatalf("client with %s got %s after %s", cookie, got, first)
+			}
+		}
+	}
+	t.Logf("FIGURE sticky canary at 30%%: first answers of 10 clients %v, each kept its side for 10 more", sides)
 	orca := newOrca(t, env, t.TempDir())
 	if res := orca.run("promote", p+"/web", "--server", "http://"+ps.api, "--token", ps.token()); res.Code != 0 {
 		t.Fatalf("orca-sync promote: %v", res)
@@ -345,4 +361,21 @@ analysis = {min_requests = 5}`
 		t.Errorf("stable containers changed: %v -> %v", shortIDs(stable), shortIDs(now))
 	}
 	env.waitVersions(t, p, 10*time.Second, "v1", "v1")
+}
+
+// stickyGet sends GET / with cookie ("" none) and returns the body and the
+// sticky cookie (name=value) the proxy set, if any.
+func stickyGet(t *testing.T, addr, host, cookie string) (string, string) {
+	t.Helper()
+	hdr := map[string]string{}
+	if cookie != "" {
+		hdr["Cookie"] = cookie
+	}
+	resp, body := request(t, addr, http.MethodGet, host, "/", nil, hdr)
+	for _, c := range resp.Cookies() {
+		if strings.HasPrefix(c.Name, "orca-") {
+			return body, c.Name + "=" + c.Value
+		}
+	}
+	return body, ""
 }

@@ -72,21 +72,29 @@ func newLoadBalancer() *LoadBalancer {
 // pick returns a target with its in-flight count already raised, or nil when
 // none is ready. The caller must call release.
 func (lb *LoadBalancer) pick() *Target {
+	t, _ := lb.pickFor("")
+	return t
+}
+
+// pickFor is pick for a client that prefers a role ("" none): it gets that
+// role while the role has targets. split reports whether the choice was
+// between both roles (a canary runs beside the stable set).
+func (lb *LoadBalancer) pickFor(prefer string) (t *Target, split bool) {
 	for range 4 {
 		ts := *lb.targets.Load()
 		if len(ts) == 0 {
-			return nil
+			return nil, false
 		}
-		t := lb.choose(ts)
+		t, split = lb.choose(ts, prefer)
 		t.inflight.Add(1)
 		// RouteOut sets removed, then reads inflight; we raised inflight,
 		// then read removed: one of us sees the other.
 		if !t.removed.Load() {
-			return t
+			return t, split
 		}
 		t.inflight.Add(-1)
 	}
-	return nil
+	return nil, false
 }
 
 func release(t *Target) { t.inflight.Add(-1) }
@@ -98,7 +106,7 @@ const RoleCanary = "canary" // apply.RoleCanary
 // choose picks the role first — canary for exactly weight of every 100
 // requests, spread evenly (the share never drifts, whatever the traffic) —
 // then round-robin among that role's targets.
-func (lb *LoadBalancer) choose(ts []*Target) *Target {
+func (lb *LoadBalancer) choose(ts []*Target, prefer string) (*Target, bool) {
 	canaries := 0
 	for _, t := range ts {
 		if t.Role == RoleCanary {
@@ -106,11 +114,18 @@ func (lb *LoadBalancer) choose(ts []*Target) *Target {
 		}
 	}
 	if canaries == 0 || canaries == len(ts) {
-		return ts[lb.next.Add(1)%uint64(len(ts))]
+		return ts[lb.next.Add(1)%uint64(len(ts))], false
 	}
-	w := uint64(max(0, min(100, lb.weight.Load())))
-	m := lb.split.Add(1)
-	toCanary := m*w/100 != (m-1)*w/100
+	var toCanary bool
+	switch prefer {
+	case RoleCanary:
+		toCanary = true
+	case "stable":
+	default:
+		w := uint64(max(0, min(100, lb.weight.Load())))
+		m := lb.split.Add(1)
+		toCanary = m*w/100 != (m-1)*w/100
+	}
 	count, rr := len(ts)-canaries, &lb.next
 	if toCanary {
 		count, rr = canaries, &lb.cnext
@@ -119,12 +134,12 @@ func (lb *LoadBalancer) choose(ts []*Target) *Target {
 	for _, t := range ts {
 		if (t.Role == RoleCanary) == toCanary {
 			if k == 0 {
-				return t
+				return t, true
 			}
 			k--
 		}
 	}
-	return ts[0]
+	return ts[0], true
 }
 
 // setWeight sets the canary's percent of requests.

@@ -161,7 +161,7 @@ func (p *Proxy) liveTargets(ctx context.Context, s *Service, svc *config.Service
 // reached; the table is rebuilt when routing changed. p.mu must be held.
 func (p *Proxy) upsertLocked(svc *config.Service, root string) *Service {
 	next := &Service{Project: svc.Project, Name: svc.Name, Hosts: svc.Domains, Routes: svc.Routes,
-		StripPrefix: svc.StripPrefix, Drain: svc.Deploy.Drain,
+		StripPrefix: svc.StripPrefix, Drain: svc.Deploy.Drain, Sticky: svc.Deploy.Sticky,
 		CertFile: resolve(root, svc.TLSCert), KeyFile: resolve(root, svc.TLSKey)}
 	cur := p.services[next.key()]
 	if cur == nil {
