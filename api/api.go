@@ -23,6 +23,8 @@ import (
 type Backend interface {
 	Status(ctx context.Context) any
 	Plan(ctx context.Context) (any, error)
+	// Drift checks for out-of-band changes now and returns the report.
+	Drift(ctx context.Context) (any, error)
 	History(ctx context.Context, limit int) (any, error)
 	// Sync signals the loop to pull now; it never waits for the sync.
 	Sync(trigger string, retry bool)
@@ -151,6 +153,7 @@ func (s *Server) routes(reg *prometheus.Registry) *mux.Router {
 	v1("/status", s.require(roleViewer, s.handleStatus), http.MethodGet)
 	v1("/plan", s.require(roleViewer, s.handlePlan), http.MethodGet)
 	v1("/history", s.require(roleViewer, s.handleHistory), http.MethodGet)
+	v1("/drift", s.require(roleViewer, s.handleDrift), http.MethodGet)
 	v1("/sync", s.require(roleDeployer, s.handleSync), http.MethodPost)
 	v1("/services/{project}/{name}/redeploy", s.require(roleDeployer, s.handleRedeploy), http.MethodPost)
 	v1("/services/{project}/{name}/promote", s.require(roleDeployer, s.handleCanary("promote")), http.MethodPost)

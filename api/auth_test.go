@@ -19,6 +19,7 @@ func TestRoleTable(t *testing.T) {
 		{http.MethodGet, "/api/v1/status", roleViewer, http.StatusOK},
 		{http.MethodGet, "/api/v1/plan", roleViewer, http.StatusOK},
 		{http.MethodGet, "/api/v1/history", roleViewer, http.StatusOK},
+		{http.MethodGet, "/api/v1/drift", roleViewer, http.StatusOK},
 		{http.MethodGet, "/api/v1/services/web/app/logs?tail=5", roleViewer, http.StatusOK},
 		{http.MethodPost, "/api/v1/sync", roleDeployer, http.StatusAccepted},
 		{http.MethodPost, "/api/v1/services/web/app/redeploy", roleDeployer, http.StatusAccepted},

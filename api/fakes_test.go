@@ -65,6 +65,10 @@ func (b *fakeBackend) Plan(context.Context) (any, error) {
 	return map[string]int{"changes": 1}, nil
 }
 
+func (b *fakeBackend) Drift(context.Context) (any, error) {
+	return map[string]any{"findings": []string{"stopped"}}, nil
+}
+
 func (b *fakeBackend) History(_ context.Context, limit int) (any, error) {
 	return map[string]int{"limit": limit}, nil
 }

@@ -32,6 +32,15 @@ func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, plan)
 }
 
+func (s *Server) handleDrift(w http.ResponseWriter, r *http.Request) {
+	rep, err := s.backend.Drift(r.Context())
+	if err != nil {
+		s.internalError(w, r, "drift", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
 // handlePRPlan answers /plan?pr=N: the plan of pull request N's head
 // against the live host, computed now.
 func (s *Server) handlePRPlan(w http.ResponseWriter, r *http.Request) {

@@ -25,6 +25,10 @@ func TestStatusPlanHistory(t *testing.T) {
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"changes":1`) {
 		t.Fatalf("plan: %d %s", rec.Code, rec.Body)
 	}
+	rec = env.do(http.MethodGet, "/api/v1/drift", viewerToken)
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"findings":["stopped"]`) {
+		t.Fatalf("drift: %d %s", rec.Code, rec.Body)
+	}
 	env.backend.planErr = errBoom
 	rec = env.do(http.MethodGet, "/api/v1/plan", viewerToken)
 	if rec.Code != http.StatusInternalServerError || !strings.Contains(jsonError(t, rec), "boom") {

@@ -34,6 +34,9 @@ type Docker struct {
 	// netMu serialises network creation: Docker 20.10 accepts two networks
 	// of one name, and the services of a project start concurrently.
 	netMu sync.Mutex
+	// images caches the defaults of each image ID for drift checks.
+	imgMu  sync.Mutex
+	images map[string]imageDefaults
 }
 
 var _ Runtime = (*Docker)(nil)

@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -150,4 +151,21 @@ func (a *Applier) probe(ctx context.Context, p *config.Probe, svc *diff.Service,
 		return fmt.Errorf("http GET %s: status %d, want %d-%d", url, resp.StatusCode, p.ExpectMin, p.ExpectMax)
 	}
 	return nil
+}
+
+// ErrNotProbed wraps the reason a probe could not be run at all (the engine
+// did not answer the inspect): that says nothing of the container's health.
+var ErrNotProbed = errors.New("not probed")
+
+// Probe runs one check of p (a liveness probe, say) against a running
+// container of svc, reading its address with one inspect.
+func (a *Applier) Probe(ctx context.Context, p *config.Probe, svc *diff.Service, id string) error {
+	st, err := a.rt.Inspect(ctx, id)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotProbed, err)
+	}
+	if !st.Running {
+		return fmt.Errorf("container %s", st.Status)
+	}
+	return a.probe(ctx, p, svc, id, st)
 }

@@ -118,7 +118,7 @@ type Options struct {
 func Compute(desired []Service, live []Container, opts Options) Plan {
 	byKey := map[string][]Container{}
 	for _, c := range live {
-		if opts.Node != "" && c.Node != opts.Node {
+		if !OwnNode(c, opts.Node) {
 			continue
 		}
 		k := c.Project + "/" + c.Service

@@ -396,7 +396,10 @@ func TestApplyUndoesFailedRollout(t *testing.T) {
 	netName := "orca-" + p
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
-	writeProject(t, dir, p, rollingService(imageV1, 2, 5))
+	// The first deploy is not held to the 5 s deadline of the broken one: on a
+	// loaded engine two healthy starts can take longer. timeout_secs shapes no
+	// container, so the v1 spec hash is the same either way.
+	writeProject(t, dir, p, rollingService(imageV1, 2, 60))
 	orca := newOrca(t, env, dir)
 	orca.mustApply()
 	v1 := env.mustContainers(t, p, "web")

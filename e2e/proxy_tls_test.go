@@ -52,8 +52,12 @@ func TestProxyACME(t *testing.T) {
 
 	waitHTTPS(t, ps, domain, root)
 	checkRedirect(t, ps, domain)
-	// other starts beside web and may be ready a moment later: poll.
-	ps.waitAnswer(t, refused, "/", "v1", 30*time.Second) // a domain without a certificate is served over HTTP
+	// "other" starts beside web: wait for it rather than ask it once.
+	waitFor(t, 30*time.Second, func() (bool, string) {
+		resp, body := request(t, ps.http, "GET", refused, "/", nil, nil)
+		return resp.StatusCode == 200 && body == "v1",
+			fmt.Sprintf("a domain without a certificate over HTTP: %d %q, want 200 v1", resp.StatusCode, body)
+	})
 	waitFor(t, 30*time.Second, func() (bool, string) {
 		logs := ps.logs.String()
 		return strings.Contains(logs, refused) && strings.Contains(logs, "will retry") && strings.Contains(logs, "rejectedIdentifier"),

@@ -75,10 +75,26 @@ func startServe(t testing.TB, env *Env, repoURL string, extra ...string) *daemon
 // only the engine, credentials and age key it sets up.
 func startServeEnv(t testing.TB, env *Env, repoURL string, environ []string, extra ...string) *daemon {
 	t.Helper()
+	return startServeWith(t, env, repoURL, environ, nil, extra...)
+}
+
+// startServeVia is startServe with the Docker endpoint passed through via,
+// so a test can put something of its own in between.
+func startServeVia(t testing.TB, env *Env, repoURL string, via func(host string) string, extra ...string) *daemon {
+	t.Helper()
+	return startServeWith(t, env, repoURL, nil, via, extra...)
+}
+
+func startServeWith(t testing.TB, env *Env, repoURL string, environ []string, via func(host string) string, extra ...string) *daemon {
+	t.Helper()
 	if _, err := orcaBinary(); err != nil {
 		t.Fatal(err)
 	}
 	scoped := newScopedDocker(t, env.Prefix)
+	host := scoped.host
+	if via != nil {
+		host = via(host)
+	}
 	d := &daemon{t: t, env: env, dataDir: t.TempDir(), api: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	d.args = append([]string{"serve", "--repo", repoURL, "--data-dir", d.dataDir, "--listen", d.api,
 		"--node", env.Prefix}, extra...)
@@ -87,7 +103,7 @@ func startServeEnv(t testing.TB, env *Env, repoURL string, environ []string, ext
 			d.environ = append(d.environ, kv)
 		}
 	}
-	d.environ = append(d.environ, "DOCKER_HOST="+scoped.host,
+	d.environ = append(d.environ, "DOCKER_HOST="+host,
 		"ORCA_SYNC_GIT_USERNAME="+gitUser, "ORCA_SYNC_GIT_PASSWORD="+gitPass)
 	d.environ = append(d.environ, environ...)
 	d.start()

@@ -114,6 +114,10 @@ type Loop struct {
 	// into one more sync.
 	signal chan struct{}
 
+	drift *driftState
+	heal  *healer
+	own   *ownStops
+
 	mu      sync.Mutex
 	pending pending
 	last    lastSync
@@ -132,8 +136,10 @@ type pending struct {
 	trigger  string
 	since    time.Time // when the first signal arrived, for commit-to-ready
 	retry    bool
-	redeploy map[string]bool // service keys to force-pull and replace
-	refresh  map[string]bool // service keys to re-pull, replaced if the image moved
+	redeploy map[string]bool   // service keys to force-pull and replace
+	refresh  map[string]bool   // service keys to re-pull, replaced if the image moved
+	replace  map[string]string // container IDs to replace (liveness) → why
+	died     map[string]bool   // container IDs Docker reported dead
 }
 
 // lastSync is what the last sync learnt, for status and the API.
@@ -142,7 +148,9 @@ type lastSync struct {
 	desired  *config.Desired // last valid checkout
 	record   state.SyncRecord
 	fetchErr string
-	errs     config.Errors // validation errors of the newest commit
+	errs     config.Errors    // validation errors of the newest commit
+	live     []diff.Container // the newest container list
+	services []diff.Service   // the desired services of the newest sync
 	// recordedOK is the commit of the newest history record when that record
 	// is a success; quiet syncs of it are not recorded again.
 	recordedOK string
@@ -174,12 +182,16 @@ func New(opts Options) *Loop {
 	if opts.Secrets != nil {
 		sec = opts.Secrets
 	}
+	own := &ownStops{Runtime: opts.Runtime, ids: map[string]time.Time{}}
 	return &Loop{
 		opts:    opts,
 		log:     opts.Log,
-		applier: apply.New(opts.Runtime, apply.Options{Node: opts.Node, Router: opts.Router, Log: opts.Log}),
+		own:     own,
+		applier: apply.New(own, apply.Options{Node: opts.Node, Router: opts.Router, Log: opts.Log}),
 		secrets: sec,
 		signal:  make(chan struct{}, 1),
+		drift:   newDriftState(),
+		heal:    newHealer(),
 
 		baselines:  map[string]baseline{},
 		canaryAsks: map[string]string{},

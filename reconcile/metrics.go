@@ -14,6 +14,7 @@ type Metrics struct {
 	servicesGauge     *prometheus.GaugeVec
 	rolloutsTotal     *prometheus.CounterVec
 	commitToReadyHist prometheus.Histogram
+	driftedServices   prometheus.Gauge
 }
 
 // NewMetrics creates the series and registers them on reg (nil: unregistered).
@@ -39,8 +40,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "orca_sync_commit_to_ready_seconds", Help: "From a commit (or the webhook announcing it) to all of its services ready.",
 			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800},
 		}),
+		driftedServices: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "orca_sync_drifted_services", Help: "Services with drift findings at the last check.",
+		}),
 	}
 	if reg != nil {
+		reg.MustRegister(m.driftedServices)
 		reg.MustRegister(m.reconcileTotal, m.reconcileDuration, m.lastSuccessTime, m.servicesGauge, m.rolloutsTotal, m.commitToReadyHist)
 	}
 	return m
@@ -69,3 +74,5 @@ func (m *Metrics) services(ss []ServiceStatus) {
 		m.servicesGauge.WithLabelValues(s.Sync, s.Health).Inc()
 	}
 }
+
+func (m *Metrics) drifted(n int) { m.driftedServices.Set(float64(n)) }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/state"
 )
 
@@ -16,6 +18,7 @@ func (l *Loop) finish(ctx context.Context, r *run, err error) {
 		rec.Services = append(rec.Services, state.ServiceResult{
 			Project: res.Project, Service: res.Service, Action: string(res.Action), Error: res.Error,
 			Started: res.Started, Removed: res.Removed, Duration: res.Duration,
+			Repaired: repairedBy(r, res),
 		})
 	}
 	var stalled *stalledError
@@ -83,9 +86,10 @@ func (l *Loop) servicesAfter(ctx context.Context, r *run) []ServiceStatus {
 		return st.Services
 	}
 	var out []ServiceStatus
+	drifted := diff.ServicesOf(l.lastReport().Findings)
 	for _, c := range r.plan.Changes {
 		if c.Desired != nil {
-			out = append(out, serviceStatus(c, r.pins, false))
+			out = append(out, l.withSelfHealing(serviceStatus(c, r.pins, false), c, drifted[c.Key()]))
 		}
 	}
 	return out
@@ -113,4 +117,12 @@ func readySince(r *run) time.Time {
 		since = r.record.Started
 	}
 	return since
+}
+
+// repairedBy is what drift a service's successful change repaired.
+func repairedBy(r *run, res apply.Result) []string {
+	if res.Failed() {
+		return nil
+	}
+	return r.repaired[res.Project+"/"+res.Service]
 }

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -31,7 +32,11 @@ func WriteStatus(w io.Writer, st Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nSERVICE\tSYNC\tHEALTH\tREADY\tIMAGE\tREASON")
 	for _, s := range st.Services {
-		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d/%d\t%s\t%s\n", s.Project, s.Name, s.Sync, s.Health, s.Ready, s.Replicas, s.Image, s.Reason)
+		reason := s.Reason
+		if s.ProbeError != "" {
+			reason = strings.TrimPrefix(reason+"; "+s.ProbeError, "; ")
+		}
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d/%d\t%s\t%s\n", s.Project, s.Name, s.Sync, s.Health, s.Ready, s.Replicas, s.Image, reason)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -56,6 +61,29 @@ func WriteHistory(w io.Writer, recs []state.SyncRecord) error {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Started.Format(time.DateTime), r.Trigger,
 			short(r.Commit), r.Result, r.Finished.Sub(r.Started).Round(time.Millisecond), detail)
+	}
+	return tw.Flush()
+}
+
+// WriteDrift prints a drift report: one line per finding, with its policy
+// and when it was first seen.
+func WriteDrift(w io.Writer, rep DriftReport) error {
+	if rep.Error != "" {
+		fmt.Fprintf(w, "Drift check failed: %s\n", rep.Error)
+	}
+	if len(rep.Findings) == 0 {
+		_, err := fmt.Fprintf(w, "No drift (checked %s).\n", rep.Checked.Format(time.DateTime))
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tPOLICY\tKIND\tCONTAINER\tFIELD\tCHANGE\tFIRST SEEN")
+	for _, f := range rep.Findings {
+		change := f.From + " -> " + f.To
+		if f.Secret {
+			change = "changed (secret)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.ServiceKey(), rep.Policies[f.ServiceKey()], f.Kind, f.Container,
+			f.Field, change, f.FirstSeen.Format(time.DateTime))
 	}
 	return tw.Flush()
 }

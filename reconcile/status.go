@@ -49,6 +49,12 @@ type ServiceStatus struct {
 	Ready    int    `json:"ready"`
 	Image    string `json:"image,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+	// Drift is how many drift findings the last check had; DriftPolicy is
+	// the service's drift setting.
+	Drift       int    `json:"drift,omitempty"`
+	DriftPolicy string `json:"drift_policy,omitempty"`
+	// ProbeError is the last liveness probe failure, "" while it passes.
+	ProbeError string `json:"probe_error,omitempty"`
 	// Canary is the running canary, if any.
 	Canary *CanaryStatus `json:"canary,omitempty"`
 }
@@ -80,6 +86,7 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		}
 		return st, nil
 	}
+	l.noteLive(live)
 	pins, _ := l.opts.Store.Pins()
 	if l.opts.Canary != nil {
 		live, _ = splitCanaries(d, live)
@@ -87,11 +94,12 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 	recs := l.canaryRecords()
 	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
 	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)})
+	drifted := diff.ServicesOf(l.lastReport().Findings)
 	for _, c := range plan.Changes {
 		if c.Desired == nil {
 			continue
 		}
-		ss := serviceStatus(c, pins, st.Syncing)
+		ss := l.withSelfHealing(serviceStatus(c, pins, st.Syncing), c, drifted[c.Key()])
 		if rec, ok := recs[c.Key()]; ok && l.opts.Canary != nil {
 			ss.Canary = l.canaryStatus(rec, c.Desired.Service)
 			ss.Sync, ss.Reason = SyncProgressing, "canary: "+ss.Canary.Waiting
@@ -99,6 +107,22 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		st.Services = append(st.Services, ss)
 	}
 	return st, nil
+}
+
+// withSelfHealing adds what drift checks and liveness probes know to a
+// service's status.
+func (l *Loop) withSelfHealing(s ServiceStatus, c diff.Change, findings []diff.Finding) ServiceStatus {
+	s.Drift, s.DriftPolicy = len(findings), c.Desired.Drift
+	s.ProbeError = l.heal.probeErr(c.Key())
+	if why, ok := l.degradedReason(c.Key(), c.Desired.Hash); ok {
+		s.Health, s.Reason = HealthDegraded, why
+		return s
+	}
+	if len(findings) > 0 && c.Desired.Drift == config.DriftWarn && s.Sync != SyncFailed {
+		s.Sync = SyncOutOfSync
+		s.Reason = fmt.Sprintf("drift = \"warn\": %s", summary(findings, 3))
+	}
+	return s
 }
 
 func serviceStatus(c diff.Change, pins map[string]state.Pin, syncing bool) ServiceStatus {

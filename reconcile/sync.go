@@ -37,6 +37,8 @@ type run struct {
 	plan    diff.Plan
 	pins    map[string]state.Pin
 	results []apply.Result
+	// repaired lists, per service key, the drift findings its change repairs.
+	repaired map[string][]string
 	// pendingSent: the commit status went to pending when the apply started.
 	pendingSent bool
 	// canaries are the live canary containers by service key (kept out of
@@ -153,13 +155,23 @@ func (l *Loop) planStep(ctx context.Context, r *run) error {
 		return fmt.Errorf("list containers: %w", err)
 	}
 	r.live = live
+	l.confirmDied(ctx, r)
+	l.noteLive(live)
 	planned := live
 	if l.opts.Canary != nil {
 		planned, r.canaries = splitCanaries(r.desired, live)
 	}
 	desired := apply.Desire(ctx, l.opts.Runtime, r.desired, true)
+	l.mu.Lock()
+	l.last.services = desired
+	l.mu.Unlock()
 	r.plan = diff.Compute(desired, planned, diff.Options{Prune: r.desired.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, r.desired)})
 	l.forceReplace(ctx, r)
+	// The drift check reuses the plan's list call; only containers not seen
+	// before are inspected.
+	findings := l.checkDrift(ctx, r.desired, r.commit.SHA, desired, planned)
+	r.repaired = l.applyDriftPolicy(&r.plan, findings)
+	l.selfHeal(r)
 	return l.holdPinned(r)
 }
 
@@ -314,10 +326,17 @@ func (l *Loop) applyStep(ctx context.Context, r *run) error {
 	for _, res := range applied {
 		l.opts.Metrics.rollout(strategyOf(r.plan, res), res.Failed())
 		if !res.Failed() {
+			if c := changeOf(r.plan, res); c != nil && c.Desired != nil {
+				l.drift.ran(c.Desired)
+			}
 			continue
 		}
 		failed = append(failed, fmt.Sprintf("%s/%s: %s", res.Project, res.Service, res.Error))
-		if hash := hashOf(r.plan, res); hash != "" && res.Action != diff.ActionRemove {
+		// Only a rollout git (or a redeploy) asked for is pinned. A failed
+		// repair — heal, drift, liveness — keeps the deployed spec, is
+		// retried at the next sync, and repeated failures are flap
+		// suppression's to stop.
+		if hash := hashOf(r.plan, res); hash != "" && l.pinnable(changeOf(r.plan, res)) {
 			pin := state.Pin{Service: res.Project + "/" + res.Service, Hash: hash, Reason: firstLine(res.Error), Since: time.Now()}
 			if err := l.opts.Store.Pin(pin); err != nil {
 				l.log.Error("pin failed rollout", "service", pin.Service, "error", err)
@@ -328,6 +347,18 @@ func (l *Loop) applyStep(ctx context.Context, r *run) error {
 		return fmt.Errorf("%d of %d changes failed: %s", len(failed), len(r.results), strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// pinnable reports whether a failed change is a rollout git or an operator
+// asked for, rather than a repair of the deployed spec.
+func (l *Loop) pinnable(c *diff.Change) bool {
+	switch {
+	case c == nil || c.Desired == nil || c.Action == diff.ActionRemove || c.Action == diff.ActionHeal:
+		return false
+	case c.Action == diff.ActionCreate || c.Reason == "redeploy":
+		return true
+	}
+	return l.gitChanged(c)
 }
 
 func canaryFailures(rs []apply.Result) error {

@@ -12,12 +12,14 @@ import (
 // ServiceResult is what one sync did to one service, kept so that `history`
 // can say which containers came and went and why a rollout failed.
 type ServiceResult struct {
-	Project  string        `json:"project"`
-	Service  string        `json:"service"`
-	Action   string        `json:"action"` // create, update, scale, heal, remove
-	Error    string        `json:"error,omitempty"`
-	Started  []string      `json:"started,omitempty"` // container names
-	Removed  []string      `json:"removed,omitempty"` // container names
+	Project string   `json:"project"`
+	Service string   `json:"service"`
+	Action  string   `json:"action"` // create, update, scale, heal, remove
+	Error   string   `json:"error,omitempty"`
+	Started []string `json:"started,omitempty"` // container names
+	Removed []string `json:"removed,omitempty"` // container names
+	// Repaired lists the drift findings this change repaired.
+	Repaired []string      `json:"repaired,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
 }
 

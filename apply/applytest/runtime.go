@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 )
 
@@ -25,6 +26,8 @@ type Runtime struct {
 	MinServing map[string]int
 	// Watch lists the service keys ("project/name") whose serving count is tracked.
 	Watch map[string]bool
+	// Inspects counts InspectConfig calls.
+	Inspects int
 }
 
 type container struct {
@@ -169,6 +172,52 @@ func (f *Runtime) IDs(service string) map[string]string {
 		}
 	}
 	return out
+}
+
+// InspectConfig returns the config a container was made with, as Docker
+// would report it; Inspects counts the calls.
+func (f *Runtime) InspectConfig(_ context.Context, id string) (diff.Live, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Inspects++
+	c := f.containers[id]
+	if c == nil {
+		return diff.Live{}, fmt.Errorf("no such container %s", id)
+	}
+	s := c.cfg.Spec
+	li := diff.Live{Image: s.Image, ImageID: s.ImageID, Env: map[string]string{}, Command: c.cfg.Command,
+		Ports: s.Ports, Volumes: s.Volumes, Networks: map[string][]string{}, Labels: c.cfg.Labels,
+		RestartPolicy: s.RestartPolicy, MemoryBytes: s.MemoryBytes, NanoCPUs: s.NanoCPUs}
+	for k, v := range c.cfg.Env {
+		li.Env[k] = v
+	}
+	for _, n := range s.Networks {
+		li.Networks[n] = s.Aliases
+	}
+	for _, m := range c.cfg.Mounts {
+		li.Binds = append(li.Binds, config.Mount{Source: m.HostPath, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	return li, nil
+}
+
+// HandCopy replaces container id with a copy made by hand — same name and
+// labels, a new ID — whose env key is set to value. It returns the new ID.
+func (f *Runtime) HandCopy(id, key, value string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := f.containers[id]
+	delete(f.containers, id)
+	f.seq++
+	nid := fmt.Sprintf("c%d", f.seq)
+	cp := &container{c: old.c, cfg: old.cfg}
+	cp.c.ID = nid
+	cp.cfg.Env = map[string]string{}
+	for k, v := range old.cfg.Env {
+		cp.cfg.Env[k] = v
+	}
+	cp.cfg.Env[key] = value
+	f.containers[nid] = cp
+	return nid
 }
 
 // Env maps the ID of every container of service to the value of its

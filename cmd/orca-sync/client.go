@@ -79,7 +79,8 @@ func (c *clientFlags) get(cmd *cobra.Command, path string, v any) (raw bool, err
 }
 
 func addClientCommands(root *cobra.Command) {
-	root.AddCommand(newStatusCommand(), newHistoryCommand(), newSyncCommand(), newRedeployCommand(), newCanaryCommand("promote"), newCanaryCommand("abort"), newLogsCommand())
+	root.AddCommand(newStatusCommand(), newDriftCommand(), newHistoryCommand(), newSyncCommand(), newRedeployCommand(),
+		newCanaryCommand("promote"), newCanaryCommand("abort"), newLogsCommand())
 }
 
 func newStatusCommand() *cobra.Command {
@@ -92,6 +93,22 @@ func newStatusCommand() *cobra.Command {
 				return err
 			}
 			return reconcile.WriteStatus(cmd.OutOrStdout(), st)
+		},
+	}
+	c.register(cmd)
+	return cmd
+}
+
+func newDriftCommand() *cobra.Command {
+	var c clientFlags
+	cmd := &cobra.Command{
+		Use: "drift", Short: "Check for out-of-band changes now: each finding by service, container and field", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var rep reconcile.DriftReport
+			if raw, err := c.get(cmd, "/api/v1/drift", &rep); raw || err != nil {
+				return err
+			}
+			return reconcile.WriteDrift(cmd.OutOrStdout(), rep)
 		},
 	}
 	c.register(cmd)

@@ -132,10 +132,10 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		}
 		return nil
 	}
-	return serveAPI(ctx, f, loop, rp, db, reg, log)
+	return serveAPI(ctx, f, loop, rt, rp, db, reg, log)
 }
 
-func serveAPI(ctx context.Context, f serveFlags, loop *reconcile.Loop, rp *reporting, db *state.DB, reg *prometheus.Registry, log *slog.Logger) error {
+func serveAPI(ctx context.Context, f serveFlags, loop *reconcile.Loop, rt reconcile.EventSource, rp *reporting, db *state.DB, reg *prometheus.Registry, log *slog.Logger) error {
 	admin, err := api.EnsureAdminToken(f.dataDir)
 	if err != nil {
 		return err
@@ -158,6 +158,8 @@ func serveAPI(ctx context.Context, f serveFlags, loop *reconcile.Loop, rp *repor
 		}
 	}()
 	log.Info("serving", "repo", redactURL(f.repo), "branch", f.branch, "api", ln.Addr().String(), "data_dir", f.dataDir)
+	go loop.RunLiveness(ctx)
+	go loop.RunEvents(ctx, rt)
 	loop.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -178,6 +180,8 @@ func (b backend) Status(ctx context.Context) any {
 }
 
 func (b backend) Plan(ctx context.Context) (any, error) { return b.loop.Plan(ctx) }
+
+func (b backend) Drift(ctx context.Context) (any, error) { return b.loop.Drift(ctx) }
 
 func (b backend) History(_ context.Context, limit int) (any, error) { return b.loop.History(limit) }
 
