@@ -287,10 +287,27 @@ func (l *Loop) abortCanary(ctx context.Context, rec canaryRecord, live []diff.Co
 	}
 	if pin {
 		l.pin(rec.Service, rec.Hash, reason)
+		l.recordAbort(rec, reason, cs)
 	}
 	l.log.Warn("canary aborted", "service", rec.Service, "reason", reason)
 	l.canaryEvent(notify.CanaryAborted, rec, reason, nil)
 	l.forgetBaseline(rec.Service)
+}
+
+// recordAbort puts a failed canary in the history, as the failed rollout it
+// is (it ends between syncs, so no sync record tells of it).
+func (l *Loop) recordAbort(rec canaryRecord, reason string, removed []diff.Container) {
+	now := time.Now()
+	p, s := splitKey(rec.Service)
+	sr := state.ServiceResult{Project: p, Service: s, Action: string(diff.ActionUpdate), Error: reason, Duration: now.Sub(rec.Started)}
+	for _, c := range removed {
+		sr.Removed = append(sr.Removed, c.Name)
+	}
+	hr := state.SyncRecord{Commit: rec.Revision, Trigger: "canary", Started: rec.Started, Finished: now,
+		Result: ResultFailed, Error: rec.Service + ": " + reason, Plan: "canary of " + rec.Service, Services: []state.ServiceResult{sr}}
+	if _, err := l.opts.Store.AddSync(hr); err != nil {
+		l.log.Error("record canary abort in history", "service", rec.Service, "error", err)
+	}
 }
 
 func (l *Loop) pin(service, hash, reason string) {

@@ -160,6 +160,9 @@ func TestCanaryStepsAbortFigures(t *testing.T) {
 			t.Fatalf("aborted event: figures %+v, reason %q", f, e.Reason)
 		}
 	}
+	if h, _ := db.History(1); len(h) != 1 || h[0].Trigger != "canary" || h[0].Result != ResultFailed || !strings.Contains(h[0].Error, want) {
+		t.Fatalf("history after abort: %+v", h)
+	}
 	l.SyncOnce(ctx, "interval") // pinned: nothing starts again
 	if _, c := images(rt); c != 0 || len(rt.IDs("web")) != 2 || !sameKeys(rt.IDs("web"), stableIDs) {
 		t.Fatalf("pin did not hold or stable changed: %v vs %v", rt.IDs("web"), stableIDs)
