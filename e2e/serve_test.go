@@ -350,3 +350,43 @@ func TestServeWatchRedeployAndLogs(t *testing.T) {
 		t.Fatalf("logs: %d %q", code, body)
 	}
 }
+
+// TestServeRestartOnInvalidHead restarts serve while the branch head is
+// invalid: it keeps running on the last valid commit's configuration, so the
+// webhook secret still verifies and the fix, announced by a signed webhook,
+// deploys at once (the interval is an hour) instead of answering 403.
+func TestServeRestartOnInvalidHead(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("restartbad")
+	repo := newGitRepo(t)
+	srv := newGitServer(t, gitUser, gitPass)
+	srv.AddRepo("infra.git", repo)
+	url := srv.URL("infra.git")
+	file := "services/" + p + "/service.toml"
+	repo.WriteFile("cluster.toml", clusterWithWebhook)
+	repo.WriteFile(file, webService(imageV1, 1, ""))
+	good := repo.Commit("v1")
+	repo.Push()
+	d := startServe(t, env, url)
+	env.waitVersions(t, p, 60*time.Second, "v1")
+
+	repo.WriteFile(file, webService(imageV2, 1, "")+"replica = 2\n")
+	repo.Commit("typo")
+	repo.Push()
+	d.stop()
+	d.start()
+	env.waitFor(t, 30*time.Second, func() (bool, string) {
+		st := d.status()
+		return len(st.Errors) > 0 && st.Commit == good, fmt.Sprintf("status commit %s, errors %v", st.Commit, st.Errors)
+	})
+	env.waitVersions(t, p, 5*time.Second, "v1")
+
+	repo.WriteFile(file, webService(imageV2, 1, ""))
+	repo.Commit("fix")
+	repo.Push()
+	if code := d.webhook(pushEvent(url), hookToken, "restart-fix"); code != http.StatusAccepted {
+		t.Fatalf("signed webhook after a restart on an invalid head: %d, want 202", code)
+	}
+	env.waitVersions(t, p, 30*time.Second, "v2")
+}

@@ -37,7 +37,8 @@ type Store interface {
 	Unpin(service string) error
 	Pins() (map[string]state.Pin, error)
 	ClearPins() error
-	// The key-value namespaces (canary state).
+	// Put, Get, Delete and Keys keep small values by namespace and key
+	// (the last valid commit, canary state).
 	Put(namespace, key string, v any) error
 	Get(namespace, key string, v any) (bool, error)
 	Delete(namespace, key string) error
@@ -89,7 +90,11 @@ type Options struct {
 	// RefDir is where PlanRef checks out other refs (pull request heads);
 	// it must not overlap the Source's directory.
 	RefDir string
-	Log    *slog.Logger
+	// LastValidDir is where a restart that finds the branch head invalid
+	// writes the last valid commit's files, so routes, tokens and webhook
+	// secrets keep the configuration that runs; "" goes without.
+	LastValidDir string
+	Log          *slog.Logger
 }
 
 // RouteTable is the proxy's level-triggered side: the whole table from the

@@ -139,8 +139,10 @@ func (l *Loop) load(ctx context.Context, r *run) error {
 	}
 	l.mu.Unlock()
 	if err != nil {
+		l.recoverLastValid(ctx)
 		return &stalledError{result: ResultInvalid, err: fmt.Errorf("commit %s is invalid, nothing applied:\n%w", short(r.commit.SHA), err)}
 	}
+	l.rememberValid(r.commit.SHA)
 	r.desired = d
 	return nil
 }

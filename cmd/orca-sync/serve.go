@@ -110,6 +110,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		Source: src, Runtime: rt, Store: db, Path: f.path, Node: f.node, Interval: f.interval,
 		AllowMassPrune: f.allowMassPrune, Secrets: secrets.NewKeyring(ids), Metrics: reconcile.NewMetrics(reg), Log: log,
 		Notifier: rp.notifier, Statuses: rp.github, RefDir: filepath.Join(f.dataDir, "pr-checkout"),
+		LastValidDir: filepath.Join(f.dataDir, "last-valid"),
 	}
 	if !f.once { // a one-shot sync serves no traffic
 		px := proxy.New(proxy.Options{HTTPAddr: f.httpAddr, HTTPSAddr: f.httpsAddr, DataDir: f.dataDir,
