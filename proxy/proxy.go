@@ -76,6 +76,7 @@ type Proxy struct {
 	// leaving are services gone from git whose containers still run: out
 	// of the table, but RouteOut still finds their targets to drain them.
 	leaving  map[string]*Service
+	weights  map[string]int // canary percent by service key
 	httpSrv  *server
 	httpsSrv *server
 }
@@ -88,7 +89,8 @@ func New(opts Options) *Proxy {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	p := &Proxy{opts: opts, log: opts.Log, metrics: newMetrics(opts.Registry),
-		transport: newTransport(), pool: newUpstreamPool(), bufs: newBufferPool(), services: map[string]*Service{}, leaving: map[string]*Service{}}
+		transport: newTransport(), pool: newUpstreamPool(), bufs: newBufferPool(),
+		services: map[string]*Service{}, leaving: map[string]*Service{}, weights: map[string]int{}}
 	p.table.Store(buildTable(nil))
 	p.settings.Store(&settings{httpsPort: 443})
 	p.rp = p.newReverseProxy()
