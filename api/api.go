@@ -30,6 +30,9 @@ type Backend interface {
 	Sync(trigger string, retry bool)
 	// Redeploy signals a force-pull and restart of one service; ErrNotFound if no such service.
 	Redeploy(ctx context.Context, project, name string) error
+	// Canary asks the running canary of a service to "promote" or "abort";
+	// ErrNotFound if no such service, ErrNoCanary if it runs no canary.
+	Canary(ctx context.Context, project, name, action string) error
 	// Logs streams the service's container logs to w (tail lines, follow until ctx ends); ErrNotFound if no such service.
 	Logs(ctx context.Context, project, name string, tail int, follow bool, w io.Writer) error
 	// RefreshImages signals a re-pull of the services watching repo (full name "owner/name") on branch; returns how many services matched.
@@ -38,6 +41,9 @@ type Backend interface {
 
 // ErrNotFound is returned by Backend when the named service does not exist.
 var ErrNotFound = errors.New("not found")
+
+// ErrNoCanary is returned by Backend.Canary for a service without a running canary.
+var ErrNoCanary = errors.New("no canary is running")
 
 // Config is what the API needs from the current (last valid) cluster.toml and
 // flags; read on every request so a change of cluster.toml applies without restart.
@@ -150,6 +156,8 @@ func (s *Server) routes(reg *prometheus.Registry) *mux.Router {
 	v1("/drift", s.require(roleViewer, s.handleDrift), http.MethodGet)
 	v1("/sync", s.require(roleDeployer, s.handleSync), http.MethodPost)
 	v1("/services/{project}/{name}/redeploy", s.require(roleDeployer, s.handleRedeploy), http.MethodPost)
+	v1("/services/{project}/{name}/promote", s.require(roleDeployer, s.handleCanary("promote")), http.MethodPost)
+	v1("/services/{project}/{name}/abort", s.require(roleDeployer, s.handleCanary("abort")), http.MethodPost)
 	v1("/services/{project}/{name}/logs", s.require(roleViewer, s.handleLogs), http.MethodGet)
 	return r
 }

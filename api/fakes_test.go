@@ -79,6 +79,13 @@ func (b *fakeBackend) Sync(trigger string, retry bool) {
 	b.syncs = append(b.syncs, syncCall{trigger, retry})
 }
 
+func (b *fakeBackend) Canary(_ context.Context, project, name, action string) error {
+	if project != "shop" {
+		return ErrNotFound
+	}
+	return ErrNoCanary
+}
+
 func (b *fakeBackend) Redeploy(_ context.Context, project, name string) error {
 	if project != "web" || name != "app" {
 		return fmt.Errorf("redeploy %s/%s: %w", project, name, ErrNotFound)

@@ -102,6 +102,25 @@ func (s *Server) handleRedeploy(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, statusBody("redeploy signalled"))
 }
 
+// handleCanary answers promote and abort: 202 once the loop has the
+// request, 404 for an unknown service, 409 when it runs no canary.
+func (s *Server) handleCanary(action string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		project, name := serviceVars(r)
+		err := s.backend.Canary(r.Context(), project, name, action)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			writeError(w, http.StatusNotFound, fmt.Sprintf("service %s/%s not found", project, name))
+		case errors.Is(err, ErrNoCanary):
+			writeError(w, http.StatusConflict, fmt.Sprintf("service %s/%s: no canary is running", project, name))
+		case err != nil:
+			s.internalError(w, r, action, err)
+		default:
+			writeJSON(w, http.StatusAccepted, statusBody(action+" signalled"))
+		}
+	}
+}
+
 // handleLogs streams text/plain, flushing after every write. The status line
 // is only sent with the first byte, so that a service that does not exist can
 // still be answered with a JSON 404.

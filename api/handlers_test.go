@@ -153,7 +153,7 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 	}{
 		{http.MethodGet, "/nope", http.StatusNotFound},
 		{http.MethodGet, "/api/v1/nope", http.StatusNotFound},
-		{http.MethodGet, "/api/v1/services/web/app/promote", http.StatusNotFound},
+		{http.MethodGet, "/api/v1/services/web/app/promote", http.StatusMethodNotAllowed},
 		{http.MethodDelete, "/api/v1/status", http.StatusMethodNotAllowed},
 		{http.MethodGet, "/api/v1/sync", http.StatusMethodNotAllowed},
 		{http.MethodGet, "/api/v1/webhooks/github", http.StatusMethodNotAllowed},
@@ -218,5 +218,29 @@ func TestRequestLog(t *testing.T) {
 	}
 	if strings.Contains(out, viewerToken) || strings.Contains(out, "retry") {
 		t.Errorf("log leaks the token or query: %s", out)
+	}
+}
+
+// TestCanaryPromoteAbort: deployer may promote and abort; an unknown
+// service is 404, a service without a canary 409, a viewer 403.
+func TestCanaryPromoteAbort(t *testing.T) {
+	env := newTestEnv(t)
+	for _, action := range []string{"promote", "abort"} {
+		cases := []struct {
+			path, token string
+			want        int
+		}{
+			{"/api/v1/services/shop/api/" + action, deployerToken, http.StatusConflict},
+			{"/api/v1/services/nope/api/" + action, deployerToken, http.StatusNotFound},
+			{"/api/v1/services/shop/api/" + action, viewerToken, http.StatusForbidden},
+		}
+		for _, c := range cases {
+			rec := env.do(http.MethodPost, c.path, c.token)
+			if rec.Code != c.want {
+				t.Errorf("POST %s: %d, want %d: %s", c.path, rec.Code, c.want, rec.Body)
+				continue
+			}
+			jsonError(t, rec)
+		}
 	}
 }

@@ -24,6 +24,7 @@ type Router interface {
 type Target struct {
 	ContainerID string
 	Addr        string // ip:port on the project network; "" without a port
+	Role        string // orca.role: "stable" or "canary"
 }
 
 // noRouter is used when no proxy runs: nothing to route.

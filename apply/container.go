@@ -53,7 +53,7 @@ func (r *rollout) containerConfig(spec diff.Spec, hash, revision string, index i
 	}
 	for k, v := range map[string]string{
 		LabelManaged: "true", LabelProject: r.svc.Project, LabelService: r.svc.Name,
-		LabelHash: hash, LabelRevision: revision, LabelRole: "stable", LabelNode: r.job.node,
+		LabelHash: hash, LabelRevision: revision, LabelRole: r.roleLabel(), LabelNode: r.job.node,
 		LabelSpec: spec.Encode(),
 	} {
 		cfg.Labels[k] = v
@@ -72,7 +72,7 @@ func (r *rollout) routeIn(ctx context.Context, c diff.Container) {
 		return
 	}
 	ip := st.IPs[diff.NetworkName(r.svc.Project)]
-	r.a.router.RouteIn(r.svc, Target{ContainerID: c.ID, Addr: net.JoinHostPort(ip, strconv.Itoa(r.svc.Port))})
+	r.a.router.RouteIn(r.svc, Target{ContainerID: c.ID, Addr: net.JoinHostPort(ip, strconv.Itoa(r.svc.Port)), Role: r.roleLabel()})
 }
 
 // retireOne routes a container out, drains it, stops and removes it.

@@ -31,6 +31,17 @@ type rollout struct {
 	gone map[string]bool // IDs of the containers this rollout removed
 	// deadline bounds the whole rollout: deploy.timeout_secs from its start.
 	deadline time.Time
+	// role is the orca.role of the containers it starts ("" is stable).
+	role string
+	// holdRoutes: startOne leaves routing to the caller (blue-green).
+	holdRoutes bool
+}
+
+func (r *rollout) roleLabel() string {
+	if r.role == "" {
+		return RoleStable
+	}
+	return r.role
 }
 
 func (r *rollout) noteStarted(name string) {
@@ -77,8 +88,9 @@ func (r *rollout) run(ctx context.Context) error {
 	case config.StrategyBlueGreen:
 		return r.blueGreen(ctx, current, outdated)
 	default:
-		// Canary analysis needs the proxy's measurements; until a proxy runs,
-		// a canary service rolls like a rolling one.
+		// A canary's own containers are started by StartCanary; the update
+		// that reaches here is its promotion (or a canary service applied
+		// without the loop, e.g. one-shot `apply`), which rolls.
 		return r.rolling(ctx, current, outdated)
 	}
 }
@@ -174,10 +186,29 @@ func (r *rollout) blueGreen(ctx context.Context, current, outdated []diff.Contai
 	if err := r.retireAll(ctx, drop); err != nil {
 		return err
 	}
-	if _, err := r.startBatch(ctx, freeIndices(keep, r.svc.Replicas, r.svc.Replicas-len(keep))); err != nil {
+	// The new set is routed only once all of it is ready, then the old set
+	// leaves the table at once (its drains run side by side): traffic
+	// switches in one move, never a mix for the length of a rollout.
+	r.holdRoutes = true
+	started, err := r.startBatch(ctx, freeIndices(keep, r.svc.Replicas, r.svc.Replicas-len(keep)))
+	r.holdRoutes = false
+	if err != nil {
 		return err
 	}
-	return r.retireAll(ctx, outdated)
+	for _, c := range started {
+		r.routeIn(ctx, c)
+	}
+	errs := make([]error, len(outdated))
+	var wg sync.WaitGroup
+	for i, c := range outdated {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.retireOne(ctx, c)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // undo puts back, from the spec in their labels, the old containers a failed
@@ -352,6 +383,8 @@ func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, erro
 	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
 		return c, secrets.redact(err)
 	}
-	r.routeIn(ctx, c)
+	if !r.holdRoutes {
+		r.routeIn(ctx, c)
+	}
 	return c, nil
 }

@@ -213,6 +213,9 @@ type Deploy struct {
 	Steps          []CanaryStep
 	Analysis       Analysis
 	AutoPromote    bool
+	// Sticky keeps a client on the side (canary or stable) it first got,
+	// by a cookie, while a canary runs.
+	Sticky bool
 }
 
 // CanaryStep routes Weight percent of requests to the canary for Pause.

@@ -82,6 +82,7 @@ type rawDeploy struct {
 	Steps          []rawStep    `toml:"steps"`
 	Analysis       *rawAnalysis `toml:"analysis"`
 	AutoPromote    *bool        `toml:"auto_promote"`
+	Sticky         *bool        `toml:"sticky"`
 }
 
 type rawStep struct {

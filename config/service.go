@@ -320,6 +320,7 @@ func convertDeploy(r rawDeploy, s *Service) Deploy {
 		CanaryWeight:   deref(r.CanaryWeight, 20),
 		CanaryReplicas: deref(r.CanaryReplicas, 1),
 		AutoPromote:    deref(r.AutoPromote, len(r.Steps) > 0),
+		Sticky:         deref(r.Sticky, false),
 		Analysis:       Analysis{MaxErrorRate: 0.05, MinRequests: 20},
 	}
 	if d.Strategy == "" {

@@ -55,6 +55,12 @@ type LoadBalancer struct {
 	mu      sync.Mutex // serialises writers
 	targets atomic.Pointer[[]*Target]
 	next    atomic.Uint64
+	// weight is the percent of requests the canary role gets while both
+	// roles have targets; canary targets get nothing at 0 unless they are
+	// all there is. split counts requests for the weighted choice.
+	weight atomic.Int32
+	split  atomic.Uint64
+	cnext  atomic.Uint64 // round-robin among canaries while split
 }
 
 func newLoadBalancer() *LoadBalancer {
@@ -66,24 +72,78 @@ func newLoadBalancer() *LoadBalancer {
 // pick returns a target with its in-flight count already raised, or nil when
 // none is ready. The caller must call release.
 func (lb *LoadBalancer) pick() *Target {
+	t, _ := lb.pickFor("")
+	return t
+}
+
+// pickFor is pick for a client that prefers a role ("" none): it gets that
+// role while the role has targets. split reports whether the choice was
+// between both roles (a canary runs beside the stable set).
+func (lb *LoadBalancer) pickFor(prefer string) (t *Target, split bool) {
 	for range 4 {
 		ts := *lb.targets.Load()
 		if len(ts) == 0 {
-			return nil
+			return nil, false
 		}
-		t := ts[lb.next.Add(1)%uint64(len(ts))]
+		t, split = lb.choose(ts, prefer)
 		t.inflight.Add(1)
 		// RouteOut sets removed, then reads inflight; we raised inflight,
 		// then read removed: one of us sees the other.
 		if !t.removed.Load() {
-			return t
+			return t, split
 		}
 		t.inflight.Add(-1)
 	}
-	return nil
+	return nil, false
 }
 
 func release(t *Target) { t.inflight.Add(-1) }
+
+// RoleCanary is the orca.role of canary containers; every other role is
+// stable as far as the split goes.
+const RoleCanary = "canary" // apply.RoleCanary
+
+// choose picks the role first — canary for exactly weight of every 100
+// requests, spread evenly (the share never drifts, whatever the traffic) —
+// then round-robin among that role's targets.
+func (lb *LoadBalancer) choose(ts []*Target, prefer string) (*Target, bool) {
+	canaries := 0
+	for _, t := range ts {
+		if t.Role == RoleCanary {
+			canaries++
+		}
+	}
+	if canaries == 0 || canaries == len(ts) {
+		return ts[lb.next.Add(1)%uint64(len(ts))], false
+	}
+	var toCanary bool
+	switch prefer {
+	case RoleCanary:
+		toCanary = true
+	case "stable":
+	default:
+		w := uint64(max(0, min(100, lb.weight.Load())))
+		m := lb.split.Add(1)
+		toCanary = m*w/100 != (m-1)*w/100
+	}
+	count, rr := len(ts)-canaries, &lb.next
+	if toCanary {
+		count, rr = canaries, &lb.cnext
+	}
+	k := int(rr.Add(1) % uint64(count))
+	for _, t := range ts {
+		if (t.Role == RoleCanary) == toCanary {
+			if k == 0 {
+				return t, true
+			}
+			k--
+		}
+	}
+	return ts[0], true
+}
+
+// setWeight sets the canary's percent of requests.
+func (lb *LoadBalancer) setWeight(percent int) { lb.weight.Store(int32(percent)) }
 
 // Targets returns the current targets.
 func (lb *LoadBalancer) Targets() []*Target { return *lb.targets.Load() }

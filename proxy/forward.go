@@ -198,12 +198,14 @@ func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt route, st 
 		p.serveFast(w, r, svc, stripped, start)
 		return
 	}
-	t := svc.lb.pick()
+	prefer := svc.preferredRole(r)
+	t, split := svc.lb.pickFor(prefer)
 	if t == nil {
 		noTarget(w, svc)
 		return
 	}
 	defer release(t)
+	svc.stick(w, prefer, t, split)
 	// The request is ours (we are the last handler): pointing its URL at the
 	// target saves ReverseProxy a second URL copy.
 	r.URL.Scheme, r.URL.Host = "http", t.Addr
@@ -230,14 +232,16 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, svc *Service, 
 		uri = r.URL.RequestURI()
 	}
 	var last *Target
+	prefer := svc.preferredRole(r)
 	for attempt := 0; attempt < 2; attempt++ {
-		t := svc.lb.pick()
+		t, split := svc.lb.pickFor(prefer)
 		if t == nil || t == last {
 			if t != nil {
 				release(t)
 			}
 			break
 		}
+		svc.stick(w, prefer, t, split)
 		code, err := p.forwardFast(w, r, t.Addr, uri)
 		release(t)
 		if err == nil {

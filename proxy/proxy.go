@@ -73,6 +73,7 @@ type Proxy struct {
 
 	mu       sync.Mutex // guards services, servers; writers of the table
 	services map[string]*Service
+	weights  map[string]int // canary percent by service key
 	httpSrv  *server
 	httpsSrv *server
 }
@@ -85,7 +86,7 @@ func New(opts Options) *Proxy {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	p := &Proxy{opts: opts, log: opts.Log, metrics: newMetrics(opts.Registry),
-		transport: newTransport(), pool: newUpstreamPool(), bufs: newBufferPool(), services: map[string]*Service{}}
+		transport: newTransport(), pool: newUpstreamPool(), bufs: newBufferPool(), services: map[string]*Service{}, weights: map[string]int{}}
 	p.table.Store(buildTable(nil))
 	p.settings.Store(&settings{httpsPort: 443})
 	p.rp = p.newReverseProxy()

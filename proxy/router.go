@@ -23,7 +23,7 @@ func (p *Proxy) RouteIn(svc *diff.Service, t apply.Target) {
 	p.mu.Lock()
 	s := p.upsertLocked(svc.Service, "")
 	p.mu.Unlock()
-	s.lb.add(newTarget(s, t.ContainerID, t.Addr, "stable"))
+	s.lb.add(newTarget(s, t.ContainerID, t.Addr, t.Role))
 	p.log.Info("routed in", "service", s.key(), "container", short(t.ContainerID), "addr", t.Addr)
 }
 
@@ -49,6 +49,24 @@ func (p *Proxy) RouteOut(ctx context.Context, project, service string, t apply.T
 		return
 	}
 	log.Info("routed out and drained")
+}
+
+// SetCanaryWeight sets the percent of a service's requests its canary
+// targets get (0 when no canary runs). It may come before the service has
+// routes: the weight waits for them, so a restarted orca-sync resumes a
+// canary's split as soon as its containers are routed again.
+func (p *Proxy) SetCanaryWeight(project, service string, percent int) {
+	key := project + "/" + service
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if percent <= 0 {
+		delete(p.weights, key)
+	} else {
+		p.weights[key] = percent
+	}
+	if s := p.services[key]; s != nil {
+		s.lb.setWeight(percent)
+	}
 }
 
 // Sync rebuilds the whole table from the desired state and the live
@@ -143,11 +161,12 @@ func (p *Proxy) liveTargets(ctx context.Context, s *Service, svc *config.Service
 // reached; the table is rebuilt when routing changed. p.mu must be held.
 func (p *Proxy) upsertLocked(svc *config.Service, root string) *Service {
 	next := &Service{Project: svc.Project, Name: svc.Name, Hosts: svc.Domains, Routes: svc.Routes,
-		StripPrefix: svc.StripPrefix, Drain: svc.Deploy.Drain,
+		StripPrefix: svc.StripPrefix, Drain: svc.Deploy.Drain, Sticky: svc.Deploy.Sticky,
 		CertFile: resolve(root, svc.TLSCert), KeyFile: resolve(root, svc.TLSKey)}
 	cur := p.services[next.key()]
 	if cur == nil {
 		next.lb = newLoadBalancer()
+		next.lb.setWeight(p.weights[next.key()])
 		next.metrics = p.metrics.forService(svc.Project, svc.Name)
 		p.services[next.key()] = next
 		p.table.Store(buildTable(p.services))

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +15,8 @@ type Service struct {
 	Routes        []string
 	StripPrefix   bool
 	Drain         time.Duration
+	// Sticky: while a canary runs, a cookie keeps each client on one side.
+	Sticky bool
 	// CertFile and KeyFile, when set, are the service's own certificate.
 	CertFile, KeyFile string
 
@@ -23,10 +26,38 @@ type Service struct {
 
 func (s *Service) key() string { return s.Project + "/" + s.Name }
 
+// cookieName is the sticky cookie of the service.
+func (s *Service) cookieName() string { return "orca-" + s.Project + "-" + s.Name }
+
+// preferredRole is the side the client's sticky cookie names, or "".
+func (s *Service) preferredRole(r *http.Request) string {
+	if !s.Sticky {
+		return ""
+	}
+	c, err := r.Cookie(s.cookieName())
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+// stick sets the sticky cookie when a split chose a side the client's cookie
+// does not name yet (a session cookie: the side lasts as long as the browser).
+func (s *Service) stick(w http.ResponseWriter, prefer string, t *Target, split bool) {
+	if !s.Sticky {
+		return
+	}
+	if !split || prefer == t.Role { // a retry may have picked another side
+		w.Header().Del("Set-Cookie")
+		return
+	}
+	w.Header().Set("Set-Cookie", (&http.Cookie{Name: s.cookieName(), Value: t.Role, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}).String())
+}
+
 // sameRouting reports whether s and o are reached the same way.
 func (s *Service) sameRouting(o *Service) bool {
 	return slices.Equal(s.Hosts, o.Hosts) && slices.Equal(s.Routes, o.Routes) &&
-		s.StripPrefix == o.StripPrefix && s.Drain == o.Drain &&
+		s.StripPrefix == o.StripPrefix && s.Drain == o.Drain && s.Sticky == o.Sticky &&
 		s.CertFile == o.CertFile && s.KeyFile == o.KeyFile
 }
 

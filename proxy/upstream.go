@@ -244,6 +244,10 @@ func copyResponseHeader(dst http.Header, resp *http.Response) {
 			k == "Upgrade" || k == "Trailer" || (conn != nil && inConnection(conn, k)) {
 			continue
 		}
+		if k == "Set-Cookie" && len(dst[k]) > 0 { // beside the proxy's sticky cookie
+			dst[k] = append(dst[k], vv...)
+			continue
+		}
 		dst[k] = vv // the response is ours: no copy needed
 	}
 	if len(resp.Trailer) > 0 {

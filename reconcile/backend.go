@@ -39,6 +39,9 @@ func (l *Loop) planOf(ctx context.Context, d *config.Desired) (diff.Plan, error)
 	if err != nil {
 		return diff.Plan{}, fmt.Errorf("list containers: %w", err)
 	}
+	if l.opts.Canary != nil {
+		live, _ = splitCanaries(d, live)
+	}
 	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
 	return diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)}), nil
 }

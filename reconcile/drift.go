@@ -334,6 +334,9 @@ func (l *Loop) Drift(ctx context.Context) (DriftReport, error) {
 		return rep, nil
 	}
 	l.noteLive(live)
+	if l.opts.Canary != nil { // a canary's containers are not drift
+		live, _ = splitCanaries(d, live)
+	}
 	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
 	l.checkDrift(ctx, d, commit, desired, live)
 	l.drift.mu.Lock()

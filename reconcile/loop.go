@@ -37,10 +37,12 @@ type Store interface {
 	Unpin(service string) error
 	Pins() (map[string]state.Pin, error)
 	ClearPins() error
-	// Put and Get keep small values (the last valid commit) by namespace
-	// and key.
+	// Put, Get, Delete and Keys keep small values by namespace and key
+	// (the last valid commit, canary state).
 	Put(namespace, key string, v any) error
 	Get(namespace, key string, v any) (bool, error)
+	Delete(namespace, key string) error
+	Keys(namespace string) ([]string, error)
 }
 
 // Notifier receives the loop's events; it must not block (notify.Notifier
@@ -75,6 +77,9 @@ type Options struct {
 	// after each apply. Both nil without a proxy.
 	Router apply.Router
 	Routes RouteTable
+	// Canary is the proxy's split and figures; without it a canary service
+	// rolls like a rolling one.
+	Canary CanaryProxy
 	// Secrets resolves each commit's secrets; nil decrypts with no identity,
 	// so only a checkout without secrets files is valid.
 	Secrets Secrets
@@ -124,6 +129,11 @@ type Loop struct {
 	syncing bool
 	// refMu serialises PlanRef, which reuses one checkout directory.
 	refMu sync.Mutex
+
+	canaryMu   sync.Mutex
+	baselines  map[string]baseline // service key -> start of the step's window
+	canaryAsks map[string]string   // service key -> "promote" | "abort"
+	canaryWake chan struct{}
 }
 
 // pending is the work signals asked for since the last sync started.
@@ -187,6 +197,10 @@ func New(opts Options) *Loop {
 		signal:  make(chan struct{}, 1),
 		drift:   newDriftState(),
 		heal:    newHealer(),
+
+		baselines:  map[string]baseline{},
+		canaryAsks: map[string]string{},
+		canaryWake: make(chan struct{}, 1),
 	}
 }
 
@@ -194,18 +208,28 @@ func New(opts Options) *Loop {
 // progress when ctx ends gets ShutdownGrace to finish or undo its step.
 func (l *Loop) Run(ctx context.Context) {
 	l.markInterrupted()
+	l.restoreWeights()
 	l.syncGraceful(ctx, "start")
+	// Canaries are judged between syncs on the loop's own goroutine, so a
+	// canary never holds up a sync for its pauses and never runs beside one.
+	tick := time.NewTicker(canaryTick)
+	defer tick.Stop()
+	timer := time.NewTimer(l.interval())
+	defer timer.Stop()
 	for {
-		timer := time.NewTimer(l.interval())
 		select {
 		case <-ctx.Done():
-			timer.Stop()
 			return
 		case <-timer.C:
 			l.syncGraceful(ctx, "interval")
+			timer.Reset(l.interval())
 		case <-l.signal:
-			timer.Stop()
 			l.syncGraceful(ctx, "")
+			timer.Reset(l.interval())
+		case <-tick.C:
+			l.tickCanaries(ctx)
+		case <-l.canaryWake:
+			l.tickCanaries(ctx)
 		}
 	}
 }

@@ -38,7 +38,16 @@ func WriteStatus(w io.Writer, st Status) error {
 		}
 		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d/%d\t%s\t%s\n", s.Project, s.Name, s.Sync, s.Health, s.Ready, s.Replicas, s.Image, reason)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range st.Services {
+		if c := s.Canary; c != nil {
+			fmt.Fprintf(w, "\nCanary %s/%s: %s, step %d of %d at %d%%, %d containers\n", s.Project, s.Name, c.Phase, c.Step, c.Steps, c.Weight, len(c.Containers))
+			fmt.Fprintf(w, "  canary: %s\n  stable: %s\n  waits for: %s\n", describe(c.Canary), describe(c.Stable), c.Waiting)
+		}
+	}
+	return nil
 }
 
 // WriteHistory prints sync records as a table, newest first.

@@ -55,6 +55,8 @@ type ServiceStatus struct {
 	DriftPolicy string `json:"drift_policy,omitempty"`
 	// ProbeError is the last liveness probe failure, "" while it passes.
 	ProbeError string `json:"probe_error,omitempty"`
+	// Canary is the running canary, if any.
+	Canary *CanaryStatus `json:"canary,omitempty"`
 }
 
 // Status reads the live containers and compares them with the last valid
@@ -86,6 +88,10 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 	}
 	l.noteLive(live)
 	pins, _ := l.opts.Store.Pins()
+	if l.opts.Canary != nil {
+		live, _ = splitCanaries(d, live)
+	}
+	recs := l.canaryRecords()
 	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
 	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)})
 	drifted := diff.ServicesOf(l.lastReport().Findings)
@@ -93,7 +99,12 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		if c.Desired == nil {
 			continue
 		}
-		st.Services = append(st.Services, l.withSelfHealing(serviceStatus(c, pins, st.Syncing), c, drifted[c.Key()]))
+		ss := l.withSelfHealing(serviceStatus(c, pins, st.Syncing), c, drifted[c.Key()])
+		if rec, ok := recs[c.Key()]; ok && l.opts.Canary != nil {
+			ss.Canary = l.canaryStatus(rec, c.Desired.Service)
+			ss.Sync, ss.Reason = SyncProgressing, "canary: "+ss.Canary.Waiting
+		}
+		st.Services = append(st.Services, ss)
 	}
 	return st, nil
 }

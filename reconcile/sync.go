@@ -41,6 +41,12 @@ type run struct {
 	repaired map[string][]string
 	// pendingSent: the commit status went to pending when the apply started.
 	pendingSent bool
+	// canaries are the live canary containers by service key (kept out of
+	// the plan); canaryResults what canaryStep started; promoting the
+	// canaries whose promotion this sync rolls.
+	canaries      map[string][]diff.Container
+	canaryResults []apply.Result
+	promoting     []canaryRecord
 }
 
 // step is one stage of a sync. A stalledError ends the sync without retrying
@@ -66,11 +72,12 @@ func (l *Loop) SyncOnce(ctx context.Context, trigger string) state.SyncRecord {
 	defer l.setSyncing(false)
 
 	var err error
-	for _, s := range []step{l.fetch, l.load, l.planStep, l.routeStep, l.guard, l.applyStep} {
+	for _, s := range []step{l.fetch, l.load, l.planStep, l.routeStep, l.guard, l.canaryStep, l.applyStep} {
 		if err = s(ctx, r); err != nil {
 			break
 		}
 	}
+	l.canaryAfter(ctx, r)
 	l.routeAfter(ctx, r)
 	l.finish(ctx, r, err)
 	return r.record
@@ -152,15 +159,19 @@ func (l *Loop) planStep(ctx context.Context, r *run) error {
 	r.live = live
 	l.confirmDied(ctx, r)
 	l.noteLive(live)
+	planned := live
+	if l.opts.Canary != nil {
+		planned, r.canaries = splitCanaries(r.desired, live)
+	}
 	desired := apply.Desire(ctx, l.opts.Runtime, r.desired, true)
 	l.mu.Lock()
 	l.last.services = desired
 	l.mu.Unlock()
-	r.plan = diff.Compute(desired, live, diff.Options{Prune: r.desired.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, r.desired)})
+	r.plan = diff.Compute(desired, planned, diff.Options{Prune: r.desired.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, r.desired)})
 	l.forceReplace(ctx, r)
 	// The drift check reuses the plan's list call; only containers not seen
 	// before are inspected.
-	findings := l.checkDrift(ctx, r.desired, r.commit.SHA, desired, live)
+	findings := l.checkDrift(ctx, r.desired, r.commit.SHA, desired, planned)
 	r.repaired = l.applyDriftPolicy(&r.plan, findings)
 	l.selfHeal(r)
 	return l.holdPinned(r)
@@ -292,8 +303,9 @@ func (l *Loop) applyStep(ctx context.Context, r *run) error {
 	// The values of an unchanged commit are what a later failed rollout
 	// restores its containers with (Apply remembers those it applies).
 	l.applier.Remember(r.desired)
+	r.results = r.canaryResults
 	if !r.plan.HasChanges() {
-		return nil
+		return canaryFailures(r.canaryResults)
 	}
 	// Recorded before anything changes, so a sync cut short by a crash shows
 	// in the history as interrupted.
@@ -305,9 +317,15 @@ func (l *Loop) applyStep(ctx context.Context, r *run) error {
 	}
 	l.opts.Statuses.CommitStatus(r.commit.SHA, "pending", "applying: "+r.record.Plan)
 	r.pendingSent = true
-	r.results = l.applier.Apply(ctx, r.desired, r.plan, r.commit.SHA)
+	applied := l.applier.Apply(ctx, r.desired, r.plan, r.commit.SHA)
+	r.results = append(r.results, applied...)
 	var failed []string
-	for _, res := range r.results {
+	for _, res := range r.canaryResults {
+		if res.Failed() {
+			failed = append(failed, fmt.Sprintf("%s/%s: %s", res.Project, res.Service, res.Error))
+		}
+	}
+	for _, res := range applied {
 		l.opts.Metrics.rollout(strategyOf(r.plan, res), res.Failed())
 		if !res.Failed() {
 			if c := changeOf(r.plan, res); c != nil && c.Desired != nil {
@@ -343,6 +361,19 @@ func (l *Loop) pinnable(c *diff.Change) bool {
 		return true
 	}
 	return l.gitChanged(c)
+}
+
+func canaryFailures(rs []apply.Result) error {
+	var failed []string
+	for _, res := range rs {
+		if res.Failed() {
+			failed = append(failed, fmt.Sprintf("%s/%s: %s", res.Project, res.Service, res.Error))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d canaries failed to start: %s", len(failed), strings.Join(failed, "; "))
+	}
+	return nil
 }
 
 func planSummary(p diff.Plan) string {

@@ -79,7 +79,8 @@ func (c *clientFlags) get(cmd *cobra.Command, path string, v any) (raw bool, err
 }
 
 func addClientCommands(root *cobra.Command) {
-	root.AddCommand(newStatusCommand(), newDriftCommand(), newHistoryCommand(), newSyncCommand(), newRedeployCommand(), newLogsCommand())
+	root.AddCommand(newStatusCommand(), newDriftCommand(), newHistoryCommand(), newSyncCommand(), newRedeployCommand(),
+		newCanaryCommand("promote"), newCanaryCommand("abort"), newLogsCommand())
 }
 
 func newStatusCommand() *cobra.Command {
@@ -160,6 +161,26 @@ func newRedeployCommand() *cobra.Command {
 				return err
 			}
 			return c.post(cmd, "/api/v1/services/"+url.PathEscape(p)+"/"+url.PathEscape(s)+"/redeploy")
+		},
+	}
+	c.register(cmd)
+	return cmd
+}
+
+func newCanaryCommand(action string) *cobra.Command {
+	var c clientFlags
+	short := map[string]string{
+		"promote": "Promote a service's running canary: roll the stable set to its spec",
+		"abort":   "Abort a service's running canary: remove it and hold its spec as failed",
+	}[action]
+	cmd := &cobra.Command{
+		Use: action + " PROJECT/SERVICE", Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, s, err := splitService(args[0])
+			if err != nil {
+				return err
+			}
+			return c.post(cmd, "/api/v1/services/"+url.PathEscape(p)+"/"+url.PathEscape(s)+"/"+action)
 		},
 	}
 	c.register(cmd)

@@ -120,7 +120,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 			defer cancel()
 			_ = px.Shutdown(sctx)
 		}()
-		lopts.Router, lopts.Routes = px, px
+		lopts.Router, lopts.Routes, lopts.Canary = px, px, px
 	}
 	loop := reconcile.New(lopts)
 	rp.loop = loop
@@ -190,6 +190,19 @@ func (b backend) Sync(trigger string, retry bool) { b.loop.Trigger(trigger, retr
 
 func (b backend) Redeploy(_ context.Context, project, name string) error {
 	return notFound(b.loop.Redeploy(project, name))
+}
+
+func (b backend) Canary(_ context.Context, project, name, action string) error {
+	var err error
+	if action == "promote" {
+		err = b.loop.Promote(project, name)
+	} else {
+		err = b.loop.Abort(project, name)
+	}
+	if errors.Is(err, reconcile.ErrNoCanary) {
+		return fmt.Errorf("%w: %v", api.ErrNoCanary, err)
+	}
+	return notFound(err)
 }
 
 func (b backend) Logs(ctx context.Context, project, name string, tail int, follow bool, w io.Writer) error {
