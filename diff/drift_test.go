@@ -3,6 +3,7 @@ package diff
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -255,5 +256,31 @@ func TestDriftModifiedInReport(t *testing.T) {
 	}
 	if fs[0].String() != `modified w1: env.MODE: "prod" -> "hand"` {
 		t.Fatalf("text: %q", fs[0].String())
+	}
+}
+
+// Docker reports an unspecified host IP ("::" as well as "0.0.0.0") as none
+// and an IPv6 address in its canonical form: extra_ports written either way
+// are the container's own, not drift that a "correct" policy would recreate
+// the container for at every tick.
+func TestDriftPortFormsDockerNormalises(t *testing.T) {
+	for _, in := range []string{"[::]:8080:80", "0.0.0.0:8080:80", "[0:0:0:0:0:0:0:1]:8080:80", "[::ffff:127.0.0.1]:8080:80"} {
+		t.Run(in, func(t *testing.T) {
+			pb, err := config.ParsePort(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := desired(svc("shop", "web", func(s *config.Service) { s.ExtraPorts = []config.PortBinding{pb} }))
+			li := liveOf(d.Spec)
+			// What the Docker adapter reads back: the address parsed, an
+			// unspecified one left out.
+			li.Ports = []config.PortBinding{{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}}
+			if ip, err := netip.ParseAddr(pb.HostIP); err == nil && !ip.IsUnspecified() {
+				li.Ports[0].HostIP = ip.String()
+			}
+			if fs := ConfigDrift(&d.Spec, li, nil); len(fs) != 0 {
+				t.Fatalf("%s reported as drift: %+v", in, fs)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package diff
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"path"
 	"slices"
 	"strings"
@@ -171,8 +172,13 @@ func normPorts(ps []config.PortBinding) []config.PortBinding {
 		if p.Protocol == "" {
 			p.Protocol = "tcp"
 		}
-		if p.HostIP == "0.0.0.0" {
-			p.HostIP = ""
+		// Docker reads a host IP back parsed: "::" and "0.0.0.0" as none,
+		// IPv6 in its canonical form.
+		if ip, err := netip.ParseAddr(p.HostIP); err == nil {
+			p.HostIP = ip.String()
+			if ip.IsUnspecified() {
+				p.HostIP = ""
+			}
 		}
 		out[i] = p
 	}

@@ -40,6 +40,12 @@ const (
 	DefaultBackoff        = time.Second
 	DefaultAttemptTimeout = 10 * time.Second
 	queueSize             = 256
+	// maxPerSink bounds the deliveries under way to one sink (a sink that
+	// hangs holds each for up to Attempts × AttemptTimeout); further events
+	// for it wait in its backlog of maxBacklog, past which they are dropped
+	// (logged) rather than piling up goroutines.
+	maxPerSink = 4
+	maxBacklog = 64
 )
 
 // Options configure a Notifier.
@@ -67,7 +73,9 @@ type Notifier struct {
 	queue chan Event
 
 	mu       sync.Mutex
-	inflight map[string]bool // memory keys of repeat-suppressed deliveries under way
+	inflight map[string]bool       // memory keys of repeat-suppressed deliveries under way
+	busy     map[string]int        // delivery goroutines per sink (sinkKey)
+	backlog  map[string][]delivery // deliveries waiting for one of them
 	wg       sync.WaitGroup
 }
 
@@ -94,7 +102,7 @@ func New(opts Options) *Notifier {
 	if opts.Sinks == nil {
 		opts.Sinks = func() []config.Notify { return nil }
 	}
-	return &Notifier{opts: opts, log: opts.Log, queue: make(chan Event, queueSize), inflight: map[string]bool{}}
+	return &Notifier{opts: opts, log: opts.Log, queue: make(chan Event, queueSize), inflight: map[string]bool{}, busy: map[string]int{}, backlog: map[string][]delivery{}}
 }
 
 // Notify queues e and returns at once. When the queue is full (every sink
@@ -194,19 +202,66 @@ func (n *Notifier) dispatch(e Event) {
 				continue
 			}
 		}
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.deliver(s, e, key)
-		}()
+		n.start(delivery{sink: s, event: e, key: key})
 	}
 }
 
-// memoryKey is the sink (hashed: its URL may hold a secret) and the
-// event's fingerprint.
-func memoryKey(s config.Notify, e Event) string {
+// delivery is one event for one sink; key is its repeat memory key, if any.
+type delivery struct {
+	sink  config.Notify
+	event Event
+	key   string
+}
+
+// start hands d to a delivery goroutine of its sink: a new one while the
+// sink has fewer than maxPerSink, else the sink's backlog.
+func (n *Notifier) start(d delivery) {
+	sk := sinkKey(d.sink)
+	n.mu.Lock()
+	switch {
+	case n.busy[sk] < maxPerSink:
+		n.busy[sk]++
+		n.wg.Add(1)
+		go n.work(sk, d)
+	case len(n.backlog[sk]) < maxBacklog:
+		n.backlog[sk] = append(n.backlog[sk], d)
+	default:
+		delete(n.inflight, d.key)
+		n.log.Warn("notification dropped: the sink is too far behind", "kind", d.event.Kind, "sink", sinkName(d.sink), "backlog", maxBacklog)
+	}
+	n.mu.Unlock()
+}
+
+// work delivers d, then the sink's backlog, and ends when that is empty.
+func (n *Notifier) work(sk string, d delivery) {
+	defer n.wg.Done()
+	for {
+		n.deliver(d.sink, d.event, d.key)
+		n.mu.Lock()
+		delete(n.inflight, d.key)
+		if len(n.backlog[sk]) == 0 {
+			delete(n.backlog, sk)
+			if n.busy[sk]--; n.busy[sk] <= 0 {
+				delete(n.busy, sk)
+			}
+			n.mu.Unlock()
+			return
+		}
+		d = n.backlog[sk][0]
+		n.backlog[sk] = n.backlog[sk][1:]
+		n.mu.Unlock()
+	}
+}
+
+// sinkKey names a sink by a hash: its URL may hold a secret.
+func sinkKey(s config.Notify) string {
 	sink := sha256.Sum256([]byte(s.Type + "\x00" + s.URL))
-	return hex.EncodeToString(sink[:12]) + "-" + e.fingerprint()[:40]
+	return hex.EncodeToString(sink[:12])
+}
+
+// memoryKey is the sink and the event's fingerprint.
+func memoryKey(s config.Notify, e Event) string {
+	return sinkKey(s) + "-" + e.fingerprint()[:40]
 }
 
 // recentlySent reports whether key was delivered less than interval ago or
@@ -232,13 +287,6 @@ func (n *Notifier) recentlySent(key string, interval time.Duration) bool {
 // deliver posts e to s, retrying with backoff; the memory is written once it
 // got through. A sink that keeps failing is logged and given up on.
 func (n *Notifier) deliver(s config.Notify, e Event, key string) {
-	defer func() {
-		if key != "" {
-			n.mu.Lock()
-			delete(n.inflight, key)
-			n.mu.Unlock()
-		}
-	}()
 	body, err := payload(s.Type, e)
 	if err != nil {
 		n.log.Error("notification payload", "sink", sinkName(s), "error", err)

@@ -248,3 +248,49 @@ func TestKeyMakesFailuresWithOtherDetailsTheSame(t *testing.T) {
 		t.Fatalf("the key is part of the payload: %v", got[0])
 	}
 }
+
+// TestHungSinkHoldsABoundedNumberOfDeliveries: events for a sink that never
+// answers do not pile up goroutines and connections past maxPerSink (the
+// rest wait in its backlog), and a healthy sink beside it still gets every
+// event of a burst.
+func TestHungSinkHoldsABoundedNumberOfDeliveries(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	arrived := 0
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		arrived++
+		mu.Unlock()
+		<-release
+	}))
+	defer hung.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	good := newSink(t, 200)
+	sinks := []config.Notify{{Type: "webhook", URL: hung.URL}, {Type: "webhook", URL: good.URL}}
+	n := New(Options{Sinks: func() []config.Notify { return sinks }, Attempts: 1})
+	stop := run(n)
+	const events = maxPerSink + maxBacklog
+	for range events {
+		n.Notify(Event{Kind: SyncSucceeded, Node: "n1"})
+	}
+	good.wait(t, events)
+	mu.Lock()
+	atOnce := arrived
+	mu.Unlock()
+	close(release)
+	stop()
+	if atOnce > maxPerSink {
+		t.Fatalf("the hung sink was sent %d requests at once, want at most %d", atOnce, maxPerSink)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if arrived != events {
+		t.Fatalf("once the sink answered it got %d of %d events, want the backlog delivered", arrived, events)
+	}
+}

@@ -240,6 +240,10 @@ func summary(fs []diff.Finding, n int) string {
 // holds every change git did not ask for; correct also replaces the
 // containers whose config was changed by hand. It returns what each service
 // will repair.
+// driftRepair starts the reason of a change that only replaces containers
+// changed by hand; such repairs count towards the flap limit (selfHeal).
+const driftRepair = "drift: "
+
 func (l *Loop) applyDriftPolicy(plan *diff.Plan, fs []diff.Finding) map[string][]string {
 	by := diff.ServicesOf(fs)
 	repaired := map[string][]string{}
@@ -271,7 +275,7 @@ func (l *Loop) applyDriftPolicy(plan *diff.Plan, fs []diff.Finding) map[string][
 			}
 		}
 		if len(modified) > 0 && (c.Action == diff.ActionNone || c.Action == diff.ActionHeal || c.Action == diff.ActionScale) {
-			c.Action, c.Reason = diff.ActionUpdate, fmt.Sprintf("drift: %d container(s) changed by hand", len(modified))
+			c.Action, c.Reason = diff.ActionUpdate, fmt.Sprintf("%s%d container(s) changed by hand", driftRepair, len(modified))
 		}
 		if c.Action != diff.ActionNone {
 			repaired[c.Key()] = findingLines(found)

@@ -240,3 +240,33 @@ func TestDriftAndDegradedEvents(t *testing.T) {
 		t.Fatalf("status %+v", s)
 	}
 }
+
+// TestDriftRepairsCountTowardsTheFlapLimit: something that keeps changing a
+// container by hand (another tool, or a field the drift check misreads) is
+// not fought forever: repairs of modified containers count like crash
+// replacements, and the sixth within the window marks the service Degraded.
+func TestDriftRepairsCountTowardsTheFlapLimit(t *testing.T) {
+	ctx := context.Background()
+	l, src, rec := newReportingLoop(t)
+	rt := l.opts.Runtime.(*applytest.Runtime)
+	src.write(t, "c1", webN(1, ""))
+	l.SyncOnce(ctx, "tick")
+	repairs := 0
+	for i := 0; i < flapLimit+2; i++ {
+		rt.HandCopy(only(t, rt.IDs("web")), "MODE", fmt.Sprintf("hand-%d", i))
+		if r := l.SyncOnce(ctx, "tick"); len(r.Services) == 1 && len(r.Services[0].Repaired) > 0 {
+			repairs++
+		}
+	}
+	if repairs != flapLimit {
+		t.Fatalf("%d repairs of a container changed by hand %d times, want %d", repairs, flapLimit+2, flapLimit)
+	}
+	events, _ := rec.take()
+	if d := kinds(events, notify.Degraded); len(d) != 1 {
+		t.Fatalf("degraded events: %+v", d)
+	}
+	st, _ := l.Status(ctx)
+	if s := st.Services[0]; s.Health != HealthDegraded {
+		t.Fatalf("status %+v", s)
+	}
+}

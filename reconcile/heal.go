@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -256,7 +257,9 @@ func (l *Loop) selfHeal(r *run) {
 				c.Containers[j].Replace, why = true, reason
 			}
 		}
-		if why == "" && c.Action == diff.ActionHeal && c.Broken > 0 {
+		// Crash heals and repairs of hand-made changes count too: whatever
+		// keeps undoing them would otherwise be fought at every tick.
+		if why == "" && (c.Action == diff.ActionHeal && c.Broken > 0 || strings.HasPrefix(c.Reason, driftRepair)) {
 			why = c.Reason
 		}
 		if why == "" {
