@@ -61,8 +61,9 @@ func (c *client) setStatus(ctx context.Context, s status) error {
 	return nil
 }
 
-// upsertComment edits the comment of PR number that contains marker, or
-// creates it; it returns the comment's ID.
+// upsertComment edits the comment of PR number that starts with marker, or
+// creates it; it returns the comment's ID. Only a comment that starts with
+// the marker is ours: a reply quoting it holds it further in.
 func (c *client) upsertComment(ctx context.Context, number int, marker, body string) (int64, error) {
 	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
 	for {
@@ -71,7 +72,7 @@ func (c *client) upsertComment(ctx context.Context, number int, marker, body str
 			return 0, fmt.Errorf("list comments of PR #%d: %w", number, err)
 		}
 		for _, cm := range comments {
-			if strings.Contains(cm.GetBody(), marker) {
+			if first, _, _ := strings.Cut(cm.GetBody(), "\n"); strings.TrimSuffix(first, "\r") == marker {
 				if _, _, err := c.gh.Issues.EditComment(ctx, c.owner, c.repo, cm.GetID(), &gh.IssueComment{Body: gh.String(body)}); err != nil {
 					return 0, fmt.Errorf("edit comment %d of PR #%d: %w", cm.GetID(), number, err)
 				}

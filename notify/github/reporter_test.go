@@ -223,3 +223,24 @@ type failingPlanner struct{}
 func (failingPlanner) PlanPR(context.Context, int) (PRPlan, error) {
 	return PRPlan{SHA: "h2"}, errors.New("Docker is not reachable")
 }
+
+// A reviewer who quotes orca-sync's comment copies its hidden marker; that
+// comment is theirs and must not be overwritten with the plan.
+func TestPRPlanLeavesACommentQuotingTheMarkerAlone(t *testing.T) {
+	api := githubtest.New()
+	defer api.Close()
+	quote := "> <!-- orca-sync:plan node=edge-1 -->\n> ~ shop/web\n\nWhy does web change?"
+	theirs := api.AddComment(7, quote)
+	pl := &plans{m: map[int]PRPlan{7: {SHA: "head1", Valid: true, Changes: 1, Text: "~ shop/web  update"}}}
+	r := New(Options{Cluster: cluster(api.APIURL()), Node: node("edge-1"), Branch: "main", Planner: pl})
+	start(t, r)
+	r.PlanPR(7)
+	calls := waitCalls(t, api, 3)
+	if calls[1].Method != "POST" || calls[1].Path != "/repos/acme/infra/issues/7/comments" {
+		t.Fatalf("call 1 = %s %s, want a new comment (POST)", calls[1].Method, calls[1].Path)
+	}
+	cs := api.Comments(7)
+	if len(cs) != 2 || cs[0].ID != theirs || cs[0].Body != quote {
+		t.Fatalf("comments = %+v, want the reviewer's untouched and orca-sync's own", cs)
+	}
+}

@@ -156,3 +156,12 @@ func (s *Server) SetPRs(prs ...PR) {
 	defer s.mu.Unlock()
 	s.prs = prs
 }
+
+// AddComment stores a comment someone else wrote on PR number.
+func (s *Server) AddComment(number int, body string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextID++
+	s.comments = append(s.comments, Comment{ID: s.nextID, Number: number, Body: body})
+	return s.nextID
+}
