@@ -1,11 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -30,24 +25,11 @@ api_url = %q
 `, ghToken, api.APIURL())
 }
 
-// githubEvent posts a signed GitHub webhook of the given event.
+// githubEvent posts a GitHub webhook of the given event signed with the
+// test's webhook secret.
 func (d *daemon) githubEvent(event string, body []byte, delivery string) int {
 	d.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+d.api+"/api/v1/webhooks/github", bytes.NewReader(body))
-	req.Header.Set("X-GitHub-Event", event)
-	req.Header.Set("X-GitHub-Delivery", delivery)
-	req.Header.Set("Content-Type", "application/json")
-	mac := hmac.New(sha256.New, []byte(hookToken))
-	mac.Write(body)
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
-	if err != nil {
-		d.t.Fatalf("webhook: %v", err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return d.postGitHub(event, body, hookToken, delivery)
 }
 
 func prEvent(action string, n int, repoURL string) []byte {

@@ -219,8 +219,15 @@ func pushEvent(repoURL string) []byte {
 // webhook posts a GitHub push event signed with secret ("" = unsigned).
 func (d *daemon) webhook(body []byte, secret, delivery string) int {
 	d.t.Helper()
+	return d.postGitHub("push", body, secret, delivery)
+}
+
+// postGitHub posts a GitHub webhook of event, signed with secret ("" =
+// unsigned), and returns the answer's status code.
+func (d *daemon) postGitHub(event string, body []byte, secret, delivery string) int {
+	d.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, "http://"+d.api+"/api/v1/webhooks/github", bytes.NewReader(body))
-	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", delivery)
 	req.Header.Set("Content-Type", "application/json")
 	if secret != "" {
