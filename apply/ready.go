@@ -52,6 +52,11 @@ func (a *Applier) waitReady(ctx context.Context, svc *diff.Service, id, name str
 	}
 	for {
 		st, err := a.rt.Inspect(ctx, id)
+		if err != nil && ctx.Err() != nil {
+			// The deadline cut the call short: the reason is what the
+			// container failed before it, not the cut-off call.
+			return a.timedOut(ctx, svc, id, name, lastErr)
+		}
 		if err != nil {
 			return a.notReady(ctx, id, name, fmt.Sprintf("inspect: %v", err))
 		}
@@ -68,6 +73,9 @@ func (a *Applier) waitReady(ctx context.Context, svc *diff.Service, id, name str
 				err := a.probe(ctx, probe, svc, id, st)
 				if err == nil {
 					return nil
+				}
+				if ctx.Err() != nil && lastErr != "" {
+					return a.timedOut(ctx, svc, id, name, lastErr)
 				}
 				lastErr = "readiness probe: " + err.Error()
 				next = time.Now().Add(min(probe.Interval, maxRolloutProbeGap))
@@ -87,13 +95,19 @@ func (a *Applier) waitReady(ctx context.Context, svc *diff.Service, id, name str
 		}
 		select {
 		case <-ctx.Done():
-			if lastErr == "" {
-				lastErr = ctx.Err().Error()
-			}
-			return a.notReady(context.WithoutCancel(ctx), id, name, fmt.Sprintf("not ready within %s: %s", svc.Deploy.Timeout, lastErr))
+			return a.timedOut(ctx, svc, id, name, lastErr)
 		case <-time.After(pollInterval):
 		}
 	}
+}
+
+// timedOut is the error of a container the rollout's deadline caught before
+// it was ready; lastErr is its last failed check, if any.
+func (a *Applier) timedOut(ctx context.Context, svc *diff.Service, id, name, lastErr string) error {
+	if lastErr == "" {
+		lastErr = ctx.Err().Error()
+	}
+	return a.notReady(context.WithoutCancel(ctx), id, name, fmt.Sprintf("not ready within %s: %s", svc.Deploy.Timeout, lastErr))
 }
 
 func (a *Applier) notReady(ctx context.Context, id, name, reason string) error {

@@ -396,8 +396,8 @@ func TestApplyUndoesFailedRollout(t *testing.T) {
 	netName := "orca-" + p
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
-	// The first deploy is not held to the 5 s deadline of the broken one: on a
-	// loaded engine two healthy starts can take longer. timeout_secs shapes no
+	// The first deploy is not held to the broken one's deadline: on a loaded
+	// engine two healthy starts can take longer. timeout_secs shapes no
 	// container, so the v1 spec hash is the same either way.
 	writeProject(t, dir, p, rollingService(imageV1, 2, 60))
 	orca := newOrca(t, env, dir)
@@ -411,7 +411,7 @@ func TestApplyUndoesFailedRollout(t *testing.T) {
 		started[c.ID] = env.inspect(t, c.ID).State.StartedAt
 	}
 
-	writeProject(t, dir, p, rollingService(imageBroken, 2, 5))
+	writeProject(t, dir, p, rollingService(imageBroken, 2, 15))
 	r := orca.apply()
 	if r.Code == 0 {
 		t.Fatalf("apply of a broken image exited 0:\n%s", r)
