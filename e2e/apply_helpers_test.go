@@ -92,11 +92,11 @@ func newScopedDocker(t testing.TB, prefix string) *scopedDocker {
 		}
 	case "tcp", "http":
 		if os.Getenv("DOCKER_TLS_VERIFY") != "" {
-			t.Skip("e2e: the scoped Docker proxy does not speak TLS to the engine")
+			t.Fatal("e2e: the scoped Docker proxy does not speak TLS to the engine; point DOCKER_HOST at a unix socket or a plain tcp:// engine")
 		}
 		target.Host = up.Host
 	default:
-		t.Skipf("e2e: the scoped Docker proxy cannot reach %s", docker.DaemonHost())
+		t.Fatalf("e2e: the scoped Docker proxy cannot reach %s; point DOCKER_HOST at a unix socket or a plain tcp:// engine", docker.DaemonHost())
 	}
 	s := &scopedDocker{prefix: prefix, requests: map[string]int{}}
 	rp := &httputil.ReverseProxy{
