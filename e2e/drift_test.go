@@ -48,9 +48,7 @@ func clusterInterval(secs int) string {
 // starts serve on it; it returns the daemon, the repo and its URL.
 func serveRepo(t *testing.T, env *Env, files map[string]string, via func(string) string) (*daemon, *gitRepo) {
 	t.Helper()
-	repo := newGitRepo(t)
-	srv := newGitServer(t, gitUser, gitPass)
-	srv.AddRepo("infra.git", repo)
+	repo, srv := newServedRepo(t)
 	for name, content := range files {
 		repo.WriteFile(name, content)
 	}
@@ -373,9 +371,7 @@ func TestDriftSecretEnv(t *testing.T) {
 	p := env.project("dsec")
 	id, keyFile := ageKey(t)
 	value, other := canary(t, "drift-db"), canary(t, "drift-hand")
-	repo := newGitRepo(t)
-	srv := newGitServer(t, gitUser, gitPass)
-	srv.AddRepo("infra.git", repo)
+	repo, srv := newServedRepo(t)
 	repo.WriteFile(".sops.yaml", "creation_rules:\n  - path_regex: secrets\\.sops\\.yaml$\n    age: "+id.Recipient().String()+"\n")
 	repo.WriteFile("cluster.toml", clusterInterval(3600))
 	repo.WriteFile("services/"+p+"/service.toml", strings.Replace(driftService(1, `drift = "warn"`),

@@ -150,6 +150,17 @@ type gitServer struct {
 	ts   *httptest.Server
 }
 
+// newServedRepo is a new repository served as "infra.git" by a smart-HTTP
+// remote of its own with the test credentials; its URL is
+// srv.URL("infra.git").
+func newServedRepo(t testing.TB) (*gitRepo, *gitServer) {
+	t.Helper()
+	repo := newGitRepo(t)
+	srv := newGitServer(t, gitUser, gitPass)
+	srv.AddRepo("infra.git", repo)
+	return repo, srv
+}
+
 // newGitServer starts a server whose repositories live in a temp dir (add
 // them with AddRepo); it is stopped at the end of the test.
 func newGitServer(t testing.TB, user, pass string) *gitServer {

@@ -82,9 +82,7 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 	p := env.project("gh")
 	api := githubtest.New()
 	defer api.Close()
-	repo := newGitRepo(t)
-	srv := newGitServer(t, gitUser, gitPass)
-	srv.AddRepo("infra.git", repo)
+	repo, srv := newServedRepo(t)
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile("cluster.toml", githubCluster(api))
 	repo.WriteFile(file, webService(imageV1, 1, ""))
@@ -225,9 +223,7 @@ func TestServePRPlanShowsSecretsOnlyAsChanged(t *testing.T) {
 	old, rotated := canary(t, "old"), canary(t, "rotated")
 	api := githubtest.New()
 	defer api.Close()
-	repo := newGitRepo(t)
-	srv := newGitServer(t, gitUser, gitPass)
-	srv.AddRepo("infra.git", repo)
+	repo, srv := newServedRepo(t)
 	url := srv.URL("infra.git")
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile(".sops.yaml", "creation_rules:\n  - path_regex: secrets\\.sops\\.yaml$\n    age: "+id.Recipient().String()+"\n")

@@ -84,9 +84,7 @@ func TestServeNotifications(t *testing.T) {
 	env := newEnv(t)
 	p := env.project("notify")
 	good, bad := newNotifySink(t, http.StatusOK), newNotifySink(t, http.StatusInternalServerError)
-	repo := newGitRepo(t)
-	srv := newGitServer(t, gitUser, gitPass)
-	srv.AddRepo("infra.git", repo)
+	repo, srv := newServedRepo(t)
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile("cluster.toml", clusterWithWebhook+fmt.Sprintf(`[cluster]
 name = "e2e"

@@ -42,9 +42,7 @@ func newProxyPorts(t *testing.T) *proxyServe {
 
 func (ps *proxyServe) start(t *testing.T, env *Env, files map[string]string, environ ...string) {
 	t.Helper()
-	repo := newGitRepo(t)
-	srv := newGitServer(t, gitUser, gitPass)
-	srv.AddRepo("infra.git", repo)
+	repo, srv := newServedRepo(t)
 	for f, c := range files {
 		repo.WriteFile(f, c)
 	}

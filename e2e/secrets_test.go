@@ -80,9 +80,7 @@ func TestServeSecrets(t *testing.T) {
 	id, keyFile := ageKey(t)
 	dbPassword, rotated, smtp, hook := canary(t, "db"), canary(t, "rotated"), canary(t, "smtp"), canary(t, "hook")
 
-	repo := newGitRepo(t)
-	srv := newGitServer(t, gitUser, gitPass)
-	srv.AddRepo("infra.git", repo)
+	repo, srv := newServedRepo(t)
 	url := srv.URL("infra.git")
 	file := "services/" + p + "/service.toml"
 	secretFile := "services/" + p + "/secrets.sops.yaml"

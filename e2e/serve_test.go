@@ -83,9 +83,7 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
 	p := env.project("gitops")
-	repo := newGitRepo(t)
-	srv := newGitServer(t, gitUser, gitPass)
-	srv.AddRepo("infra.git", repo)
+	repo, srv := newServedRepo(t)
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile("cluster.toml", clusterWithWebhook)
 	repo.WriteFile(file, webService(imageV1, 1, ""))
@@ -359,9 +357,7 @@ func TestServeRestartOnInvalidHead(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
 	p := env.project("restartbad")
-	repo := newGitRepo(t)
-	srv := newGitServer(t, gitUser, gitPass)
-	srv.AddRepo("infra.git", repo)
+	repo, srv := newServedRepo(t)
 	url := srv.URL("infra.git")
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile("cluster.toml", clusterWithWebhook)
