@@ -97,7 +97,7 @@ func examples(t *testing.T, files []docFile) []example {
 		for i := 0; i < len(f.lines); i++ {
 			m := exampleMarkerRE.FindStringSubmatch(strings.TrimSpace(f.lines[i]))
 			if m == nil {
-				if strings.Contains(f.lines[i], "<!-- example:") {
+				if strings.HasPrefix(strings.TrimSpace(f.lines[i]), "<!-- example:") {
 					t.Errorf("%s:%d: malformed example marker %q", f.rel, i+1, f.lines[i])
 				}
 				continue
