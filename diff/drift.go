@@ -12,7 +12,7 @@ import (
 // Kind is what kind of out-of-band change a finding is.
 type Kind string
 
-// Drift kinds (SPEC section 6).
+// Drift kinds (docs/guides/drift-and-healing.md).
 const (
 	// KindStopped: a container is not running (exited, paused, restarting, created, dead).
 	KindStopped Kind = "stopped"

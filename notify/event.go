@@ -19,7 +19,7 @@ import (
 // Kind names an event, as listed in a sink's events filter.
 type Kind string
 
-// The event kinds (SPEC section 10). Other packages emit the ones of their
+// The event kinds (docs/reference/events.md). Other packages emit the ones of their
 // feature: the loop the sync ones, drift detection drift_detected and
 // degraded, the canary controller canary_*.
 const (
