@@ -1,4 +1,4 @@
-package apply
+package docker
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
+	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 )
@@ -26,7 +27,7 @@ type imageDefaults struct {
 // InspectConfig reads a container's actual configuration for a drift check:
 // one container inspect, plus one image inspect per image ID the Docker
 // value has not seen before.
-func (d *Docker) InspectConfig(ctx context.Context, id string) (diff.Live, error) {
+func (d *Engine) InspectConfig(ctx context.Context, id string) (diff.Live, error) {
 	res, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return diff.Live{}, fmt.Errorf("inspect container %s: %w", dockerShortID(id), err)
@@ -89,7 +90,7 @@ func (d *Docker) InspectConfig(ctx context.Context, id string) (diff.Live, error
 	return li, nil
 }
 
-func (d *Docker) imageDefaults(ctx context.Context, imageID string) (imageDefaults, error) {
+func (d *Engine) imageDefaults(ctx context.Context, imageID string) (imageDefaults, error) {
 	d.imgMu.Lock()
 	img, ok := d.images[imageID]
 	d.imgMu.Unlock()
@@ -137,23 +138,10 @@ func restartString(p container.RestartPolicy) string {
 	return string(p.Name)
 }
 
-// Event is a Docker event about a container that matters to orca-sync.
-type Event struct {
-	// Action is die, oom, stop, destroy, pause, health_status (with the
-	// status after a colon, as Docker sends it), or a change of config
-	// without a new ID: update, connect, disconnect.
-	Action      string
-	ContainerID string
-	// Managed is set for containers labelled orca.managed=true; Node is
-	// their orca.node.
-	Managed bool
-	Node    string
-}
-
 // Events streams container and network events until ctx ends or the stream
 // breaks, calling fn for each that matters. It returns why it stopped;
 // callers reconnect.
-func (d *Docker) Events(ctx context.Context, fn func(Event)) error {
+func (d *Engine) Events(ctx context.Context, fn func(apply.Event)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	res := d.cli.Events(ctx, client.EventsListOptions{
@@ -171,17 +159,17 @@ func (d *Docker) Events(ctx context.Context, fn func(Event)) error {
 	}
 }
 
-func dockerEvent(m events.Message) (Event, bool) {
+func dockerEvent(m events.Message) (apply.Event, bool) {
 	action := string(m.Action)
 	switch m.Type {
 	case events.NetworkEventType:
 		if m.Action != events.ActionConnect && m.Action != events.ActionDisconnect {
-			return Event{}, false
+			return apply.Event{}, false
 		}
-		return Event{Action: action, ContainerID: m.Actor.Attributes["container"]}, true
+		return apply.Event{Action: action, ContainerID: m.Actor.Attributes["container"]}, true
 	case events.ContainerEventType:
-		e := Event{Action: action, ContainerID: m.Actor.ID, Managed: m.Actor.Attributes[LabelManaged] == "true",
-			Node: m.Actor.Attributes[LabelNode]}
+		e := apply.Event{Action: action, ContainerID: m.Actor.ID, Managed: m.Actor.Attributes[apply.LabelManaged] == "true",
+			Node: m.Actor.Attributes[apply.LabelNode]}
 		switch {
 		case m.Action == events.ActionDie, m.Action == events.ActionOOM, m.Action == events.ActionUpdate,
 			m.Action == events.ActionStop, m.Action == events.ActionDestroy, m.Action == events.ActionPause,
@@ -189,5 +177,5 @@ func dockerEvent(m events.Message) (Event, bool) {
 			return e, true
 		}
 	}
-	return Event{}, false
+	return apply.Event{}, false
 }
