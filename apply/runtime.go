@@ -1,6 +1,7 @@
-// Package apply carries out a plan on the Docker engine: it creates, rolls,
-// scales, heals and removes the containers of each service, waits for them to
-// be ready, and undoes a rollout that does not become ready in time.
+// Package apply carries out a plan on a container Runtime (the Docker engine,
+// through package docker): it creates, rolls, scales, heals and removes the
+// containers of each service, waits for them to be ready, and undoes a
+// rollout that does not become ready in time.
 package apply
 
 import (

@@ -6,7 +6,7 @@
 // The shape follows kamal-proxy: a route table (host → longest prefix) points
 // at a Service, whose LoadBalancer holds its Targets. The table is swapped
 // atomically; apply drives targets in and out (RouteIn, RouteOut, with drain),
-// and Sync rebuilds everything from live Docker after each sync.
+// and Sync rebuilds everything from the live containers after each sync.
 package proxy
 
 import (

@@ -171,6 +171,14 @@ func serveAPI(ctx context.Context, f serveFlags, loop *reconcile.Loop, rt reconc
 // The proxy follows apply's rollouts.
 var _ apply.Router = (*proxy.Proxy)(nil)
 
+// The Docker adapter has every optional capability reconcile looks for on a
+// runtime. The guards live here because docker must not import reconcile.
+var (
+	_ reconcile.ConfigInspector = (*docker.Engine)(nil)
+	_ reconcile.LogStreamer     = (*docker.Engine)(nil)
+	_ reconcile.EventSource     = (*docker.Engine)(nil)
+)
+
 // runtimeIPs reads container addresses for the proxy with the runtime's
 // inspect, so the proxy needs no runtime of its own.
 type runtimeIPs struct{ rt apply.Runtime }
