@@ -11,27 +11,23 @@ import (
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/routing"
 )
 
 // Router follows a rollout for the proxy: a container is routed in once it is
 // ready, and routed out — its in-flight requests drained — before it stops.
 type Router interface {
-	RouteIn(svc *diff.Service, t Target)
-	RouteOut(ctx context.Context, project, service string, t Target)
-}
-
-// Target is one routable container.
-type Target struct {
-	ContainerID string
-	Addr        string // ip:port on the project network; "" without a port
-	Role        string // orca.role: "stable" or "canary"
+	RouteIn(svc *diff.Service, t routing.Target)
+	RouteOut(ctx context.Context, project, service string, t routing.Target)
 }
 
 // noRouter is used when no proxy runs: nothing to route.
 type noRouter struct{}
 
-func (noRouter) RouteIn(*diff.Service, Target)                    {}
-func (noRouter) RouteOut(context.Context, string, string, Target) {}
+var _ Router = noRouter{}
+
+func (noRouter) RouteIn(*diff.Service, routing.Target)                    {}
+func (noRouter) RouteOut(context.Context, string, string, routing.Target) {}
 
 // Options configure an Applier.
 type Options struct {
@@ -230,7 +226,7 @@ func (a *Applier) removeAll(ctx context.Context, c diff.Change, r *Result) error
 // retire routes a container out (the router drains it), stops it and
 // removes it.
 func (a *Applier) retire(ctx context.Context, project, service string, c diff.Container) error {
-	a.router.RouteOut(ctx, project, service, Target{ContainerID: c.ID})
+	a.router.RouteOut(ctx, project, service, routing.Target{ContainerID: c.ID})
 	if err := a.rt.Stop(ctx, c.ID, stopGrace); err != nil {
 		return fmt.Errorf("stop %s: %w", c.Name, err)
 	}

@@ -8,12 +8,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
-)
-
-// Container roles (label orca.role).
-const (
-	RoleStable = "stable"
-	RoleCanary = "canary"
+	"github.com/orca-sync/orca-sync/routing"
 )
 
 // CanaryIndexBase offsets the replica numbers of canary containers (canary n
@@ -29,7 +24,7 @@ func (a *Applier) StartCanary(ctx context.Context, d *config.Desired, c diff.Cha
 	start := time.Now()
 	res := Result{Project: c.Project, Service: c.Service, Action: c.Action}
 	log := a.log.With("service", c.Key(), "action", "canary")
-	r := &rollout{a: a, svc: c.Desired, change: c, job: a.newJob(d, revision), result: &res, log: log, role: RoleCanary}
+	r := &rollout{a: a, svc: c.Desired, change: c, job: a.newJob(d, revision), result: &res, log: log, role: routing.RoleCanary}
 	r.deadline = time.Now().Add(c.Desired.Deploy.Timeout)
 	var started []diff.Container
 	err := r.prepare(ctx)
@@ -47,7 +42,7 @@ func (a *Applier) StartCanary(ctx context.Context, d *config.Desired, c diff.Cha
 		return res, nil
 	}
 	for i := range started {
-		started[i].Role = RoleCanary
+		started[i].Role = routing.RoleCanary
 	}
 	log.Info("canary started", "containers", len(started), "duration", res.Duration)
 	return res, started

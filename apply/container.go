@@ -11,6 +11,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/routing"
 )
 
 // ContainerName is <project>-<service>-<hash8>-<n>.
@@ -72,7 +73,7 @@ func (r *rollout) routeIn(ctx context.Context, c diff.Container) {
 		return
 	}
 	ip := st.IPs[diff.NetworkName(r.svc.Project)]
-	r.a.router.RouteIn(r.svc, Target{ContainerID: c.ID, Addr: net.JoinHostPort(ip, strconv.Itoa(r.svc.Port)), Role: r.roleLabel()})
+	r.a.router.RouteIn(r.svc, routing.Target{ContainerID: c.ID, Addr: net.JoinHostPort(ip, strconv.Itoa(r.svc.Port)), Role: r.roleLabel()})
 }
 
 // retireOne routes a container out, drains it, stops and removes it.

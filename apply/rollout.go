@@ -12,6 +12,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/routing"
 )
 
 // rollout converges one service. Every path follows the same rule: new
@@ -39,7 +40,7 @@ type rollout struct {
 
 func (r *rollout) roleLabel() string {
 	if r.role == "" {
-		return RoleStable
+		return routing.RoleStable
 	}
 	return r.role
 }

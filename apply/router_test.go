@@ -11,6 +11,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply/applytest"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/routing"
 )
 
 // recordingRouter keeps the routed set and checks, on every route-out, that
@@ -24,7 +25,7 @@ type recordingRouter struct {
 	minRouted int
 }
 
-func (r *recordingRouter) RouteIn(_ *diff.Service, t apply.Target) {
+func (r *recordingRouter) RouteIn(_ *diff.Service, t routing.Target) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if t.Addr == "" {
@@ -33,7 +34,7 @@ func (r *recordingRouter) RouteIn(_ *diff.Service, t apply.Target) {
 	r.routed[t.ContainerID] = true
 }
 
-func (r *recordingRouter) RouteOut(ctx context.Context, _, _ string, t apply.Target) {
+func (r *recordingRouter) RouteOut(ctx context.Context, _, _ string, t routing.Target) {
 	r.mu.Lock()
 	wasRouted := r.routed[t.ContainerID]
 	r.mu.Unlock()

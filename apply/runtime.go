@@ -1,6 +1,7 @@
-// Package apply carries out a plan on the Docker engine: it creates, rolls,
-// scales, heals and removes the containers of each service, waits for them to
-// be ready, and undoes a rollout that does not become ready in time.
+// Package apply carries out a plan on a container Runtime (the Docker engine,
+// through package docker): it creates, rolls, scales, heals and removes the
+// containers of each service, waits for them to be ready, and undoes a
+// rollout that does not become ready in time.
 package apply
 
 import (
@@ -31,7 +32,7 @@ const (
 var ErrImageNotFound = errors.New("image not found locally")
 
 // Runtime is the part of the Docker engine that apply uses. The Docker
-// adapter (NewDocker) implements it; tests may use a fake.
+// adapter (package docker) implements it; tests use applytest's fake.
 type Runtime interface {
 	// List returns every container labelled orca.managed=true, running or not,
 	// with one engine call.
@@ -81,4 +82,18 @@ type State struct {
 	// IPs maps a network name to the container's IPv4 address on it.
 	IPs       map[string]string
 	StartedAt time.Time
+}
+
+// Event is a container runtime event that matters to orca-sync (the Docker
+// adapter's Events streams them).
+type Event struct {
+	// Action is die, oom, stop, destroy, pause, health_status (with the
+	// status after a colon, as Docker sends it), or a change of config
+	// without a new ID: update, connect, disconnect.
+	Action      string
+	ContainerID string
+	// Managed is set for containers labelled orca.managed=true; Node is
+	// their orca.node.
+	Managed bool
+	Node    string
 }

@@ -33,7 +33,12 @@ type Container struct {
 	Replace bool `json:"-"`
 }
 
-// Serving reports whether the container runs and is not known to be unhealthy.
+// Serving reports whether the container runs and is not known to be
+// unhealthy. It is the one rule for plan, status, drift, apply and the
+// proxy's routes. A container still starting by its image HEALTHCHECK serves:
+// apply admits a container by its readiness probe when it has one (the
+// HEALTHCHECK may still be starting then) before routing it in, and healing
+// or unrouting it would cut the HEALTHCHECK's start period short.
 func (c Container) Serving() bool { return c.State == "running" && c.Health != "unhealthy" }
 
 // Service is a desired service with its container spec.

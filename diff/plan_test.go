@@ -66,6 +66,11 @@ func TestComputeActions(t *testing.T) {
 			cs[0].Health = "unhealthy"
 			return cs
 		}(), Options{}, ActionHeal, "1 of 2 containers not serving"},
+		{"starting by its HEALTHCHECK is serving", []Service{base}, func() []Container {
+			cs := running(base, 2)
+			cs[0].Health = "starting"
+			return cs
+		}(), Options{}, ActionNone, ""},
 		{"heal removed by hand", []Service{base}, running(base, 2)[1:], Options{}, ActionHeal, "1 of 2 containers missing"},
 		{"remove", nil, running(base, 2), Options{Prune: true}, ActionRemove, ""},
 		{"prune off", nil, running(base, 2), Options{}, ActionNone, "gone from git; not removed because prune is off"},

@@ -168,7 +168,7 @@ timeout_secs = 15
 // the first depends_on wave: the project network must be created once, and
 // every service must start.
 //
-// Was a bug (apply/rollout.go prepare, apply/docker.go EnsureNetwork): every
+// Was a bug (apply/rollout.go prepare, docker/docker.go EnsureNetwork): every
 // service of the wave calls EnsureNetwork at the same moment; on Docker
 // 20.10 (API < 1.44) each of them creates a network of the same name, and
 // the duplicates are removed only afterwards. Meanwhile a container created

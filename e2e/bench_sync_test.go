@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orca-sync/orca-sync/apply"
+	dockerrt "github.com/orca-sync/orca-sync/docker"
 	"github.com/orca-sync/orca-sync/reconcile"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -53,7 +53,7 @@ func BenchmarkSyncNoChange100(b *testing.B) {
 	}
 	b.Setenv("DOCKER_HOST", orca.docker.host)
 	ctx := context.Background()
-	rt, err := apply.NewDocker(ctx, nil)
+	rt, err := dockerrt.New(ctx, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

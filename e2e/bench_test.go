@@ -13,6 +13,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	dockerrt "github.com/orca-sync/orca-sync/docker"
 )
 
 // countingRuntime counts every call that reaches the Docker engine.
@@ -161,7 +162,7 @@ func BenchmarkPlanNoChange100(b *testing.B) {
 	b.Logf("setup: 100 services applied in %v", time.Since(start).Round(time.Millisecond))
 
 	ctx := context.Background()
-	rt, err := apply.NewDocker(ctx, nil)
+	rt, err := dockerrt.New(ctx, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -206,12 +207,12 @@ func BenchmarkPlanNoChange100(b *testing.B) {
 	// The same plan once more through a counting proxy, untimed: the HTTP
 	// requests that reach the engine.
 	b.Setenv("DOCKER_HOST", orca.docker.host)
-	prt, err := apply.NewDocker(ctx, nil)
+	prt, err := dockerrt.New(ctx, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer prt.Close()
-	orca.docker.takeRequests() // the ping of NewDocker is connection setup
+	orca.docker.takeRequests() // the ping of dockerrt.New is connection setup
 	if _, _, err := planOnce(ctx, prt, dir, nil); err != nil {
 		b.Fatal(err)
 	}

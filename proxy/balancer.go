@@ -5,13 +5,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/orca-sync/orca-sync/routing"
 )
 
 // Target is one ready container behind a service.
 type Target struct {
 	ID   string // container ID
 	Addr string // ip:port on the project network
-	Role string // orca.role: "stable", later "canary"
+	Role string // orca.role: routing.RoleStable or routing.RoleCanary
 
 	metrics *roleMetrics
 
@@ -99,17 +101,13 @@ func (lb *LoadBalancer) pickFor(prefer string) (t *Target, split bool) {
 
 func release(t *Target) { t.inflight.Add(-1) }
 
-// RoleCanary is the orca.role of canary containers; every other role is
-// stable as far as the split goes.
-const RoleCanary = "canary" // apply.RoleCanary
-
 // choose picks the role first — canary for exactly weight of every 100
 // requests, spread evenly (the share never drifts, whatever the traffic) —
 // then round-robin among that role's targets.
 func (lb *LoadBalancer) choose(ts []*Target, prefer string) (*Target, bool) {
 	canaries := 0
 	for _, t := range ts {
-		if t.Role == RoleCanary {
+		if t.Role == routing.RoleCanary {
 			canaries++
 		}
 	}
@@ -118,9 +116,9 @@ func (lb *LoadBalancer) choose(ts []*Target, prefer string) (*Target, bool) {
 	}
 	var toCanary bool
 	switch prefer {
-	case RoleCanary:
+	case routing.RoleCanary:
 		toCanary = true
-	case "stable":
+	case routing.RoleStable:
 	default:
 		w := uint64(max(0, min(100, lb.weight.Load())))
 		m := lb.split.Add(1)
@@ -132,7 +130,7 @@ func (lb *LoadBalancer) choose(ts []*Target, prefer string) (*Target, bool) {
 	}
 	k := int(rr.Add(1) % uint64(count))
 	for _, t := range ts {
-		if (t.Role == RoleCanary) == toCanary {
+		if (t.Role == routing.RoleCanary) == toCanary {
 			if k == 0 {
 				return t, true
 			}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/routing"
 )
 
 // TestWeightedSplit: the canary gets exactly its weight of every 100
@@ -15,7 +15,7 @@ import (
 // targets exist, and all when only canaries are left.
 func TestWeightedSplit(t *testing.T) {
 	lb := newLoadBalancer()
-	for _, tg := range []*Target{{ID: "s1", Role: "stable"}, {ID: "s2", Role: "stable"}, {ID: "c1", Role: RoleCanary}} {
+	for _, tg := range []*Target{{ID: "s1", Role: "stable"}, {ID: "s2", Role: "stable"}, {ID: "c1", Role: routing.RoleCanary}} {
 		lb.add(tg)
 	}
 	for _, w := range []int{0, 20, 50, 100} {
@@ -49,8 +49,8 @@ func TestCanaryThroughProxy(t *testing.T) {
 	stable, canary := backend(t, "v1"), backend(t, "v2")
 	s := svc("p", "web", []string{"shop.test"}, []string{"/"}, false)
 	s.Deploy.Sticky = true
-	p.RouteIn(s, apply.Target{ContainerID: "s1", Addr: stable.Listener.Addr().String()})
-	p.RouteIn(s, apply.Target{ContainerID: "c1", Addr: canary.Listener.Addr().String(), Role: "canary"})
+	p.RouteIn(s, routing.Target{ContainerID: "s1", Addr: stable.Listener.Addr().String()})
+	p.RouteIn(s, routing.Target{ContainerID: "c1", Addr: canary.Listener.Addr().String(), Role: "canary"})
 	p.SetCanaryWeight("p", "web", 25)
 
 	seen := map[string]int{}
@@ -86,8 +86,8 @@ func TestCanaryThroughProxy(t *testing.T) {
 		w.Write([]byte("v3 cookie"))
 	}))
 	defer withCookie.Close()
-	p.RouteIn(s, apply.Target{ContainerID: "c2", Addr: withCookie.Listener.Addr().String(), Role: "canary"})
-	p.RouteOut(context.Background(), "p", "web", apply.Target{ContainerID: "c1"})
+	p.RouteIn(s, routing.Target{ContainerID: "c2", Addr: withCookie.Listener.Addr().String(), Role: "canary"})
+	p.RouteOut(context.Background(), "p", "web", routing.Target{ContainerID: "c1"})
 	p.SetCanaryWeight("p", "web", 100)
 	r0 := httptest.NewRequest("GET", "http://shop.test/", nil)
 	w0 := httptest.NewRecorder()
@@ -96,7 +96,7 @@ func TestCanaryThroughProxy(t *testing.T) {
 		t.Errorf("cookies %q, want the sticky one and the upstream's", got)
 	}
 	// Without a canary the cookie does not matter and none is set.
-	p.RouteOut(context.Background(), "p", "web", apply.Target{ContainerID: "c2"})
+	p.RouteOut(context.Background(), "p", "web", routing.Target{ContainerID: "c2"})
 	r := httptest.NewRequest("GET", "http://shop.test/", nil)
 	r.Header.Set("Cookie", "orca-p-web=canary")
 	w := httptest.NewRecorder()

@@ -7,7 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/routing"
 )
 
 // BenchmarkProxy measures the hot path over real loopback connections:
@@ -23,7 +23,7 @@ func BenchmarkProxy(b *testing.B) {
 	}))
 	defer up.Close()
 	p := New(Options{})
-	p.RouteIn(svc("p", "web", []string{"bench.test"}, []string{"/"}, false), apply.Target{ContainerID: "c", Addr: up.Listener.Addr().String()})
+	p.RouteIn(svc("p", "web", []string{"bench.test"}, []string{"/"}, false), routing.Target{ContainerID: "c", Addr: up.Listener.Addr().String()})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/routing"
 )
 
 // syncBuffer is a log sink safe for the proxy's goroutines.
@@ -43,7 +43,7 @@ func TestRemovedServiceDrains(t *testing.T) {
 	defer b.Close()
 	host, port, _ := net.SplitHostPort(b.Listener.Addr().String())
 	var logs syncBuffer
-	p := New(Options{Inspector: fakeInspector{"c1": host}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	p := New(Options{IPs: fakeIPs{"c1": host}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	d := &config.Desired{Projects: []*config.Project{{Name: "p", Services: []*config.Service{
 		{Project: "p", Name: "web", Domains: []string{"shop.test"}, Routes: []string{"/"}, Port: atoi(port),
 			Deploy: config.Deploy{Drain: time.Millisecond}},
@@ -65,7 +65,7 @@ func TestRemovedServiceDrains(t *testing.T) {
 	if code, _ := do(t, p, "shop.test", "/", nil); code != 404 {
 		t.Errorf("a service gone from git is still routed: %d", code)
 	}
-	p.RouteOut(context.Background(), "p", "web", apply.Target{ContainerID: "c1"})
+	p.RouteOut(context.Background(), "p", "web", routing.Target{ContainerID: "c1"})
 	if !strings.Contains(logs.String(), "requests still in flight") {
 		t.Errorf("RouteOut of a removed service's container did not wait for its request in flight; log:\n%s", logs.String())
 	}

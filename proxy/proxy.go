@@ -6,7 +6,7 @@
 // The shape follows kamal-proxy: a route table (host → longest prefix) points
 // at a Service, whose LoadBalancer holds its Targets. The table is swapped
 // atomically; apply drives targets in and out (RouteIn, RouteOut, with drain),
-// and Sync rebuilds everything from live Docker after each sync.
+// and Sync rebuilds everything from the live containers after each sync.
 package proxy
 
 import (
@@ -25,13 +25,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/orca-sync/orca-sync/apply"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Inspector reads a container's addresses (the Docker runtime).
-type Inspector interface {
-	Inspect(ctx context.Context, id string) (apply.State, error)
+// ContainerIPs finds where a container is reached. Reading that is the
+// container runtime's business; cmd/orca-sync adapts the runtime to it, so the
+// proxy needs nothing of Docker.
+type ContainerIPs interface {
+	// ContainerIP is id's IPv4 address on network, "" when it has none.
+	ContainerIP(ctx context.Context, id, network string) (string, error)
 }
 
 // Options configure a Proxy.
@@ -40,9 +42,10 @@ type Options struct {
 	// https_port (e.g. "127.0.0.1:8080").
 	HTTPAddr, HTTPSAddr string
 	// DataDir holds certs/ (certificates, ACME account, the internal CA).
-	DataDir   string
-	Inspector Inspector
-	Registry  prometheus.Registerer
+	DataDir string
+	// IPs reads the address of a live container Sync has not routed yet.
+	IPs      ContainerIPs
+	Registry prometheus.Registerer
 	// ACMERoots, when set, are the roots trusted for the ACME directory's
 	// own TLS (a private CA such as Pebble); nil uses the system's.
 	ACMERoots *x509.CertPool
@@ -80,8 +83,6 @@ type Proxy struct {
 	httpSrv  *server
 	httpsSrv *server
 }
-
-var _ apply.Router = (*Proxy)(nil)
 
 // New returns a proxy with an empty table; Sync starts its servers.
 func New(opts Options) *Proxy {

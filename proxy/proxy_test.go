@@ -7,14 +7,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/routing"
 )
 
 // backend is an upstream that answers its name and echoes what it saw.
@@ -51,11 +52,11 @@ func do(t *testing.T, h http.Handler, host, path string, hdr map[string]string) 
 func TestRouting(t *testing.T) {
 	p := New(Options{})
 	web, api, wild := backend(t, "web"), backend(t, "api"), backend(t, "wild")
-	p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), apply.Target{ContainerID: "w1", Addr: web.Listener.Addr().String()})
-	p.RouteIn(svc("p", "api", []string{"shop.test"}, []string{"/api", "/v2/"}, true), apply.Target{ContainerID: "a1", Addr: api.Listener.Addr().String()})
-	p.RouteIn(svc("p", "wild", []string{"*.apps.test"}, []string{"/"}, false), apply.Target{ContainerID: "x1", Addr: wild.Listener.Addr().String()})
-	p.RouteIn(svc("p", "empty", []string{"empty.test"}, []string{"/"}, false), apply.Target{ContainerID: "e1", Addr: "127.0.0.1:1"})
-	p.RouteOut(context.Background(), "p", "empty", apply.Target{ContainerID: "e1"})
+	p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), routing.Target{ContainerID: "w1", Addr: web.Listener.Addr().String()})
+	p.RouteIn(svc("p", "api", []string{"shop.test"}, []string{"/api", "/v2/"}, true), routing.Target{ContainerID: "a1", Addr: api.Listener.Addr().String()})
+	p.RouteIn(svc("p", "wild", []string{"*.apps.test"}, []string{"/"}, false), routing.Target{ContainerID: "x1", Addr: wild.Listener.Addr().String()})
+	p.RouteIn(svc("p", "empty", []string{"empty.test"}, []string{"/"}, false), routing.Target{ContainerID: "e1", Addr: "127.0.0.1:1"})
+	p.RouteOut(context.Background(), "p", "empty", routing.Target{ContainerID: "e1"})
 
 	for _, c := range []struct {
 		host, path string
@@ -84,7 +85,7 @@ func TestRouting(t *testing.T) {
 func TestForwardedHeaders(t *testing.T) {
 	p := New(Options{})
 	b := backend(t, "web")
-	p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), apply.Target{ContainerID: "w1", Addr: b.Listener.Addr().String()})
+	p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), routing.Target{ContainerID: "w1", Addr: b.Listener.Addr().String()})
 	spoof := map[string]string{"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.test"}
 
 	_, body := do(t, p, "shop.test", "/", spoof)
@@ -102,8 +103,8 @@ func TestRoundRobinAndStats(t *testing.T) {
 	p := New(Options{})
 	a, b := backend(t, "a"), backend(t, "b")
 	s := svc("p", "web", []string{"shop.test"}, []string{"/"}, false)
-	p.RouteIn(s, apply.Target{ContainerID: "a", Addr: a.Listener.Addr().String()})
-	p.RouteIn(s, apply.Target{ContainerID: "b", Addr: b.Listener.Addr().String()})
+	p.RouteIn(s, routing.Target{ContainerID: "a", Addr: a.Listener.Addr().String()})
+	p.RouteIn(s, routing.Target{ContainerID: "b", Addr: b.Listener.Addr().String()})
 	seen := map[string]int{}
 	for range 10 {
 		_, body := do(t, p, "shop.test", "/", nil)
@@ -124,7 +125,7 @@ func TestRouteOutDrains(t *testing.T) {
 	p := New(Options{})
 	a, b := backend(t, "a"), backend(t, "b")
 	s := svc("p", "web", []string{"shop.test"}, []string{"/"}, false)
-	p.RouteIn(s, apply.Target{ContainerID: "a", Addr: a.Listener.Addr().String()})
+	p.RouteIn(s, routing.Target{ContainerID: "a", Addr: a.Listener.Addr().String()})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	var slowBody string
@@ -133,10 +134,10 @@ func TestRouteOutDrains(t *testing.T) {
 		_, slowBody = do(t, p, "shop.test", "/slow", nil)
 	}()
 	waitInflight(t, p, "p/web", 1)
-	p.RouteIn(s, apply.Target{ContainerID: "b", Addr: b.Listener.Addr().String()})
+	p.RouteIn(s, routing.Target{ContainerID: "b", Addr: b.Listener.Addr().String()})
 	done := make(chan struct{})
 	go func() {
-		p.RouteOut(context.Background(), "p", "web", apply.Target{ContainerID: "a"})
+		p.RouteOut(context.Background(), "p", "web", routing.Target{ContainerID: "a"})
 		close(done)
 	}()
 	select {
@@ -174,18 +175,26 @@ func waitInflight(t *testing.T, p *Proxy, key string, n int64) {
 	t.Fatalf("in-flight never reached %d", n)
 }
 
-type fakeInspector map[string]string
+// fakeIPs gives each container ID an address on the network of project p.
+type fakeIPs map[string]string
 
-func (f fakeInspector) Inspect(_ context.Context, id string) (apply.State, error) {
-	return apply.State{Running: true, IPs: map[string]string{"orca-p": f[id]}}, nil
+var _ ContainerIPs = fakeIPs{}
+
+func (f fakeIPs) ContainerIP(_ context.Context, id, network string) (string, error) {
+	if network != "orca-p" {
+		return "", nil
+	}
+	return f[id], nil
 }
 
-// TestSyncIsLevelTriggered: Sync routes the running containers it is shown
-// and drops services gone from the desired state.
+// TestSyncIsLevelTriggered: Sync routes the containers it is shown that
+// serve by diff.Container.Serving (running, not unhealthy — one still starting
+// by its HEALTHCHECK included, as the planner counts it) and drops services
+// gone from the desired state.
 func TestSyncIsLevelTriggered(t *testing.T) {
 	b := backend(t, "web")
 	host, port, _ := net.SplitHostPort(b.Listener.Addr().String())
-	p := New(Options{Inspector: fakeInspector{"c1": host, "c2": host}})
+	p := New(Options{IPs: fakeIPs{"c1": host, "c2": host, "c3": host, "c4": host}})
 	d := &config.Desired{Projects: []*config.Project{{Name: "p", Services: []*config.Service{
 		{Project: "p", Name: "web", Domains: []string{"shop.test"}, Routes: []string{"/"}, Port: atoi(port)},
 	}}}}
@@ -193,6 +202,7 @@ func TestSyncIsLevelTriggered(t *testing.T) {
 		{ID: "c1", Project: "p", Service: "web", State: "running", Node: "n1"},
 		{ID: "c2", Project: "p", Service: "web", State: "running", Health: "starting", Node: "n1"},
 		{ID: "c3", Project: "p", Service: "web", State: "exited", Node: "n1"},
+		{ID: "c4", Project: "p", Service: "web", State: "running", Health: "unhealthy", Node: "n1"},
 	}
 	if err := p.Sync(context.Background(), d, live, "n1"); err != nil {
 		t.Fatal(err)
@@ -200,8 +210,13 @@ func TestSyncIsLevelTriggered(t *testing.T) {
 	if code, body := do(t, p, "shop.test", "/", nil); code != 200 || !strings.HasPrefix(body, "web") {
 		t.Fatalf("after Sync: %d %q", code, body)
 	}
-	if n := len(p.services["p/web"].lb.Targets()); n != 1 {
-		t.Errorf("%d targets, want 1 (only the running, not-starting container)", n)
+	var routed []string
+	for _, tg := range p.services["p/web"].lb.Targets() {
+		routed = append(routed, tg.ID)
+	}
+	slices.Sort(routed)
+	if want := []string{"c1", "c2"}; !slices.Equal(routed, want) {
+		t.Errorf("routed %v, want %v (the serving containers: not the exited c3 nor the unhealthy c4)", routed, want)
 	}
 	if err := p.Sync(context.Background(), &config.Desired{}, nil, "n1"); err != nil {
 		t.Fatal(err)
@@ -227,7 +242,7 @@ func TestMaxBody(t *testing.T) {
 		io.WriteString(w, "read")
 	}))
 	defer b.Close()
-	p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), apply.Target{ContainerID: "w", Addr: b.Listener.Addr().String()})
+	p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), routing.Target{ContainerID: "w", Addr: b.Listener.Addr().String()})
 	p.settings.Store(&settings{maxBody: 10})
 	for _, c := range []struct {
 		body    string

@@ -9,14 +9,14 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/routing"
 )
 
 // RouteIn adds a ready container to its service, creating the service's
 // routes if they are new or changed. Services without a domain are ignored.
-func (p *Proxy) RouteIn(svc *diff.Service, t apply.Target) {
+func (p *Proxy) RouteIn(svc *diff.Service, t routing.Target) {
 	if svc == nil || len(svc.Domains) == 0 || t.Addr == "" {
 		return
 	}
@@ -30,7 +30,7 @@ func (p *Proxy) RouteIn(svc *diff.Service, t apply.Target) {
 // RouteOut takes a container out of its service at once, then waits until
 // its in-flight requests finish (up to the service's drain_secs) so that the
 // caller can stop it.
-func (p *Proxy) RouteOut(ctx context.Context, project, service string, t apply.Target) {
+func (p *Proxy) RouteOut(ctx context.Context, project, service string, t routing.Target) {
 	key := project + "/" + service
 	p.mu.Lock()
 	s := p.services[key]
@@ -160,18 +160,18 @@ func (p *Proxy) dropUnwanted(want map[string]bool, live map[string][]diff.Contai
 	}
 }
 
-// liveTargets are the serving containers of svc: running, and not unhealthy
-// or still starting by their image HEALTHCHECK.
+// liveTargets are the serving containers of svc, by diff.Container.Serving:
+// the rule the plan, status and apply use, so a rebuild never takes out a
+// container that apply routed in and the planner counts as serving.
 func (p *Proxy) liveTargets(ctx context.Context, s *Service, svc *config.Service, cs []diff.Container) []*Target {
 	var out []*Target
 	for _, c := range cs {
-		if c.State != "running" || c.Health == "unhealthy" || c.Health == "starting" {
+		if !c.Serving() {
 			continue
 		}
 		addr, ok := s.lb.has(c.ID)
 		if !ok {
-			stt, err := p.opts.Inspector.Inspect(ctx, c.ID)
-			ip := stt.IPs[diff.NetworkName(svc.Project)]
+			ip, err := p.opts.IPs.ContainerIP(ctx, c.ID, diff.NetworkName(svc.Project))
 			if err != nil || ip == "" {
 				p.log.Warn("cannot route container: no address on the project network", "service", s.key(), "container", c.Name, "error", err)
 				continue

@@ -33,7 +33,7 @@ func TestOwnCertificate(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "own.key"), keyPEM, 0o600)
 	b := backend(t, "web")
 	host, port, _ := net.SplitHostPort(b.Listener.Addr().String())
-	p := New(Options{HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", DataDir: t.TempDir(), Inspector: fakeInspector{"c1": host}})
+	p := New(Options{HTTPAddr: "127.0.0.1:0", HTTPSAddr: "127.0.0.1:0", DataDir: t.TempDir(), IPs: fakeIPs{"c1": host}})
 	defer p.Shutdown(context.Background())
 	d := &config.Desired{Root: dir,
 		Cluster: config.Cluster{Proxy: config.Proxy{Enabled: true}, ACME: config.ACME{TLS: config.TLSOff}},

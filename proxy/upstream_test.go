@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/routing"
 )
 
 // rawUpstream answers each connection's requests in turn with answers[i]
@@ -56,7 +56,7 @@ func TestFastPathDropsConnectionWithStrayBytes(t *testing.T) {
 		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirstHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale",
 		"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
 	p := New(Options{})
-	p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), apply.Target{ContainerID: "w", Addr: addr})
+	p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), routing.Target{ContainerID: "w", Addr: addr})
 	if code, body := do(t, p, "shop.test", "/", nil); code != 200 || body != "first" {
 		t.Fatalf("first request: %d %q", code, body)
 	}
@@ -75,7 +75,7 @@ func TestFastPathTrailersWhenUpstreamCloses(t *testing.T) {
 	addr := rawUpstream(t, "HTTP/1.1 200 OK\r\nConnection: close\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n"+
 		"4\r\nbody\r\n0\r\nX-Sum: 42\r\n\r\n")
 	p := New(Options{})
-	p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), apply.Target{ContainerID: "w", Addr: addr})
+	p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), routing.Target{ContainerID: "w", Addr: addr})
 	r := httptest.NewRequest("GET", "http://shop.test/", nil)
 	w := httptest.NewRecorder()
 	p.ServeHTTP(w, r)

@@ -10,6 +10,7 @@ import (
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/notify"
 	"github.com/orca-sync/orca-sync/proxy"
+	"github.com/orca-sync/orca-sync/routing"
 	"github.com/orca-sync/orca-sync/state"
 )
 
@@ -122,7 +123,7 @@ func splitCanaries(d *config.Desired, live []diff.Container) (stable []diff.Cont
 	canaries = map[string][]diff.Container{}
 	for _, c := range live {
 		key := c.Project + "/" + c.Service
-		if c.Role == apply.RoleCanary && canaryKeys[key] {
+		if c.Role == routing.RoleCanary && canaryKeys[key] {
 			canaries[key] = append(canaries[key], c)
 			continue
 		}

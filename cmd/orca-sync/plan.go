@@ -13,6 +13,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/docker"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/spf13/cobra"
 )
@@ -21,7 +22,7 @@ import (
 type planned struct {
 	desired *config.Desired
 	plan    diff.Plan
-	rt      *apply.Docker
+	rt      *docker.Engine
 	node    string
 }
 
@@ -54,7 +55,7 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 	if err != nil {
 		return nil, err
 	}
-	rt, err := apply.NewDocker(ctx, log)
+	rt, err := docker.New(ctx, log)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/orca-sync/orca-sync/api"
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/docker"
 	"github.com/orca-sync/orca-sync/proxy"
 	"github.com/orca-sync/orca-sync/reconcile"
 	"github.com/orca-sync/orca-sync/secrets"
@@ -86,7 +87,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		return err
 	}
 	defer db.Close()
-	rt, err := apply.NewDocker(ctx, log)
+	rt, err := docker.New(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -114,7 +115,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	}
 	if !f.once { // a one-shot sync serves no traffic
 		px := proxy.New(proxy.Options{HTTPAddr: f.httpAddr, HTTPSAddr: f.httpsAddr, DataDir: f.dataDir,
-			Inspector: rt, Registry: reg, Log: log.With("component", "proxy")})
+			IPs: runtimeIPs{rt}, Registry: reg, Log: log.With("component", "proxy")})
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -165,6 +166,31 @@ func serveAPI(ctx context.Context, f serveFlags, loop *reconcile.Loop, rt reconc
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return httpSrv.Shutdown(sctx)
+}
+
+// The proxy follows apply's rollouts.
+var _ apply.Router = (*proxy.Proxy)(nil)
+
+// The Docker adapter has every optional capability reconcile looks for on a
+// runtime. The guards live here because docker must not import reconcile.
+var (
+	_ reconcile.ConfigInspector = (*docker.Engine)(nil)
+	_ reconcile.LogStreamer     = (*docker.Engine)(nil)
+	_ reconcile.EventSource     = (*docker.Engine)(nil)
+)
+
+// runtimeIPs reads container addresses for the proxy with the runtime's
+// inspect, so the proxy needs no runtime of its own.
+type runtimeIPs struct{ rt apply.Runtime }
+
+var _ proxy.ContainerIPs = runtimeIPs{}
+
+func (r runtimeIPs) ContainerIP(ctx context.Context, id, network string) (string, error) {
+	st, err := r.rt.Inspect(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return st.IPs[network], nil
 }
 
 // backend adapts the loop to the API.

@@ -1,4 +1,4 @@
-package apply
+package docker
 
 import (
 	"archive/tar"
@@ -30,6 +30,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 )
@@ -40,7 +41,7 @@ const dockerTestImage = "orca-test/apply-sleeper:1"
 
 // dockerConnect connects to the engine, or skips the test in -short mode.
 // Without -short an unreachable engine fails the test: it never skips.
-func dockerConnect(t *testing.T) *Docker {
+func dockerConnect(t *testing.T) *Engine {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs Docker: run without -short")
@@ -48,7 +49,7 @@ func dockerConnect(t *testing.T) *Docker {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d, err := NewDocker(ctx, log)
+	d, err := New(ctx, log)
 	if err != nil {
 		t.Fatalf("Docker tests need a Docker engine (or run with -short): %v", err)
 	}
@@ -75,7 +76,7 @@ func dockerTestName(prefix string) string {
 
 // dockerBuildSleeper compiles testdata/sleeper and builds dockerTestImage
 // with the legacy builder, unless the image already holds this binary.
-func dockerBuildSleeper(t *testing.T, d *Docker) {
+func dockerBuildSleeper(t *testing.T, d *Engine) {
 	t.Helper()
 	ctx := dockerTestCtx(t, 3*time.Minute)
 	// Build in a module of its own (stdlib only), so the build does not
@@ -162,7 +163,7 @@ func dockerBuildSleeper(t *testing.T, d *Docker) {
 
 // dockerCleanup removes, also when the test fails, the named containers,
 // then networks, then volumes.
-func dockerCleanup(t *testing.T, d *Docker, containers, networks, volumes []string) {
+func dockerCleanup(t *testing.T, d *Engine, containers, networks, volumes []string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -252,7 +253,7 @@ func TestDockerLifecycle(t *testing.T) {
 	}
 	if nets, err := d.networksNamed(ctx, netA); err != nil || len(nets) != 1 {
 		t.Fatalf("networks named %s after two EnsureNetwork: %d, %v; want exactly 1", netA, len(nets), err)
-	} else if nets[0].Driver != "bridge" || nets[0].Labels[LabelManaged] != "true" {
+	} else if nets[0].Driver != "bridge" || nets[0].Labels[apply.LabelManaged] != "true" {
 		t.Errorf("network %s: driver %q labels %v; want bridge, orca.managed=true", netA, nets[0].Driver, nets[0].Labels)
 	}
 	for range 2 {
@@ -262,7 +263,7 @@ func TestDockerLifecycle(t *testing.T) {
 	}
 	if v, err := d.cli.VolumeInspect(ctx, vol, client.VolumeInspectOptions{}); err != nil {
 		t.Fatalf("volume %s after EnsureVolume: %v", vol, err)
-	} else if v.Volume.Labels[LabelManaged] != "true" {
+	} else if v.Volume.Labels[apply.LabelManaged] != "true" {
 		t.Errorf("volume labels %v; want orca.managed=true", v.Volume.Labels)
 	}
 
@@ -276,11 +277,11 @@ func TestDockerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	labels := map[string]string{
-		LabelManaged: "true", LabelProject: project, LabelService: "web", LabelHash: hash,
-		LabelRevision: "abc123", LabelRole: "stable", LabelNode: "n1", LabelSpec: spec.Encode(),
+		apply.LabelManaged: "true", apply.LabelProject: project, apply.LabelService: "web", apply.LabelHash: hash,
+		apply.LabelRevision: "abc123", apply.LabelRole: "stable", apply.LabelNode: "n1", apply.LabelSpec: spec.Encode(),
 		"com.example.team": "core",
 	}
-	cfg := ContainerConfig{
+	cfg := apply.ContainerConfig{
 		Name:   name,
 		Spec:   spec,
 		Env:    map[string]string{"GREETING": "hi", "B": "2", "A": "1"},
@@ -306,7 +307,7 @@ func TestDockerLifecycle(t *testing.T) {
 	if got := ci.Config.Cmd; !slices.Equal(got, []string{"/sleeper"}) {
 		t.Errorf("cmd %v; want the image's [/sleeper]", got)
 	}
-	if ci.Config.Labels["com.example.team"] != "core" || ci.Config.Labels[LabelNode] != "n1" {
+	if ci.Config.Labels["com.example.team"] != "core" || ci.Config.Labels[apply.LabelNode] != "n1" {
 		t.Errorf("labels %v", ci.Config.Labels)
 	}
 	hc := ci.HostConfig
@@ -343,7 +344,7 @@ func TestDockerLifecycle(t *testing.T) {
 
 	// Inspect: running, an IPv4 on both networks, healthy once the image's
 	// HEALTHCHECK has run.
-	var st State
+	var st apply.State
 	dockerEventually(t, 20*time.Second, "health becomes healthy", func() error {
 		st, err = d.Inspect(ctx, id)
 		if err != nil {
@@ -514,10 +515,10 @@ func TestDockerRunUndoesHalfMadeContainer(t *testing.T) {
 	if err := d.EnsureNetwork(ctx, netA); err != nil {
 		t.Fatal(err)
 	}
-	_, err := d.Run(ctx, ContainerConfig{
+	_, err := d.Run(ctx, apply.ContainerConfig{
 		Name:   name,
 		Spec:   diff.Spec{Image: dockerTestImage, Networks: []string{netA, netA + "-missing"}, RestartPolicy: "no"},
-		Labels: map[string]string{LabelManaged: "true", LabelProject: project, LabelService: "web"},
+		Labels: map[string]string{apply.LabelManaged: "true", apply.LabelProject: project, apply.LabelService: "web"},
 	})
 	if err == nil {
 		t.Fatal("Run with a missing second network succeeded")
@@ -531,7 +532,7 @@ func TestDockerRunUndoesHalfMadeContainer(t *testing.T) {
 	}
 
 	// A create failure (no such image locally) leaves nothing either.
-	_, err = d.Run(ctx, ContainerConfig{Name: name, Spec: diff.Spec{Image: "orca-test/does-not-exist:0", Networks: []string{netA}}})
+	_, err = d.Run(ctx, apply.ContainerConfig{Name: name, Spec: diff.Spec{Image: "orca-test/does-not-exist:0", Networks: []string{netA}}})
 	if err == nil || !strings.Contains(err.Error(), "create container "+name) {
 		t.Errorf("Run of a missing image: %v; want a create error", err)
 	}
@@ -562,8 +563,8 @@ func TestDockerImageIDMissing(t *testing.T) {
 	ctx := dockerTestCtx(t, 30*time.Second)
 	ref := "orca-test/" + dockerTestName("missing") + ":1"
 	_, err := d.ImageID(ctx, ref)
-	if !errors.Is(err, ErrImageNotFound) {
-		t.Fatalf("ImageID(%s) = %v; want ErrImageNotFound", ref, err)
+	if !errors.Is(err, apply.ErrImageNotFound) {
+		t.Fatalf("ImageID(%s) = %v; want apply.ErrImageNotFound", ref, err)
 	}
 	if !strings.Contains(err.Error(), ref) {
 		t.Errorf("error %q does not name the image", err)
@@ -582,19 +583,19 @@ func TestDockerPullUnreachableRegistry(t *testing.T) {
 	if !strings.Contains(err.Error(), "pull "+ref) || !strings.Contains(err.Error(), "127.0.0.1:1") {
 		t.Errorf("error %q should say what failed", err)
 	}
-	if errors.Is(err, ErrImageNotFound) {
-		t.Errorf("a pull failure is not ErrImageNotFound")
+	if errors.Is(err, apply.ErrImageNotFound) {
+		t.Errorf("a pull failure is not apply.ErrImageNotFound")
 	}
 }
 
-// TestDockerNewDockerUnreachable needs no engine: it points at a dead socket.
-func TestDockerNewDockerUnreachable(t *testing.T) {
+// TestDockerNewUnreachable needs no engine: it points at a dead socket.
+func TestDockerNewUnreachable(t *testing.T) {
 	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(t.TempDir(), "no.sock"))
-	_, err := NewDocker(t.Context(), nil)
+	_, err := New(t.Context(), nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "cannot reach the Docker engine") {
-		t.Fatalf("NewDocker with a dead socket: %v; want \"cannot reach the Docker engine ...\"", err)
+		t.Fatalf("New with a dead socket: %v; want \"cannot reach the Docker engine ...\"", err)
 	}
-	t.Logf("NewDocker error: %v", err)
+	t.Logf("New error: %v", err)
 }
 
 // Unit tests of the pure helpers; they run with -short too.
@@ -718,7 +719,7 @@ func TestDockerPullProgress(t *testing.T) {
 	}
 	defer cli.Close()
 	var logs bytes.Buffer
-	d := &Docker{cli: cli, log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	d := &Engine{cli: cli, log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 
 	var b strings.Builder
 	b.WriteString(`{"status":"Pulling from library/app","id":"1"}` + "\n")

@@ -1,13 +1,16 @@
-package apply
+// Package docker adapts the moby Docker client to apply.Runtime and to the
+// optional capabilities the reconciler looks for on a runtime (a container's
+// actual config for drift checks, its log stream, the engine's events). It
+// is the only package that links the Docker client: apply's rollout logic
+// and the proxy are written against interfaces, not against Docker.
+package docker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,18 +20,18 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
-	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/diff"
 )
 
-// Docker is the Runtime backed by a Docker engine, reached as the docker CLI
-// would (DOCKER_HOST, DOCKER_CERT_PATH, ... or the local socket). The API
-// version is negotiated with the engine, so old engines (API 1.41) work.
-type Docker struct {
+// Engine is the apply.Runtime backed by a Docker engine, reached as the
+// docker CLI would (DOCKER_HOST, DOCKER_CERT_PATH, ... or the local socket).
+// The API version is negotiated with the engine, so old engines (API 1.41)
+// work.
+type Engine struct {
 	cli *client.Client
 	log *slog.Logger
 	// netMu serialises network creation: Docker 20.10 accepts two networks
@@ -39,15 +42,20 @@ type Docker struct {
 	images map[string]imageDefaults
 }
 
-var _ Runtime = (*Docker)(nil)
+// Engine is an apply.Runtime. It also has the optional capabilities the
+// reconciler looks for on a runtime: InspectConfig (drift checks), StreamLogs
+// (the logs API) and Events (self-healing). Their interfaces are declared in
+// reconcile, which this package must not import, so their compile-time guards
+// are in cmd/orca-sync, where the two are wired together.
+var _ apply.Runtime = (*Engine)(nil)
 
 // dockerPingTimeout bounds the first contact with the engine when ctx has no
 // deadline of its own, so a hung daemon fails the start instead of hanging it.
 const dockerPingTimeout = 15 * time.Second
 
-// NewDocker connects to the Docker engine from the environment and checks it
+// New connects to the Docker engine from the environment and checks it
 // answers. log receives pull progress; nil discards it.
-func NewDocker(ctx context.Context, log *slog.Logger) (*Docker, error) {
+func New(ctx context.Context, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -66,17 +74,17 @@ func NewDocker(ctx context.Context, log *slog.Logger) (*Docker, error) {
 		// The client's error names the host it tried.
 		return nil, fmt.Errorf("cannot reach the Docker engine: %w", err)
 	}
-	return &Docker{cli: cli, log: log}, nil
+	return &Engine{cli: cli, log: log}, nil
 }
 
 // Close releases the engine connection.
-func (d *Docker) Close() error { return d.cli.Close() }
+func (d *Engine) Close() error { return d.cli.Close() }
 
 // List returns every orca-managed container, running or not, with one call.
-func (d *Docker) List(ctx context.Context) ([]diff.Container, error) {
+func (d *Engine) List(ctx context.Context) ([]diff.Container, error) {
 	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
-		Filters: make(client.Filters).Add("label", LabelManaged+"=true"),
+		Filters: make(client.Filters).Add("label", apply.LabelManaged+"=true"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list managed containers: %w", err)
@@ -96,19 +104,19 @@ func dockerContainer(s container.Summary) diff.Container {
 	c := diff.Container{
 		ID:       s.ID,
 		Name:     name,
-		Project:  s.Labels[LabelProject],
-		Service:  s.Labels[LabelService],
+		Project:  s.Labels[apply.LabelProject],
+		Service:  s.Labels[apply.LabelService],
 		Index:    dockerNameIndex(name),
-		Hash:     s.Labels[LabelHash],
-		Revision: s.Labels[LabelRevision],
-		Role:     s.Labels[LabelRole],
-		Node:     s.Labels[LabelNode],
+		Hash:     s.Labels[apply.LabelHash],
+		Revision: s.Labels[apply.LabelRevision],
+		Role:     s.Labels[apply.LabelRole],
+		Node:     s.Labels[apply.LabelNode],
 		State:    string(s.State),
 		Health:   dockerSummaryHealth(s),
 		Status:   s.Status,
 		ImageID:  s.ImageID,
 	}
-	if spec, ok := diff.DecodeSpec(s.Labels[LabelSpec]); ok {
+	if spec, ok := diff.DecodeSpec(s.Labels[apply.LabelSpec]); ok {
 		c.Spec = &spec
 	}
 	return c
@@ -163,7 +171,7 @@ func dockerSummaryHealth(s container.Summary) string {
 // the networks of that name are listed again and every creator but the one of
 // the oldest network removes its own, which leaves exactly one even when two
 // callers race.
-func (d *Docker) EnsureNetwork(ctx context.Context, name string) error {
+func (d *Engine) EnsureNetwork(ctx context.Context, name string) error {
 	d.netMu.Lock()
 	defer d.netMu.Unlock()
 	nets, err := d.networksNamed(ctx, name)
@@ -175,7 +183,7 @@ func (d *Docker) EnsureNetwork(ctx context.Context, name string) error {
 	}
 	res, err := d.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{
 		Driver: "bridge",
-		Labels: map[string]string{LabelManaged: "true"},
+		Labels: map[string]string{apply.LabelManaged: "true"},
 	})
 	if cerrdefs.IsConflict(err) {
 		return nil // created by someone else meanwhile
@@ -208,7 +216,7 @@ func (d *Docker) EnsureNetwork(ctx context.Context, name string) error {
 
 // networksNamed lists the networks whose name is exactly name (the engine's
 // name filter matches substrings).
-func (d *Docker) networksNamed(ctx context.Context, name string) ([]network.Summary, error) {
+func (d *Engine) networksNamed(ctx context.Context, name string) ([]network.Summary, error) {
 	res, err := d.cli.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", name)})
 	if err != nil {
 		return nil, fmt.Errorf("list networks named %s: %w", name, err)
@@ -223,7 +231,7 @@ func (d *Docker) networksNamed(ctx context.Context, name string) ([]network.Summ
 }
 
 // EnsureVolume creates the named volume unless it exists.
-func (d *Docker) EnsureVolume(ctx context.Context, name string) error {
+func (d *Engine) EnsureVolume(ctx context.Context, name string) error {
 	_, err := d.cli.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
 	if err == nil {
 		return nil
@@ -233,7 +241,7 @@ func (d *Docker) EnsureVolume(ctx context.Context, name string) error {
 	}
 	_, err = d.cli.VolumeCreate(ctx, client.VolumeCreateOptions{
 		Name:   name,
-		Labels: map[string]string{LabelManaged: "true"},
+		Labels: map[string]string{apply.LabelManaged: "true"},
 	})
 	if err != nil && !cerrdefs.IsConflict(err) {
 		return fmt.Errorf("create volume %s: %w", name, err)
@@ -242,11 +250,11 @@ func (d *Docker) EnsureVolume(ctx context.Context, name string) error {
 }
 
 // ImageID returns the ID of a local image, or an error wrapping
-// ErrImageNotFound.
-func (d *Docker) ImageID(ctx context.Context, ref string) (string, error) {
+// apply.ErrImageNotFound.
+func (d *Engine) ImageID(ctx context.Context, ref string) (string, error) {
 	res, err := d.cli.ImageInspect(ctx, ref)
 	if cerrdefs.IsNotFound(err) {
-		return "", fmt.Errorf("inspect image %s: %w", ref, ErrImageNotFound)
+		return "", fmt.Errorf("inspect image %s: %w", ref, apply.ErrImageNotFound)
 	}
 	if err != nil {
 		return "", fmt.Errorf("inspect image %s: %w", ref, err)
@@ -256,7 +264,7 @@ func (d *Docker) ImageID(ctx context.Context, ref string) (string, error) {
 
 // Pull fetches ref. Progress goes to the logger: image-level lines at Info,
 // each layer's status changes at Debug (the byte counters are not logged).
-func (d *Docker) Pull(ctx context.Context, ref string) error {
+func (d *Engine) Pull(ctx context.Context, ref string) error {
 	resp, err := d.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
 	if err != nil {
 		return fmt.Errorf("pull %s: %w", ref, err)
@@ -304,162 +312,9 @@ func dockerIsLayerID(id string) bool {
 	return true
 }
 
-// Run creates, connects and starts a container. If any step after the create
-// fails, the container is force-removed before the error is returned.
-func (d *Docker) Run(ctx context.Context, c ContainerConfig) (string, error) {
-	restart, err := dockerRestartPolicy(c.Spec.RestartPolicy)
-	if err != nil {
-		return "", fmt.Errorf("create container %s: %w", c.Name, err)
-	}
-	exposed, bindings, err := dockerPorts(c.Spec.Ports)
-	if err != nil {
-		return "", fmt.Errorf("create container %s: %w", c.Name, err)
-	}
-	var mounts []mount.Mount
-	for _, v := range c.Spec.Volumes {
-		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: v.Source, Target: v.Target})
-	}
-	for _, m := range c.Mounts {
-		src := m.HostPath
-		if src == "" {
-			src = m.Source
-		}
-		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: m.Target, ReadOnly: m.ReadOnly})
-	}
-	env := make([]string, 0, len(c.Env))
-	for k, v := range c.Env {
-		env = append(env, k+"="+v)
-	}
-	sort.Strings(env)
-	var cmd []string // nil keeps the image's CMD
-	if len(c.Command) > 0 {
-		cmd = c.Command
-	}
-
-	host := &container.HostConfig{
-		RestartPolicy: restart,
-		Resources:     container.Resources{Memory: c.Spec.MemoryBytes, NanoCPUs: c.Spec.NanoCPUs},
-		Mounts:        mounts,
-		PortBindings:  bindings,
-	}
-	var netCfg *network.NetworkingConfig
-	if len(c.Spec.Networks) > 0 {
-		first := c.Spec.Networks[0]
-		host.NetworkMode = container.NetworkMode(first)
-		netCfg = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
-			first: {Aliases: c.Spec.Aliases},
-		}}
-	}
-	created, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: c.Name,
-		Config: &container.Config{
-			Image:        c.Spec.Image,
-			Cmd:          cmd,
-			Env:          env,
-			Labels:       c.Labels,
-			ExposedPorts: exposed,
-		},
-		HostConfig:       host,
-		NetworkingConfig: netCfg,
-	})
-	if err != nil {
-		return "", fmt.Errorf("create container %s: %w", c.Name, err)
-	}
-	id := created.ID
-	if err := d.connectAndStart(ctx, id, c); err != nil {
-		// Undo with a context of its own: ctx may be what just failed.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if _, rerr := d.cli.ContainerRemove(rctx, id, client.ContainerRemoveOptions{Force: true}); rerr != nil && !cerrdefs.IsNotFound(rerr) {
-			err = errors.Join(err, fmt.Errorf("remove half-made container %s (%s): %w", c.Name, dockerShortID(id), rerr))
-		}
-		return "", err
-	}
-	return id, nil
-}
-
-func (d *Docker) connectAndStart(ctx context.Context, id string, c ContainerConfig) error {
-	for _, n := range c.Spec.Networks[min(1, len(c.Spec.Networks)):] {
-		_, err := d.cli.NetworkConnect(ctx, n, client.NetworkConnectOptions{
-			Container:      id,
-			EndpointConfig: &network.EndpointSettings{Aliases: c.Spec.Aliases},
-		})
-		if err != nil {
-			return fmt.Errorf("connect container %s to network %s: %w", c.Name, n, err)
-		}
-	}
-	if _, err := d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		return fmt.Errorf("start container %s: %w", c.Name, err)
-	}
-	return nil
-}
-
-// dockerRestartPolicy reads "no", "always", "unless-stopped", "on-failure" or
-// "on-failure:N"; "" is "no".
-func dockerRestartPolicy(s string) (container.RestartPolicy, error) {
-	name, count, hasCount := strings.Cut(s, ":")
-	switch mode := container.RestartPolicyMode(name); mode {
-	case "", container.RestartPolicyDisabled, container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
-		if hasCount {
-			return container.RestartPolicy{}, fmt.Errorf("restart policy %q: only on-failure takes a retry count", s)
-		}
-		if mode == "" {
-			mode = container.RestartPolicyDisabled
-		}
-		return container.RestartPolicy{Name: mode}, nil
-	case container.RestartPolicyOnFailure:
-		p := container.RestartPolicy{Name: mode}
-		if hasCount {
-			n, err := strconv.Atoi(count)
-			if err != nil || n < 0 {
-				return container.RestartPolicy{}, fmt.Errorf("restart policy %q: retry count must be a whole number ≥ 0", s)
-			}
-			p.MaximumRetryCount = n
-		}
-		return p, nil
-	}
-	return container.RestartPolicy{}, fmt.Errorf("restart policy %q: want no, always, unless-stopped, on-failure or on-failure:N", s)
-}
-
-// dockerPorts turns published ports into the exposed set and the bindings.
-func dockerPorts(ports []config.PortBinding) (network.PortSet, network.PortMap, error) {
-	if len(ports) == 0 {
-		return nil, nil, nil
-	}
-	exposed := network.PortSet{}
-	bindings := network.PortMap{}
-	for _, p := range ports {
-		proto := p.Protocol
-		if proto == "" {
-			proto = "tcp"
-		}
-		if p.ContainerPort <= 0 || p.ContainerPort > math.MaxUint16 || p.HostPort < 0 || p.HostPort > math.MaxUint16 {
-			return nil, nil, fmt.Errorf("port %d:%d/%s: out of range", p.HostPort, p.ContainerPort, proto)
-		}
-		port, ok := network.PortFrom(uint16(p.ContainerPort), network.IPProtocol(proto))
-		if !ok {
-			return nil, nil, fmt.Errorf("port %d/%s: bad protocol", p.ContainerPort, proto)
-		}
-		b := network.PortBinding{}
-		if p.HostIP != "" {
-			ip, err := netip.ParseAddr(p.HostIP)
-			if err != nil {
-				return nil, nil, fmt.Errorf("port %s:%d:%d: host IP: %w", p.HostIP, p.HostPort, p.ContainerPort, err)
-			}
-			b.HostIP = ip
-		}
-		if p.HostPort > 0 {
-			b.HostPort = strconv.Itoa(p.HostPort)
-		}
-		exposed[port] = struct{}{}
-		bindings[port] = append(bindings[port], b)
-	}
-	return exposed, bindings, nil
-}
-
 // Stop sends SIGTERM, then SIGKILL once grace (rounded up to whole seconds)
 // has passed. A container that no longer exists is not an error.
-func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error {
+func (d *Engine) Stop(ctx context.Context, id string, grace time.Duration) error {
 	secs := max(0, int(math.Ceil(grace.Seconds())))
 	_, err := d.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
 	if err != nil && !cerrdefs.IsNotFound(err) {
@@ -470,7 +325,7 @@ func (d *Docker) Stop(ctx context.Context, id string, grace time.Duration) error
 
 // Remove force-removes a container. Its volumes, named or anonymous, are
 // kept. A container that no longer exists is not an error.
-func (d *Docker) Remove(ctx context.Context, id string) error {
+func (d *Engine) Remove(ctx context.Context, id string) error {
 	_, err := d.cli.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: false})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove container %s: %w", dockerShortID(id), err)
@@ -479,13 +334,13 @@ func (d *Docker) Remove(ctx context.Context, id string) error {
 }
 
 // Inspect reads a container's state.
-func (d *Docker) Inspect(ctx context.Context, id string) (State, error) {
+func (d *Engine) Inspect(ctx context.Context, id string) (apply.State, error) {
 	res, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
-		return State{}, fmt.Errorf("inspect container %s: %w", dockerShortID(id), err)
+		return apply.State{}, fmt.Errorf("inspect container %s: %w", dockerShortID(id), err)
 	}
 	ci := res.Container
-	st := State{IPs: map[string]string{}}
+	st := apply.State{IPs: map[string]string{}}
 	if s := ci.State; s != nil {
 		st.Running = s.Running
 		st.Status = string(s.Status)
@@ -510,7 +365,7 @@ func (d *Docker) Inspect(ctx context.Context, id string) (State, error) {
 
 // Logs returns the last tail lines of stdout and stderr (all of them when
 // tail ≤ 0), interleaved as the engine returns them.
-func (d *Docker) Logs(ctx context.Context, id string, tail int) (string, error) {
+func (d *Engine) Logs(ctx context.Context, id string, tail int) (string, error) {
 	var buf strings.Builder
 	err := d.StreamLogs(ctx, id, tail, false, &buf)
 	return buf.String(), err
@@ -518,7 +373,7 @@ func (d *Docker) Logs(ctx context.Context, id string, tail int) (string, error) 
 
 // StreamLogs copies the last tail lines of a container's stdout and stderr to
 // w (tail <= 0: all), and with follow goes on until ctx ends.
-func (d *Docker) StreamLogs(ctx context.Context, id string, tail int, follow bool, w io.Writer) error {
+func (d *Engine) StreamLogs(ctx context.Context, id string, tail int, follow bool, w io.Writer) error {
 	opts := client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: "all", Follow: follow}
 	if tail > 0 {
 		opts.Tail = strconv.Itoa(tail)
@@ -535,7 +390,7 @@ func (d *Docker) StreamLogs(ctx context.Context, id string, tail int, follow boo
 }
 
 // Rename renames a container, running or not.
-func (d *Docker) Rename(ctx context.Context, id, name string) error {
+func (d *Engine) Rename(ctx context.Context, id, name string) error {
 	if _, err := d.cli.ContainerRename(ctx, id, client.ContainerRenameOptions{NewName: name}); err != nil {
 		return fmt.Errorf("rename container %s to %s: %w", dockerShortID(id), name, err)
 	}
@@ -545,7 +400,7 @@ func (d *Docker) Rename(ctx context.Context, id, name string) error {
 // Exec runs cmd in the container, waits for it to end and returns its exit
 // code. A command that cannot start (say it does not exist in the image) is
 // an error.
-func (d *Docker) Exec(ctx context.Context, id string, cmd []string) (int, error) {
+func (d *Engine) Exec(ctx context.Context, id string, cmd []string) (int, error) {
 	what := fmt.Sprintf("exec %q in container %s", strings.Join(cmd, " "), dockerShortID(id))
 	ex, err := d.cli.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: cmd})
 	if err != nil {

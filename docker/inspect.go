@@ -1,4 +1,4 @@
-package apply
+package docker
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
 
@@ -26,7 +25,7 @@ type imageDefaults struct {
 // InspectConfig reads a container's actual configuration for a drift check:
 // one container inspect, plus one image inspect per image ID the Docker
 // value has not seen before.
-func (d *Docker) InspectConfig(ctx context.Context, id string) (diff.Live, error) {
+func (d *Engine) InspectConfig(ctx context.Context, id string) (diff.Live, error) {
 	res, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
 		return diff.Live{}, fmt.Errorf("inspect container %s: %w", dockerShortID(id), err)
@@ -89,7 +88,7 @@ func (d *Docker) InspectConfig(ctx context.Context, id string) (diff.Live, error
 	return li, nil
 }
 
-func (d *Docker) imageDefaults(ctx context.Context, imageID string) (imageDefaults, error) {
+func (d *Engine) imageDefaults(ctx context.Context, imageID string) (imageDefaults, error) {
 	d.imgMu.Lock()
 	img, ok := d.images[imageID]
 	d.imgMu.Unlock()
@@ -135,59 +134,4 @@ func restartString(p container.RestartPolicy) string {
 		return fmt.Sprintf("%s:%d", p.Name, p.MaximumRetryCount)
 	}
 	return string(p.Name)
-}
-
-// Event is a Docker event about a container that matters to orca-sync.
-type Event struct {
-	// Action is die, oom, stop, destroy, pause, health_status (with the
-	// status after a colon, as Docker sends it), or a change of config
-	// without a new ID: update, connect, disconnect.
-	Action      string
-	ContainerID string
-	// Managed is set for containers labelled orca.managed=true; Node is
-	// their orca.node.
-	Managed bool
-	Node    string
-}
-
-// Events streams container and network events until ctx ends or the stream
-// breaks, calling fn for each that matters. It returns why it stopped;
-// callers reconnect.
-func (d *Docker) Events(ctx context.Context, fn func(Event)) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	res := d.cli.Events(ctx, client.EventsListOptions{
-		Filters: make(client.Filters).Add("type", string(events.ContainerEventType), string(events.NetworkEventType)),
-	})
-	for {
-		select {
-		case m := <-res.Messages:
-			if e, ok := dockerEvent(m); ok {
-				fn(e)
-			}
-		case err := <-res.Err:
-			return fmt.Errorf("docker events: %w", err)
-		}
-	}
-}
-
-func dockerEvent(m events.Message) (Event, bool) {
-	action := string(m.Action)
-	switch m.Type {
-	case events.NetworkEventType:
-		if m.Action != events.ActionConnect && m.Action != events.ActionDisconnect {
-			return Event{}, false
-		}
-		return Event{Action: action, ContainerID: m.Actor.Attributes["container"]}, true
-	case events.ContainerEventType:
-		e := Event{Action: action, ContainerID: m.Actor.ID, Managed: m.Actor.Attributes[LabelManaged] == "true",
-			Node: m.Actor.Attributes[LabelNode]}
-		switch {
-		case m.Action == events.ActionDie, m.Action == events.ActionOOM, m.Action == events.ActionUpdate,
-			m.Action == events.ActionStop, m.Action == events.ActionDestroy, m.Action == events.ActionPause,
-			strings.HasPrefix(action, "health_status"):
-			return e, true
-		}
-	}
-	return Event{}, false
 }
