@@ -248,8 +248,8 @@ func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 		return err
 	}
 	r.noteStarted(cfg.Name)
-	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
-		return secrets.redact(err)
+	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name, secrets.redactor()); err != nil {
+		return err
 	}
 	r.routeIn(ctx, diff.Container{ID: id, Name: cfg.Name, Project: r.svc.Project, Service: r.svc.Name, Index: old.Index, Hash: old.Hash, State: "running"})
 	if len(secrets.unknown) > 0 {
@@ -380,8 +380,8 @@ func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, erro
 	c := diff.Container{ID: id, Name: cfg.Name, Project: r.svc.Project, Service: r.svc.Name, Index: index, Hash: r.svc.Hash, State: "running"}
 	r.noteStarted(cfg.Name)
 	r.log.Info("started", "container", cfg.Name)
-	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
-		return c, secrets.redact(err)
+	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name, secrets.redactor()); err != nil {
+		return c, err
 	}
 	if !r.holdRoutes {
 		r.routeIn(ctx, c)

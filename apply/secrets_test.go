@@ -137,3 +137,38 @@ func TestNotReadyLogsRedactSecrets(t *testing.T) {
 		t.Errorf("the error leaks the secret: %q", r.Error)
 	}
 }
+
+// TestNotReadyLogsRedactValuesWithWhiteSpace: a value with a tab, two spaces
+// or a newline (a PEM key) that the dying container prints is replaced too,
+// although the error puts the log lines on one line: no word of it is left.
+func TestNotReadyLogsRedactValuesWithWhiteSpace(t *testing.T) {
+	const pem = "-----BEGIN PRIVATE KEY-----\n" +
+		"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n" +
+		"MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n" +
+		"-----END PRIVATE KEY-----\n"
+	for name, value := range map[string]string{
+		"tab":        "correct\thorse-battery",
+		"two spaces": "correct  horse-battery",
+		"newline":    "correct\nhorse-battery",
+		"PEM":        pem,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := applytest.NewRuntime()
+			s := testService("api", "app:broken", 1, config.StrategyRolling)
+			s.Env["CRASH_LOG"] = "cannot load key ${secrets.TLS_KEY}: invalid"
+			s.SecretRefs = []string{"TLS_KEY"}
+			d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}},
+				Secrets: fakeSecrets{"TLS_KEY": value}}
+			ctx := context.Background()
+			r := onlyResult(t, apply.New(f, apply.Options{}).Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), nil, diff.Options{}), "rev"))
+			if !r.Failed() || !strings.Contains(r.Error, "boom | cannot load key ${secrets.TLS_KEY}") {
+				t.Fatalf("error %q: want the log line with the key replaced by its reference", r.Error)
+			}
+			for _, word := range strings.Fields(value) {
+				if strings.Contains(r.Error, word) {
+					t.Errorf("the error holds %q of the secret: %q", word, r.Error)
+				}
+			}
+		})
+	}
+}
