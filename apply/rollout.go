@@ -245,7 +245,7 @@ func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 	}
 	id, err := r.a.rt.Run(ctx, cfg)
 	if err != nil {
-		return err
+		return errors.New(secrets.redactor().String(err.Error()))
 	}
 	r.noteStarted(cfg.Name)
 	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name, secrets.redactor()); err != nil {
@@ -375,7 +375,8 @@ func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, erro
 	}
 	id, err := r.a.rt.Run(ctx, cfg)
 	if err != nil {
-		return diff.Container{}, fmt.Errorf("start %s: %w", cfg.Name, err)
+		// Docker's error names the command, which may hold a secret.
+		return diff.Container{}, fmt.Errorf("start %s: %s", cfg.Name, secrets.redactor().String(err.Error()))
 	}
 	c := diff.Container{ID: id, Name: cfg.Name, Project: r.svc.Project, Service: r.svc.Name, Index: index, Hash: r.svc.Hash, State: "running"}
 	r.noteStarted(cfg.Name)

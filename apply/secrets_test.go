@@ -172,3 +172,21 @@ func TestNotReadyLogsRedactValuesWithWhiteSpace(t *testing.T) {
 		})
 	}
 }
+
+// TestStartErrorRedactsSecrets: Docker's error for a command it cannot run
+// names the command; a secret in it is replaced by its reference.
+func TestStartErrorRedactsSecrets(t *testing.T) {
+	f := applytest.NewRuntime()
+	s := testService("mail", "app:noexec", 1, config.StrategyRolling)
+	s.Command, s.SecretRefs = []string{"--smtp=${secrets.SMTP}"}, []string{"SMTP"}
+	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}},
+		Secrets: fakeSecrets{"SMTP": "smtp://mailer:s3cret-pw@mx"}}
+	ctx := context.Background()
+	r := onlyResult(t, apply.New(f, apply.Options{}).Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), nil, diff.Options{}), "rev"))
+	if !r.Failed() || !strings.Contains(r.Error, `exec: "--smtp=${secrets.SMTP}": executable file not found`) {
+		t.Errorf("error %q: want Docker's message with the secret replaced by its reference", r.Error)
+	}
+	if strings.Contains(r.Error, "s3cret-pw") {
+		t.Errorf("the error leaks the secret: %q", r.Error)
+	}
+}
