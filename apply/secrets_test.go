@@ -190,3 +190,31 @@ func TestStartErrorRedactsSecrets(t *testing.T) {
 		t.Errorf("the error leaks the secret: %q", r.Error)
 	}
 }
+
+// TestRedactorOfAContainerBeforeARotation: the logs of a container created
+// before a secret was rotated are redacted of the value it was given, which
+// the checkout no longer has.
+func TestRedactorOfAContainerBeforeARotation(t *testing.T) {
+	ctx := context.Background()
+	f := applytest.NewRuntime()
+	a := apply.New(f, apply.Options{})
+	s := testService("db", "app:v1", 1, config.StrategyRecreate)
+	s.Env["DB_PASSWORD"], s.SecretRefs = "${secrets.DB_PASSWORD}", []string{"DB_PASSWORD"}
+	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}},
+		Secrets: fakeSecrets{"DB_PASSWORD": "old-password"}}
+	if r := onlyResult(t, a.Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), nil, diff.Options{}), "rev")); r.Failed() {
+		t.Fatal(r.Error)
+	}
+	live, _ := f.List(ctx)
+	if len(live) != 1 || live[0].Spec == nil {
+		t.Fatalf("live containers: %+v", live)
+	}
+	d.Secrets = fakeSecrets{"DB_PASSWORD": "new-password"} // rotated, not yet applied
+	got := a.Redactor(d, "p", *live[0].Spec).String("auth failed for old-password")
+	if got != "auth failed for ${secrets.DB_PASSWORD}" {
+		t.Errorf("old container's log line = %q", got)
+	}
+	if got := a.Redactor(nil, "p", *live[0].Spec).String("old-password"); got != "${secrets.DB_PASSWORD}" {
+		t.Errorf("without a checkout, the remembered value is still redacted: %q", got)
+	}
+}

@@ -112,3 +112,22 @@ func (l *secretLookup) expand(v string) (string, error) {
 // redactor replaces, in what the container writes, the secret values it was
 // given.
 func (l *secretLookup) redactor() *redact.Redactor { return redact.New(l.given) }
+
+// Redactor returns the redactor of what a container of project created from
+// spec (its orca.spec label) writes: for each secret, the value its label's
+// hash names when this process saw it, else the checkout d's (a container
+// restored after a restart got that one). The logs API wraps each
+// container's stream in its Writer (docs/guides/secrets.md).
+func (a *Applier) Redactor(d *config.Desired, project string, spec diff.Spec) *redact.Redactor {
+	values := make(map[string]string, len(spec.Secrets))
+	for name, hash := range spec.Secrets {
+		if v, ok := a.seen.value(hash); ok {
+			values[name] = v
+		} else if d != nil && d.Secrets != nil {
+			if v, err := d.Secrets.Value(project, name); err == nil {
+				values[name] = v
+			}
+		}
+	}
+	return redact.New(values)
+}
