@@ -1,6 +1,7 @@
 package redact_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -101,5 +102,27 @@ func TestPEMLeavesNoLine(t *testing.T) {
 		if strings.Contains(out, line) {
 			t.Errorf("line %q of the key is in %q", line, out)
 		}
+	}
+}
+
+// BenchmarkString redacts 1 MiB of log lines, a few holding a value, with a
+// PEM key and nine short secrets: go test ./redact -bench . -run '^$'
+func BenchmarkString(b *testing.B) {
+	values := map[string]string{"TLS_KEY": pem}
+	for i := range 9 {
+		values[fmt.Sprintf("S%d", i)] = fmt.Sprintf("secret-value-%d-%d", i, i*7919)
+	}
+	r := redact.New(values)
+	var log strings.Builder
+	for i := 0; log.Len() < 1<<20; i++ {
+		fmt.Fprintf(&log, "2026-01-02T03:04:05Z INFO request %d served in 12ms path=/api/v1/items?page=%d\n", i, i)
+		if i%1000 == 0 {
+			log.WriteString("ERROR connect: secret-value-3-23757 refused\n")
+		}
+	}
+	in := log.String()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		r.String(in)
 	}
 }
