@@ -12,6 +12,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/redact"
 )
 
 // pollInterval is how often readiness re-inspects a container that has no
@@ -29,7 +30,8 @@ const maxRolloutProbeGap = 500 * time.Millisecond
 type NotReadyError struct {
 	Container string
 	Reason    string
-	// Logs are the container's last log lines, when they could be read.
+	// Logs are the container's last log lines, when they could be read:
+	// redacted of the secret values it was given, then put on one line.
 	Logs string
 }
 
@@ -42,8 +44,27 @@ func (e *NotReadyError) Error() string {
 }
 
 // waitReady blocks until container id of svc is ready, or ctx (which carries
-// the rollout's deadline) ends, or the container exits.
-func (a *Applier) waitReady(ctx context.Context, svc *diff.Service, id, name string) error {
+// the rollout's deadline) ends, or the container exits. Why not is told with
+// the secret values the container was given (secrets) replaced by their
+// references: the error goes to the sync history, status, API and
+// notifications, and an app that fails on a bad secret often prints it (a DSN
+// with its password). The raw log text is redacted, before it is put on one
+// line, so a value with a tab, two spaces or a newline is still found
+// (docs/guides/secrets.md).
+func (a *Applier) waitReady(ctx context.Context, svc *diff.Service, id, name string, secrets *redact.Redactor) error {
+	err := a.awaitReady(ctx, svc, id, name)
+	var nre *NotReadyError
+	if errors.As(err, &nre) {
+		nre.Reason = secrets.String(nre.Reason)
+		// One line, so the reason fits a status line and a history row.
+		nre.Logs = strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(secrets.String(nre.Logs)), "\n", " | ")), " ")
+	}
+	return err
+}
+
+// awaitReady is waitReady before redaction: its NotReadyError has the raw
+// log text.
+func (a *Applier) awaitReady(ctx context.Context, svc *diff.Service, id, name string) error {
 	probe := svc.Readiness
 	var lastErr string
 	var next time.Time
@@ -115,8 +136,7 @@ func (a *Applier) notReady(ctx context.Context, id, name, reason string) error {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if logs, err := a.rt.Logs(lctx, id, 10); err == nil {
-		// One line, so the reason fits a status line and a history row.
-		e.Logs = strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(logs), "\n", " | ")), " ")
+		e.Logs = logs
 	}
 	return e
 }

@@ -246,11 +246,11 @@ func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 	}
 	id, err := r.a.rt.Run(ctx, cfg)
 	if err != nil {
-		return err
+		return errors.New(secrets.redactor().String(err.Error()))
 	}
 	r.noteStarted(cfg.Name)
-	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
-		return secrets.redact(err)
+	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name, secrets.redactor()); err != nil {
+		return err
 	}
 	r.routeIn(ctx, diff.Container{ID: id, Name: cfg.Name, Project: r.svc.Project, Service: r.svc.Name, Index: old.Index, Hash: old.Hash, State: "running"})
 	if len(secrets.unknown) > 0 {
@@ -376,13 +376,14 @@ func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, erro
 	}
 	id, err := r.a.rt.Run(ctx, cfg)
 	if err != nil {
-		return diff.Container{}, fmt.Errorf("start %s: %w", cfg.Name, err)
+		// Docker's error names the command, which may hold a secret.
+		return diff.Container{}, fmt.Errorf("start %s: %s", cfg.Name, secrets.redactor().String(err.Error()))
 	}
 	c := diff.Container{ID: id, Name: cfg.Name, Project: r.svc.Project, Service: r.svc.Name, Index: index, Hash: r.svc.Hash, State: "running"}
 	r.noteStarted(cfg.Name)
 	r.log.Info("started", "container", cfg.Name)
-	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name); err != nil {
-		return c, secrets.redact(err)
+	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name, secrets.redactor()); err != nil {
+		return c, err
 	}
 	if !r.holdRoutes {
 		r.routeIn(ctx, c)

@@ -137,3 +137,84 @@ func TestNotReadyLogsRedactSecrets(t *testing.T) {
 		t.Errorf("the error leaks the secret: %q", r.Error)
 	}
 }
+
+// TestNotReadyLogsRedactValuesWithWhiteSpace: a value with a tab, two spaces
+// or a newline (a PEM key) that the dying container prints is replaced too,
+// although the error puts the log lines on one line: no word of it is left.
+func TestNotReadyLogsRedactValuesWithWhiteSpace(t *testing.T) {
+	const pem = "-----BEGIN PRIVATE KEY-----\n" +
+		"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n" +
+		"MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu\n" +
+		"-----END PRIVATE KEY-----\n"
+	for name, value := range map[string]string{
+		"tab":        "correct\thorse-battery",
+		"two spaces": "correct  horse-battery",
+		"newline":    "correct\nhorse-battery",
+		"PEM":        pem,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := applytest.NewRuntime()
+			s := testService("api", "app:broken", 1, config.StrategyRolling)
+			s.Env["CRASH_LOG"] = "cannot load key ${secrets.TLS_KEY}: invalid"
+			s.SecretRefs = []string{"TLS_KEY"}
+			d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}},
+				Secrets: fakeSecrets{"TLS_KEY": value}}
+			ctx := context.Background()
+			r := onlyResult(t, apply.New(f, apply.Options{}).Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), nil, diff.Options{}), "rev"))
+			if !r.Failed() || !strings.Contains(r.Error, "boom | cannot load key ${secrets.TLS_KEY}") {
+				t.Fatalf("error %q: want the log line with the key replaced by its reference", r.Error)
+			}
+			for _, word := range strings.Fields(value) {
+				if strings.Contains(r.Error, word) {
+					t.Errorf("the error holds %q of the secret: %q", word, r.Error)
+				}
+			}
+		})
+	}
+}
+
+// TestStartErrorRedactsSecrets: Docker's error for a command it cannot run
+// names the command; a secret in it is replaced by its reference.
+func TestStartErrorRedactsSecrets(t *testing.T) {
+	f := applytest.NewRuntime()
+	s := testService("mail", "app:noexec", 1, config.StrategyRolling)
+	s.Command, s.SecretRefs = []string{"--smtp=${secrets.SMTP}"}, []string{"SMTP"}
+	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}},
+		Secrets: fakeSecrets{"SMTP": "smtp://mailer:s3cret-pw@mx"}}
+	ctx := context.Background()
+	r := onlyResult(t, apply.New(f, apply.Options{}).Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), nil, diff.Options{}), "rev"))
+	if !r.Failed() || !strings.Contains(r.Error, `exec: "--smtp=${secrets.SMTP}": executable file not found`) {
+		t.Errorf("error %q: want Docker's message with the secret replaced by its reference", r.Error)
+	}
+	if strings.Contains(r.Error, "s3cret-pw") {
+		t.Errorf("the error leaks the secret: %q", r.Error)
+	}
+}
+
+// TestRedactorOfAContainerBeforeARotation: the logs of a container created
+// before a secret was rotated are redacted of the value it was given, which
+// the checkout no longer has.
+func TestRedactorOfAContainerBeforeARotation(t *testing.T) {
+	ctx := context.Background()
+	f := applytest.NewRuntime()
+	a := apply.New(f, apply.Options{})
+	s := testService("db", "app:v1", 1, config.StrategyRecreate)
+	s.Env["DB_PASSWORD"], s.SecretRefs = "${secrets.DB_PASSWORD}", []string{"DB_PASSWORD"}
+	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}},
+		Secrets: fakeSecrets{"DB_PASSWORD": "old-password"}}
+	if r := onlyResult(t, a.Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), nil, diff.Options{}), "rev")); r.Failed() {
+		t.Fatal(r.Error)
+	}
+	live, _ := f.List(ctx)
+	if len(live) != 1 || live[0].Spec == nil {
+		t.Fatalf("live containers: %+v", live)
+	}
+	d.Secrets = fakeSecrets{"DB_PASSWORD": "new-password"} // rotated, not yet applied
+	got := a.Redactor(d, "p", *live[0].Spec).String("auth failed for old-password")
+	if got != "auth failed for ${secrets.DB_PASSWORD}" {
+		t.Errorf("old container's log line = %q", got)
+	}
+	if got := a.Redactor(nil, "p", *live[0].Spec).String("old-password"); got != "${secrets.DB_PASSWORD}" {
+		t.Errorf("without a checkout, the remembered value is still redacted: %q", got)
+	}
+}

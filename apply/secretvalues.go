@@ -1,14 +1,13 @@
 package apply
 
 import (
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/redact"
 )
 
 // secretMemory maps each keyed hash of a secret (as in a spec's Secrets) to
@@ -54,7 +53,7 @@ func (m *secretMemory) value(hash string) (string, bool) {
 }
 
 // secretLookup resolves the ${secrets.NAME} of one container and keeps what
-// it gave, to redact the container's log lines of it.
+// it gave, to redact what the container writes of it.
 type secretLookup struct {
 	resolve func(name string) (string, error)
 	given   map[string]string // name → value
@@ -110,30 +109,25 @@ func (l *secretLookup) expand(v string) (string, error) {
 	})
 }
 
-// minRedact is the shortest value redacted from log lines: a shorter one is
-// no secret worth hiding, and replacing it would blank common words.
-const minRedact = 4
+// redactor replaces, in what the container writes, the secret values it was
+// given.
+func (l *secretLookup) redactor() *redact.Redactor { return redact.New(l.given) }
 
-// redact replaces, in the log lines and reason of a NotReadyError, every
-// secret value the container was given with ${secrets.NAME}: those lines go
-// to the sync history, status, API and notifications, and an app that fails
-// on a bad secret often prints it (a DSN with its password).
-func (l *secretLookup) redact(err error) error {
-	var nre *NotReadyError
-	if !errors.As(err, &nre) || len(l.given) == 0 {
-		return err
-	}
-	// Longest first, so a value that contains another is replaced whole.
-	names := make([]string, 0, len(l.given))
-	for n := range l.given {
-		names = append(names, n)
-	}
-	slices.SortFunc(names, func(a, b string) int { return len(l.given[b]) - len(l.given[a]) })
-	for _, n := range names {
-		if v := l.given[n]; len(v) >= minRedact {
-			nre.Logs = strings.ReplaceAll(nre.Logs, v, "${secrets."+n+"}")
-			nre.Reason = strings.ReplaceAll(nre.Reason, v, "${secrets."+n+"}")
+// Redactor returns the redactor of what a container of project created from
+// spec (its orca.spec label) writes: for each secret, the value its label's
+// hash names when this process saw it, else the checkout d's (a container
+// restored after a restart got that one). The logs API wraps each
+// container's stream in its Writer (docs/guides/secrets.md).
+func (a *Applier) Redactor(d *config.Desired, project string, spec diff.Spec) *redact.Redactor {
+	values := make(map[string]string, len(spec.Secrets))
+	for name, hash := range spec.Secrets {
+		if v, ok := a.seen.value(hash); ok {
+			values[name] = v
+		} else if d != nil && d.Secrets != nil {
+			if v, err := d.Secrets.Value(project, name); err == nil {
+				values[name] = v
+			}
 		}
 	}
-	return err
+	return redact.New(values)
 }

@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -130,24 +131,78 @@ func TestFailingSinkIsRetriedThenGivenUp(t *testing.T) {
 	}
 }
 
+// TestNotifyDoesNotWaitForASlowSink: with the sink's handler stuck on its
+// first delivery, Notify returns for as many events as the sink can have
+// under way or in its backlog — before the handler is let go, which is only
+// after those calls returned — and once it is, every one is delivered.
 func TestNotifyDoesNotWaitForASlowSink(t *testing.T) {
+	const events = maxPerSink + maxBacklog // none dropped
 	release := make(chan struct{})
-	arrived := make(chan struct{}, 10)
+	arrived := make(chan string, 2*events)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
+		var e map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
+			t.Errorf("sink got %v", err)
+		}
+		commit, _ := e["commit"].(string)
+		arrived <- commit
 		<-release
 	}))
 	defer slow.Close()
-	defer close(release)
-	n := New(Options{Sinks: func() []config.Notify { return []config.Notify{{Type: "webhook", URL: slow.URL}} }})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go n.Run(ctx)
-	n.Notify(Event{Kind: SyncSucceeded, Node: "n1"})
-	<-arrived // the sink holds the first delivery
-	for range queueSize / 2 {
-		n.Notify(Event{Kind: SyncSucceeded, Node: "n1"}) // returns although the sink is stuck
+	n := New(Options{Sinks: func() []config.Notify { return []config.Notify{{Type: "webhook", URL: slow.URL}} },
+		Attempts: 1, AttemptTimeout: time.Hour})
+	stop := run(n)
+	defer stop()
+	released := false
+	defer func() { // before stop, which waits for the deliveries
+		if !released {
+			close(release)
+		}
+	}()
+	stuck, returned := make(chan struct{}), make(chan struct{})
+	go func() {
+		n.Notify(Event{Kind: SyncSucceeded, Node: "n1", Commit: "c0"})
+		<-stuck
+		for i := 1; i < events; i++ {
+			n.Notify(Event{Kind: SyncSucceeded, Node: "n1", Commit: fmt.Sprintf("c%d", i)})
+		}
+		close(returned)
+	}()
+	got := map[string]bool{}
+	select {
+	case c := <-arrived:
+		got[c] = true
+	case <-testDeadline(t):
+		t.Fatal("the first event never reached the sink")
 	}
+	close(stuck) // the sink's handler holds the first delivery
+	select {
+	case <-returned:
+	case <-testDeadline(t):
+		t.Fatal("Notify did not return while the sink's handler was stuck")
+	}
+	close(release) // only now can the handler answer
+	released = true
+
+	for len(got) < events {
+		select {
+		case c := <-arrived:
+			got[c] = true
+		case <-testDeadline(t):
+			t.Fatalf("the sink got %d of %d events once released", len(got), events)
+		}
+	}
+}
+
+// testDeadline fires shortly before the test binary's -timeout, so that a
+// test waiting for something that never happens fails saying what it waited
+// for instead of being killed; without a timeout it never fires.
+func testDeadline(t *testing.T) <-chan time.Time {
+	d, ok := t.Deadline()
+	if !ok {
+		return nil
+	}
+	return time.After(time.Until(d) * 9 / 10)
 }
 
 func TestRepeatedFailureOncePerIntervalAcrossRestart(t *testing.T) {

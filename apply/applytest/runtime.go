@@ -15,7 +15,9 @@ import (
 )
 
 // Runtime keeps containers in memory. An image whose name contains
-// "broken" starts containers that exit at once. It records the fewest
+// "broken" starts containers that exit at once; one whose name contains
+// "noexec" cannot be started, and the error names the command, as Docker's
+// does ("exec: ...: executable file not found"). It records the fewest
 // serving containers per service seen after any change once that service
 // first reached its full count.
 type Runtime struct {
@@ -66,6 +68,9 @@ func (f *Runtime) Run(_ context.Context, cfg apply.ContainerConfig) (string, err
 		if c.c.Name == cfg.Name {
 			return "", fmt.Errorf("name %s in use", cfg.Name)
 		}
+	}
+	if strings.Contains(cfg.Spec.Image, "noexec") && len(cfg.Command) > 0 {
+		return "", fmt.Errorf("OCI runtime create failed: exec: %q: executable file not found in $PATH: unknown", cfg.Command[0])
 	}
 	f.seq++
 	id := fmt.Sprintf("c%d", f.seq)
