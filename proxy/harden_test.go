@@ -16,7 +16,7 @@ import (
 )
 
 // uriUpstream answers with the request-target it was sent, as received.
-func uriUpstream(t *testing.T, name string) string {
+func uriUpstream(t testing.TB, name string) string {
 	t.Helper()
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)

@@ -94,19 +94,27 @@ func parsePath(escaped string) (cleanPath, error) {
 }
 
 // ambiguousSegment reports whether an upstream could read the decoded
-// segment dec as something other than one segment named dec.
+// segment dec as something other than one segment named dec, decoding it
+// once more included.
 func ambiguousSegment(dec string) bool {
-	if strings.ContainsAny(dec, "/\\\x00") {
-		return true
-	}
-	if name, _, ok := strings.Cut(dec, ";"); ok && (name == "." || name == "..") {
+	if unsafeSegment(dec) {
 		return true
 	}
 	if !strings.Contains(dec, "%") {
 		return false
 	}
 	twice, err := url.PathUnescape(dec)
-	return err == nil && twice != dec && (twice == "." || twice == ".." || strings.ContainsAny(twice, "/\\\x00"))
+	return err == nil && twice != dec && (twice == "." || twice == ".." || unsafeSegment(twice))
+}
+
+// unsafeSegment reports a separator or NUL in a decoded segment, or a dot
+// segment with ;parameters.
+func unsafeSegment(s string) bool {
+	if strings.ContainsAny(s, "/\\\x00") {
+		return true
+	}
+	name, _, ok := strings.Cut(s, ";")
+	return ok && (name == "." || name == "..")
 }
 
 // escapeSegment percent-encodes the bytes of a raw segment that may not
