@@ -259,6 +259,10 @@ func isReset(err error) bool {
 	return strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
 }
 
+// errBadStatus is a status code net/http parses but cannot send on (below
+// 100: WriteHeader would panic).
+var errBadStatus = errors.New("upstream sent a status code below 100")
+
 // readResponse reads the response, skipping 1xx interim ones.
 func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
 	for {
@@ -266,7 +270,10 @@ func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode < 100 {
+		if resp.StatusCode < 100 {
+			return nil, errBadStatus
+		}
+		if resp.StatusCode >= 200 {
 			return resp, nil
 		}
 	}
