@@ -66,8 +66,15 @@ func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
 // (see serveRoute), setting the X-Forwarded-* headers by the trust rules.
 func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
-		Transport:    p.transport,
+		Rewrite:   p.rewrite,
+		Transport: p.transport,
+		// A status below 100 parses but would panic in WriteHeader.
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode < 100 {
+				return errBadStatus
+			}
+			return nil
+		},
 		BufferPool:   p.bufs,
 		ErrorHandler: p.upstreamError,
 		ErrorLog:     nil,
