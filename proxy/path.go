@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Path cleaning (docs/reference/cluster-toml.md, [proxy]). Routes are a
+// Path cleaning (docs/guides/proxy-and-tls.md, routing). Routes are a
 // boundary only if the path that is routed is the path the upstream acts
 // on, so the proxy cleans the request path once, routes the result and
 // forwards the result. An upstream that decodes and normalises the path

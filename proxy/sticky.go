@@ -9,8 +9,8 @@ import (
 	"strings"
 )
 
-// stickySigner signs the sticky canary cookie (docs/reference/service-toml.md,
-// deploy.sticky). The cookie's value is the side and an HMAC-SHA256 of the
+// stickySigner signs the sticky canary cookie (docs/guides/rollouts-and-canary.md,
+// sticky sessions). The cookie's value is the side and an HMAC-SHA256 of the
 // service and the side, so a client cannot choose the canary (or the stable
 // set) by writing the cookie itself: a value without a valid signature is no
 // cookie, and the split assigns the client afresh.
