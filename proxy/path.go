@@ -67,8 +67,8 @@ func requestPath(r *http.Request) (string, bool) {
 
 // parsePath cleans an escaped absolute path, or returns errAmbiguousPath.
 func parsePath(escaped string) (cleanPath, error) {
-	var cp cleanPath
 	parts := strings.Split(escaped[1:], "/")
+	cp := cleanPath{segs: make([]segment, 0, len(parts))}
 	for _, raw := range parts {
 		cp.dir = true
 		if raw == "" {
