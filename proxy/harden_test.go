@@ -109,6 +109,10 @@ func TestPathsStayInsideTheirRoute(t *testing.T) {
 		{"/public/..;x=1/internal", 400, ""},
 		{"/..", 400, ""},
 		{"/public/../../internal", 400, ""},
+		// Absolute-form targets are cleaned alike; an opaque one is no path.
+		{"http://shop.test/public/../internal", 404, ""},
+		{"http://shop.test/public/./a", 200, "pub /public/a"},
+		{"public:x://", 404, ""},
 		// strip_prefix strips the cleaned path.
 		{"/api/./v1/../users?q=1", 200, "api /users?q=1"},
 		{"/x/../api", 200, "api /"},

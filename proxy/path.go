@@ -44,8 +44,12 @@ type cleanPath struct {
 
 // requestPath returns the path of r's request-target as the client sent it
 // (origin-form or absolute-form), before any decoding. ok is false for a
-// target that is no path ("*", authority-form).
+// target that is no path ("*", authority-form, an opaque URI such as
+// "a:b", whose Opaque the upstream would be sent instead of a path).
 func requestPath(r *http.Request) (string, bool) {
+	if r.URL.Opaque != "" {
+		return "", false
+	}
 	uri := r.RequestURI
 	if uri == "" { // a request made in-process, not read from a client
 		uri = r.URL.EscapedPath()
