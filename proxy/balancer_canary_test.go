@@ -71,10 +71,19 @@ func TestCanaryThroughProxy(t *testing.T) {
 	if !strings.HasPrefix(cookies[0], "orca-p-web=") || !strings.Contains(cookies[0], "HttpOnly") {
 		t.Errorf("no sticky cookie: %q", cookies[0])
 	}
+	signed := map[string]string{} // side -> the cookie the proxy set for it
+	for _, c := range cookies {
+		if v, ok := strings.CutPrefix(strings.Split(c, ";")[0], "orca-p-web="); ok {
+			signed[strings.Split(v, ".")[0]] = "orca-p-web=" + v
+		}
+	}
 	for _, side := range []string{"canary", "stable"} {
 		want := map[string]string{"canary": "v2", "stable": "v1"}[side]
+		if signed[side] == "" {
+			t.Fatalf("no sticky cookie for the %s side among %q", side, cookies)
+		}
 		for range 20 {
-			code, body := do(t, p, "shop.test", "/", map[string]string{"Cookie": "orca-p-web=" + side})
+			code, body := do(t, p, "shop.test", "/", map[string]string{"Cookie": signed[side]})
 			if code != 200 || !strings.HasPrefix(body, want+" ") {
 				t.Fatalf("cookie %s: %d %q, want %s", side, code, body, want)
 			}

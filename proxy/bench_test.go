@@ -51,3 +51,14 @@ func BenchmarkProxy(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkParsePath is the cost of cleaning a typical request path.
+//
+//	go test -run x -bench ParsePath -benchmem ./proxy
+func BenchmarkParsePath(b *testing.B) {
+	for range b.N {
+		if _, err := parsePath("/api/v1/users/42/orders"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

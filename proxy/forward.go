@@ -21,6 +21,12 @@ const (
 	upstreamHeaderTimeout = 2 * time.Minute
 	upstreamIdleTimeout   = 90 * time.Second
 	retryAfterSecs        = "5"
+	// maxResponseHeaderBytes caps an upstream's response header block (1xx
+	// interim responses included), as http.Transport's MaxResponseHeaderBytes
+	// does: beyond it the client gets 502 and the rest is never read, so a
+	// compromised container cannot make the proxy (and the reconciler and API
+	// in its process) buffer a header of any size.
+	maxResponseHeaderBytes = 1 << 20
 )
 
 // newTransport is the upstream transport, tuned for many requests to few
@@ -30,17 +36,18 @@ const (
 // negotiation the containers do not need.
 func newTransport() *http.Transport {
 	return &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          4096,
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       upstreamIdleTimeout,
-		ResponseHeaderTimeout: upstreamHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
-		WriteBufferSize:       16 << 10,
-		ReadBufferSize:        16 << 10,
+		Proxy:                  nil,
+		DialContext:            (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:           4096,
+		MaxIdleConnsPerHost:    512,
+		IdleConnTimeout:        upstreamIdleTimeout,
+		ResponseHeaderTimeout:  upstreamHeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      false,
+		WriteBufferSize:        16 << 10,
+		ReadBufferSize:         16 << 10,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}
 }
 
@@ -59,8 +66,15 @@ func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
 // (see serveRoute), setting the X-Forwarded-* headers by the trust rules.
 func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
-		Transport:    p.transport,
+		Rewrite:   p.rewrite,
+		Transport: p.transport,
+		// A status below 100 parses but would panic in WriteHeader.
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode < 100 {
+				return errBadStatus
+			}
+			return nil
+		},
 		BufferPool:   p.bufs,
 		ErrorHandler: p.upstreamError,
 		ErrorLog:     nil,
@@ -71,17 +85,32 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 // only from a trusted peer; ReverseProxy has already removed them from Out.
 // Out keeps In's Host: the upstream sees the name the client asked for.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	xff, proto, host := p.forwarded(pr.In)
+	xff, proto, host, trusted := p.forwarded(pr.In)
 	pr.Out.Header["X-Forwarded-For"] = []string{xff}
 	pr.Out.Header["X-Forwarded-Proto"] = []string{proto}
 	pr.Out.Header["X-Forwarded-Host"] = []string{host}
+	if !trusted {
+		for _, k := range spoofable {
+			delete(pr.Out.Header, k)
+		}
+	}
+}
+
+// spoofable are client headers that upstreams read as the client's address,
+// port or the prefix they are mounted at. The proxy does not set them; like
+// X-Forwarded-For they pass only from a peer in trusted_proxies.
+var spoofable = [...]string{"X-Real-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix"}
+
+func isSpoofable(k string) bool {
+	return k == spoofable[0] || k == spoofable[1] || k == spoofable[2]
 }
 
 // forwarded returns the X-Forwarded-For/-Proto/-Host values for in: the
-// peer appended to (trusted) or replacing (untrusted) the client's values.
-func (p *Proxy) forwarded(in *http.Request) (xff, proto, host string) {
+// peer appended to (trusted) or replacing (untrusted) the client's values;
+// trusted reports whether the peer is in trusted_proxies.
+func (p *Proxy) forwarded(in *http.Request) (xff, proto, host string, trusted bool) {
 	peer := peerIP(in.RemoteAddr)
-	trusted := p.settings.Load().trusts(peer)
+	trusted = p.settings.Load().trusts(peer)
 	xff = peer
 	if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
 		xff = strings.Join(prior, ", ") + ", " + peer
@@ -97,7 +126,7 @@ func (p *Proxy) forwarded(in *http.Request) (xff, proto, host string) {
 	if v := in.Header["X-Forwarded-Host"]; trusted && len(v) > 0 {
 		host = v[0]
 	}
-	return xff, proto, host
+	return xff, proto, host, trusted
 }
 
 func peerIP(remote string) string {
@@ -171,8 +200,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// serveRoute forwards r to a target of the route's service.
-func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt route, st *settings) {
+// serveRoute forwards r, whose path cp is, to a target of the route's
+// service: the cleaned path (less the route's prefix with strip_prefix).
+func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt route, cp cleanPath, st *settings) {
 	svc := rt.svc
 	if st.maxBody > 0 {
 		if r.ContentLength > st.maxBody {
@@ -184,28 +214,44 @@ func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt route, st 
 			r.Body = http.MaxBytesReader(w, r.Body, st.maxBody)
 		}
 	}
-	stripped := svc.StripPrefix && rt.prefix != "/"
-	if stripped {
-		r.URL.Path = stripPrefix(rt.prefix, r.URL.Path)
-		if r.URL.RawPath != "" {
-			r.URL.RawPath = stripPrefix(rt.prefix, r.URL.RawPath)
-		}
+	if svc.StripPrefix && rt.prefix != "/" {
+		cp = cp.strip(rt.prefix)
 	}
+	// Both set: ReverseProxy's transport writes RawPath, which is a valid
+	// encoding of Path (escapeSegment).
+	r.URL.Path, r.URL.RawPath = cp.decoded(), cp.escaped()
 	start := time.Now()
 	svc.metrics.inflight.Inc()
 	defer svc.metrics.inflight.Dec()
 	if fastPath(r) {
-		p.serveFast(w, r, svc, stripped, start)
+		p.serveFast(w, r, svc, start)
 		return
 	}
-	prefer := svc.preferredRole(r)
+	p.serveProxied(w, r, svc, start)
+}
+
+// serveProxied forwards r through httputil.ReverseProxy.
+func (p *Proxy) serveProxied(w http.ResponseWriter, r *http.Request, svc *Service, start time.Time) {
+	prefer := p.sticky.preferredRole(svc, r)
 	t, split := svc.lb.pickFor(prefer)
 	if t == nil {
 		noTarget(w, svc)
 		return
 	}
 	defer release(t)
-	svc.stick(w, prefer, t, split)
+	p.sticky.stick(w, svc, prefer, t, split)
+	pin := pinned(prefer, split)
+	defer func() {
+		// ReverseProxy panics with http.ErrAbortHandler when the body copy
+		// fails after the header went out: count it, then let net/http
+		// reset the client's connection.
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				t.metrics.record(abortCode(r), time.Since(start), pin)
+			}
+			panic(v)
+		}
+	}()
 	// The request is ours (we are the last handler): pointing its URL at the
 	// target saves ReverseProxy a second URL copy.
 	r.URL.Scheme, r.URL.Host = "http", t.Addr
@@ -215,7 +261,7 @@ func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt route, st 
 	if code == 0 {
 		code = http.StatusOK
 	}
-	t.metrics.observe(code, time.Since(start))
+	t.metrics.record(code, time.Since(start), pin)
 }
 
 func noTarget(w http.ResponseWriter, svc *Service) {
@@ -224,15 +270,36 @@ func noTarget(w http.ResponseWriter, svc *Service) {
 	svc.metrics.role("none").observe(http.StatusServiceUnavailable, 0)
 }
 
+// abortCode is how the figures count a response cut short after its
+// header: the client's leaving (499), else the upstream's failure (502).
+func abortCode(r *http.Request) int {
+	if r.Context().Err() != nil {
+		return 499
+	}
+	return http.StatusBadGateway
+}
+
+// abortResponse resets the client's connection, as ReverseProxy does when a
+// body copy fails: a chunked response then lacks its last chunk and a sized
+// one stays short, so the client sees the failure instead of a complete
+// answer. Outside an http.Server (a test's recorder) there is nothing to
+// reset.
+func abortResponse(r *http.Request) {
+	if r.Context().Value(http.ServerContextKey) != nil {
+		panic(http.ErrAbortHandler)
+	}
+}
+
 // serveFast forwards a body-less idempotent request on the fast path. A
 // target that refuses the connection (it just died) is skipped for another.
-func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, svc *Service, stripped bool, start time.Time) {
-	uri := r.RequestURI
-	if stripped || !strings.HasPrefix(uri, "/") {
-		uri = r.URL.RequestURI()
+func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, svc *Service, start time.Time) {
+	uri := r.URL.RawPath
+	if r.URL.RawQuery != "" || r.URL.ForceQuery {
+		uri += "?" + r.URL.RawQuery
 	}
 	var last *Target
-	prefer := svc.preferredRole(r)
+	var lastPin bool
+	prefer := p.sticky.preferredRole(svc, r)
 	for attempt := 0; attempt < 2; attempt++ {
 		t, split := svc.lb.pickFor(prefer)
 		if t == nil || t == last {
@@ -241,19 +308,23 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, svc *Service, 
 			}
 			break
 		}
-		svc.stick(w, prefer, t, split)
+		p.sticky.stick(w, svc, prefer, t, split)
 		code, err := p.forwardFast(w, r, t.Addr, uri)
 		release(t)
-		if err == nil {
-			t.metrics.observe(code, time.Since(start))
+		pin := pinned(prefer, split)
+		switch {
+		case err == nil:
+			t.metrics.record(code, time.Since(start), pin)
+			return
+		case errors.Is(err, errBodyCut):
+			t.metrics.record(abortCode(r), time.Since(start), pin)
+			abortResponse(r)
+			return
+		case !isDialError(err) || r.Context().Err() != nil:
+			t.metrics.record(p.errorCode(w, r, err), time.Since(start), pin)
 			return
 		}
-		last = t
-		if !isDialError(err) || r.Context().Err() != nil {
-			code = p.errorCode(w, r, err)
-			t.metrics.observe(code, time.Since(start))
-			return
-		}
+		last, lastPin = t, pin
 		p.log.Debug("target refused; trying another", "service", svc.key(), "target", t.Addr, "error", err)
 	}
 	if last == nil {
@@ -261,7 +332,7 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, svc *Service, 
 		return
 	}
 	http.Error(w, "upstream unavailable", http.StatusBadGateway)
-	last.metrics.observe(http.StatusBadGateway, time.Since(start))
+	last.metrics.record(http.StatusBadGateway, time.Since(start), lastPin)
 }
 
 func isDialError(err error) bool {

@@ -70,7 +70,14 @@ type roleMetrics struct {
 
 type counterBox struct{ c prometheus.Counter }
 
-func (rm *roleMetrics) observe(code int, d time.Duration) {
+// observe counts a request in the Prometheus series and in the figures
+// the canary analysis reads.
+func (rm *roleMetrics) observe(code int, d time.Duration) { rm.record(code, d, false) }
+
+// record is observe for a request that may have been pinned by a sticky
+// cookie: Prometheus counts all traffic, the figures only the split's
+// assignments (see pinned).
+func (rm *roleMetrics) record(code int, d time.Duration, pinned bool) {
 	if code < 100 || code >= 600 {
 		code = 599
 	}
@@ -81,7 +88,9 @@ func (rm *roleMetrics) observe(code int, d time.Duration) {
 	}
 	b.c.Inc()
 	rm.duration.Observe(d.Seconds())
-	rm.stats.observe(code, d)
+	if !pinned {
+		rm.stats.observe(code, d)
+	}
 }
 
 // Latency buckets of the in-memory figures: bucket i holds durations up to

@@ -50,6 +50,10 @@ type Options struct {
 	// own TLS (a private CA such as Pebble); nil uses the system's.
 	ACMERoots *x509.CertPool
 	Log       *slog.Logger
+	// StickyKey signs the sticky canary cookie (HMAC-SHA256; 32 random
+	// bytes kept in state.db, so cookies survive a restart). Empty: a
+	// random key for this process.
+	StickyKey []byte
 }
 
 // settings are the cluster-wide knobs, swapped whole on each Sync.
@@ -73,6 +77,7 @@ type Proxy struct {
 	pool      *upstreamPool
 	bufs      *bufferPool
 	tls       *tlsManager
+	sticky    *stickySigner
 
 	mu       sync.Mutex // guards services, leaving, servers; writers of the table
 	services map[string]*Service
@@ -90,7 +95,7 @@ func New(opts Options) *Proxy {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	p := &Proxy{opts: opts, log: opts.Log, metrics: newMetrics(opts.Registry),
-		transport: newTransport(), pool: newUpstreamPool(), bufs: newBufferPool(),
+		transport: newTransport(), pool: newUpstreamPool(), bufs: newBufferPool(), sticky: newStickySigner(opts.StickyKey),
 		services: map[string]*Service{}, leaving: map[string]*Service{}, weights: map[string]int{}}
 	p.table.Store(buildTable(nil))
 	p.settings.Store(&settings{httpsPort: 443})
@@ -100,19 +105,30 @@ func New(opts Options) *Proxy {
 }
 
 // ServeHTTP routes one request (the HTTPS server's handler, and the HTTP
-// server's once redirects and ACME challenges are dealt with).
+// server's once redirects and ACME challenges are dealt with). The path is
+// cleaned first (path.go): the cleaned path is routed and forwarded.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	raw, ok := requestPath(r)
+	if !ok {
+		http.Error(w, "no route for this path", http.StatusNotFound)
+		return
+	}
+	cp, err := parsePath(raw)
+	if err != nil {
+		http.Error(w, "ambiguous request path: an encoded /, \\ or NUL, or .. above the root", http.StatusBadRequest)
+		return
+	}
 	rs := p.table.Load().lookup(hostOnly(r.Host))
 	if rs == nil {
 		http.Error(w, "no service is routed for this host", http.StatusNotFound)
 		return
 	}
-	rt, ok := match(rs, r.URL.Path)
+	rt, ok := match(rs, cp.decoded())
 	if !ok {
 		http.Error(w, "no route for this path", http.StatusNotFound)
 		return
 	}
-	p.serveRoute(w, r, rt, p.settings.Load())
+	p.serveRoute(w, r, rt, cp, p.settings.Load())
 }
 
 // serveHTTP is the plain-HTTP handler: ACME HTTP-01 challenges, then a 308

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -28,31 +27,6 @@ func (s *Service) key() string { return s.Project + "/" + s.Name }
 
 // cookieName is the sticky cookie of the service.
 func (s *Service) cookieName() string { return "orca-" + s.Project + "-" + s.Name }
-
-// preferredRole is the side the client's sticky cookie names, or "".
-func (s *Service) preferredRole(r *http.Request) string {
-	if !s.Sticky {
-		return ""
-	}
-	c, err := r.Cookie(s.cookieName())
-	if err != nil {
-		return ""
-	}
-	return c.Value
-}
-
-// stick sets the sticky cookie when a split chose a side the client's cookie
-// does not name yet (a session cookie: the side lasts as long as the browser).
-func (s *Service) stick(w http.ResponseWriter, prefer string, t *Target, split bool) {
-	if !s.Sticky {
-		return
-	}
-	if !split || prefer == t.Role { // a retry may have picked another side
-		w.Header().Del("Set-Cookie")
-		return
-	}
-	w.Header().Set("Set-Cookie", (&http.Cookie{Name: s.cookieName(), Value: t.Role, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}).String())
-}
 
 // sameRouting reports whether s and o are reached the same way.
 func (s *Service) sameRouting(o *Service) bool {
@@ -82,7 +56,7 @@ func buildTable(services map[string]*Service) *table {
 				m, key = t.wildcard, rest
 			}
 			for _, p := range s.Routes {
-				m[key] = append(m[key], route{prefix: p, svc: s})
+				m[key] = append(m[key], route{prefix: cleanPrefix(p), svc: s})
 			}
 		}
 	}
@@ -122,18 +96,6 @@ func prefixMatches(prefix, path string) bool {
 		return false
 	}
 	return len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/'
-}
-
-// stripPrefix removes a matched route prefix, leaving an absolute path.
-func stripPrefix(prefix, path string) string {
-	if prefix == "/" {
-		return path
-	}
-	rest := strings.TrimPrefix(path, strings.TrimSuffix(prefix, "/"))
-	if rest == "" || rest[0] != '/' {
-		rest = "/" + rest
-	}
-	return rest
 }
 
 // hostOnly lower-cases a Host header and drops its port.

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -28,6 +30,7 @@ import (
 // upConn is one keep-alive connection to a target.
 type upConn struct {
 	c    net.Conn
+	lim  *capReader // under br: caps the response header
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	used time.Time // when it went idle
@@ -65,7 +68,31 @@ func (p *upstreamPool) get(ctx context.Context, addr string, fresh bool) (*upCon
 	if err != nil {
 		return nil, false, err
 	}
-	return &upConn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+	lim := &capReader{r: c, n: math.MaxInt64}
+	return &upConn{c: c, lim: lim, br: bufio.NewReaderSize(lim, 16<<10), bw: bufio.NewWriterSize(c, 4<<10)}, false, nil
+}
+
+// errHeaderTooLarge ends a response whose header passed maxResponseHeaderBytes.
+var errHeaderTooLarge = fmt.Errorf("upstream response header over %d bytes", maxResponseHeaderBytes)
+
+// capReader passes reads through while n bytes are left, then fails them
+// with errHeaderTooLarge; exchange sets n while it reads a header, as
+// net/http's transport limits its connection's reads.
+type capReader struct {
+	r io.Reader
+	n int64
+}
+
+func (cr *capReader) Read(b []byte) (int, error) {
+	if cr.n <= 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(b)) > cr.n {
+		b = b[:cr.n]
+	}
+	n, err := cr.r.Read(b)
+	cr.n -= int64(n)
+	return n, err
 }
 
 // put gives uc back. get takes the newest connection, so after a burst the
@@ -145,12 +172,17 @@ func inConnection(conn []string, k string) bool {
 	return false
 }
 
+// errBodyCut marks a response whose body failed after its header was
+// written to the client: the client's connection must be reset.
+var errBodyCut = errors.New("response body cut short after its header was sent")
+
 // errBeforeResponse marks a failure on a reused connection before any of the
 // response arrived: the request may go again on a fresh connection.
 var errBeforeResponse = errors.New("connection closed before the response")
 
 // forwardFast sends r to addr and copies the response to w. It returns the
-// status code written, or an error when nothing was written.
+// status code written, or an error: errBodyCut when the header was written
+// and the body failed, else nothing was written.
 func (p *Proxy) forwardFast(w http.ResponseWriter, r *http.Request, addr, uri string) (int, error) {
 	for attempt := 0; ; attempt++ {
 		uc, reused, err := p.pool.get(r.Context(), addr, attempt > 0)
@@ -175,7 +207,9 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, add
 	// upstreamHeaderTimeout, ends the wait.
 	uc.c.SetReadDeadline(time.Now().Add(upstreamHeaderTimeout))
 	stop := context.AfterFunc(r.Context(), func() { uc.c.SetReadDeadline(time.Unix(1, 0)) })
+	uc.lim.n = maxResponseHeaderBytes // the header and any 1xx before it
 	resp, err := readResponse(uc.br, r)
+	uc.lim.n = math.MaxInt64
 	if err != nil {
 		stop()
 		uc.c.Close()
@@ -212,16 +246,22 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, add
 			w.Header()[http.TrailerPrefix+k] = vv
 		}
 	}
-	if !reuse {
-		return code, nil
+	if !ok {
+		return code, errBodyCut
 	}
-	p.pool.put(addr, uc)
+	if reuse {
+		p.pool.put(addr, uc)
+	}
 	return code, nil
 }
 
 func isReset(err error) bool {
 	return strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "broken pipe")
 }
+
+// errBadStatus is a status code net/http parses but cannot send on (below
+// 100: WriteHeader would panic).
+var errBadStatus = errors.New("upstream sent a status code below 100")
 
 // readResponse reads the response, skipping 1xx interim ones.
 func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
@@ -230,7 +270,10 @@ func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode < 100 {
+		if resp.StatusCode < 100 {
+			return nil, errBadStatus
+		}
+		if resp.StatusCode >= 200 {
 			return resp, nil
 		}
 	}
@@ -244,9 +287,10 @@ func (p *Proxy) writeRequest(bw *bufio.Writer, r *http.Request, uri string) erro
 	bw.WriteString(" HTTP/1.1\r\nHost: ")
 	bw.WriteString(r.Host)
 	bw.WriteString("\r\n")
+	xff, proto, host, trusted := p.forwarded(r)
 	conn := r.Header["Connection"]
 	for k, vv := range r.Header {
-		if isHop(k) || (conn != nil && inConnection(conn, k)) {
+		if isHop(k) || (conn != nil && inConnection(conn, k)) || (!trusted && isSpoofable(k)) {
 			continue
 		}
 		for _, v := range vv {
@@ -259,7 +303,6 @@ func (p *Proxy) writeRequest(bw *bufio.Writer, r *http.Request, uri string) erro
 	if te := r.Header["Te"]; len(te) == 1 && te[0] == "trailers" {
 		bw.WriteString("Te: trailers\r\n")
 	}
-	xff, proto, host := p.forwarded(r)
 	bw.WriteString("X-Forwarded-For: ")
 	bw.WriteString(xff)
 	bw.WriteString("\r\nX-Forwarded-Proto: ")

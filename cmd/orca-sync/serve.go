@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -114,8 +115,10 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		LastValidDir: filepath.Join(f.dataDir, "last-valid"),
 	}
 	if !f.once { // a one-shot sync serves no traffic
-		px := proxy.New(proxy.Options{HTTPAddr: f.httpAddr, HTTPSAddr: f.httpsAddr, DataDir: f.dataDir,
-			IPs: runtimeIPs{rt}, Registry: reg, Log: log.With("component", "proxy")})
+		px, err := newProxy(f, db, rt, reg, log)
+		if err != nil {
+			return err
+		}
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -135,6 +138,33 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		return nil
 	}
 	return serveAPI(ctx, f, loop, rt, rp, db, reg, log)
+}
+
+// newProxy makes the proxy, with its sticky-cookie key from state.db.
+func newProxy(f serveFlags, db *state.DB, rt apply.Runtime, reg prometheus.Registerer, log *slog.Logger) (*proxy.Proxy, error) {
+	key, err := stickyKey(db)
+	if err != nil {
+		return nil, err
+	}
+	return proxy.New(proxy.Options{HTTPAddr: f.httpAddr, HTTPSAddr: f.httpsAddr, DataDir: f.dataDir,
+		IPs: runtimeIPs{rt}, Registry: reg, StickyKey: key, Log: log.With("component", "proxy")}), nil
+}
+
+// stickyKey is the key that signs the proxy's sticky canary cookie: 32
+// random bytes made on first start and kept in state.db, so a cookie stays
+// valid across restarts and no client can write one itself.
+func stickyKey(db *state.DB) ([]byte, error) {
+	const namespace, name = "proxy", "sticky-key"
+	var key []byte
+	if found, err := db.Get(namespace, name, &key); err != nil || (found && len(key) == 32) {
+		return key, err
+	}
+	key = make([]byte, 32)
+	rand.Read(key) // never fails (crypto/rand)
+	if err := db.Put(namespace, name, key); err != nil {
+		return nil, fmt.Errorf("keep the sticky cookie key: %w", err)
+	}
+	return key, nil
 }
 
 func serveAPI(ctx context.Context, f serveFlags, loop *reconcile.Loop, rt reconcile.EventSource, rp *reporting, db *state.DB, reg *prometheus.Registry, log *slog.Logger) error {
