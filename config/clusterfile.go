@@ -83,11 +83,7 @@ func convertCluster(r rawClusterFile, sink errorSink) Cluster {
 			RepeatInterval: secs(deref(n.RepeatIntervalSecs, 3600)),
 		})
 	}
-	for i := range c.Tokens {
-		if c.Tokens[i].Line = sink.lines.find("token", i, "value"); c.Tokens[i].Line == 0 {
-			c.Tokens[i].Line = sink.lines.blockStart("token", i)
-		}
-	}
+	setTokenLines(c.Tokens, sink.lines)
 	for _, n := range r.Node {
 		c.Nodes = append(c.Nodes, Node{Name: n.Name, Labels: n.Labels})
 	}
@@ -100,6 +96,16 @@ func convertCluster(r rawClusterFile, sink errorSink) Cluster {
 		c.Proxy.MaxBodyBytes = n
 	}
 	return c
+}
+
+// setTokenLines records where each token's value is written, for the errors
+// of CheckResolved.
+func setTokenLines(tokens []Token, lines *lineIndex) {
+	for i := range tokens {
+		if tokens[i].Line = lines.find("token", i, "value"); tokens[i].Line == 0 {
+			tokens[i].Line = lines.blockStart("token", i)
+		}
+	}
 }
 
 var sha256TokenRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
