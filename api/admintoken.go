@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,10 +41,24 @@ func EnsureAdminToken(dataDir string) (string, error) {
 	return token, nil
 }
 
+// readAdminToken reads the token file, refusing one that group or others
+// may access: whoever can read it holds the admin role (docs/reference/api.md).
 func readAdminToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("admin token: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("admin token: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("admin token: %s has mode %04o, open to group or others: restrict it with `chmod 600 %s`, or delete it to generate a new one", path, perm, path)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return "", fmt.Errorf("admin token: read %s: %w", path, err)
 	}
 	token := strings.TrimSpace(string(b))
 	if token == "" {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/gorilla/mux"
 )
@@ -137,6 +138,11 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sw := &streamWriter{w: w, rc: http.NewResponseController(w)}
+	if follow { // the stream lasts as long as the client wants it (Limits.WriteTimeout)
+		if err := sw.rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			s.log.WarnContext(r.Context(), "log stream deadlines", "error", err)
+		}
+	}
 	err = s.backend.Logs(r.Context(), project, name, tail, follow, sw)
 	switch {
 	case err == nil:

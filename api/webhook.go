@@ -15,7 +15,13 @@ import (
 	"time"
 )
 
-// maxWebhookBody is the largest webhook body accepted; larger gets 413.
+// maxWebhookBody is the largest webhook body accepted; larger gets 413,
+// before more of it is buffered. The body is read before its signature can be
+// checked, so this bounds what an unauthenticated client makes the API hold
+// per connection (ReadTimeout bounds for how long). GitHub sends up to 25 MB,
+// but the fields orca-sync reads are small and a push to an infra repository
+// stays far below 1 MiB; a larger one is still picked up by the next interval
+// sync (docs/reference/api.md).
 const maxWebhookBody = 1 << 20
 
 const branchRefPrefix = "refs/heads/"

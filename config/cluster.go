@@ -105,6 +105,9 @@ type Token struct {
 	Name  string `toml:"name"`
 	Value string `toml:"value"`
 	Role  string `toml:"role"`
+	// Line is the line of the token's value in cluster.toml, for the errors
+	// found once its value is resolved from secrets (CheckResolved).
+	Line int `toml:"-"`
 }
 
 // Node is a host of a multi-host setup.

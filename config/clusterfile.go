@@ -83,6 +83,7 @@ func convertCluster(r rawClusterFile, sink errorSink) Cluster {
 			RepeatInterval: secs(deref(n.RepeatIntervalSecs, 3600)),
 		})
 	}
+	setTokenLines(c.Tokens, sink.lines)
 	for _, n := range r.Node {
 		c.Nodes = append(c.Nodes, Node{Name: n.Name, Labels: n.Labels})
 	}
@@ -97,6 +98,16 @@ func convertCluster(r rawClusterFile, sink errorSink) Cluster {
 	return c
 }
 
+// setTokenLines records where each token's value is written, for the errors
+// of CheckResolved.
+func setTokenLines(tokens []Token, lines *lineIndex) {
+	for i := range tokens {
+		if tokens[i].Line = lines.find("token", i, "value"); tokens[i].Line == 0 {
+			tokens[i].Line = lines.blockStart("token", i)
+		}
+	}
+}
+
 var sha256TokenRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 var githubRepoRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 
@@ -104,7 +115,7 @@ func validateCluster(c *Cluster, sink errorSink) {
 	if c.Reconcile.Interval < time.Second {
 		sink.at("", -1, "reconcile.interval_secs", "reconcile.interval_secs must be at least 1")
 	}
-	if g := c.Reconcile.PruneGuard; g <= 0 || g > 1 {
+	if g := c.Reconcile.PruneGuard; !(g > 0 && g <= 1) { // NaN compares false
 		sink.at("", -1, "reconcile.prune_guard", "reconcile.prune_guard = %v: must be a fraction in (0, 1]", g)
 	}
 	for _, p := range []struct {
@@ -176,16 +187,54 @@ func validateTokens(c *Cluster, sink errorSink) {
 			sink.at("token", i, "name", "token name %q is used twice", t.Name)
 		}
 		names[t.Name] = true
-		switch {
-		case strings.HasPrefix(t.Value, "sha256:") && !sha256TokenRE.MatchString(t.Value):
-			sink.at("token", i, "value", "token %q: a sha256: value must be 64 lower-case hex digits", t.Name)
-		case !strings.HasPrefix(t.Value, "sha256:") && !strings.Contains(t.Value, "${") && len(t.Value) < 16:
-			sink.at("token", i, "value", "token %q: value must be at least 16 characters (or \"sha256:<hex>\", or ${secrets.NAME})", t.Name)
+		if !strings.Contains(t.Value, "${") { // checked once resolved: CheckResolved
+			if msg := tokenValueProblem(t.Value); msg != "" {
+				sink.at("token", i, "value", "token %q: %s (or ${secrets.NAME})", t.Name, msg)
+			}
 		}
 		if !slices.Contains([]string{RoleAdmin, RoleDeployer, RoleViewer}, t.Role) {
 			sink.at("token", i, "role", "token %q: role = %q must be \"admin\", \"deployer\" or \"viewer\"", t.Name, t.Role)
 		}
 	}
+}
+
+// minTokenLength is the shortest plain token value accepted, whether written
+// in cluster.toml or resolved from a secret (docs/reference/cluster-toml.md).
+const minTokenLength = 16
+
+// tokenValueProblem says what is wrong with a token value, "" if nothing.
+// It never quotes the value.
+func tokenValueProblem(v string) string {
+	switch {
+	case strings.HasPrefix(v, "sha256:") && !sha256TokenRE.MatchString(v):
+		return "a sha256: value must be 64 lower-case hex digits"
+	case !strings.HasPrefix(v, "sha256:") && len(v) < minTokenLength:
+		return fmt.Sprintf("value must be at least %d characters (or \"sha256:<hex>\")", minTokenLength)
+	}
+	return ""
+}
+
+// CheckResolved holds the token values written as ${secrets.NAME} to the
+// rules a value written in cluster.toml meets, once secret (the secrets
+// resolver's lookup) gives their values. It runs before the resolver expands
+// c, so a refused checkout keeps no secret; the errors name the token, never
+// its value.
+func (c *Cluster) CheckResolved(secret func(name string) (string, error)) Errors {
+	var errs Errors
+	for _, t := range c.Tokens {
+		if !strings.Contains(t.Value, "${") {
+			continue // checked as written by validateTokens
+		}
+		v, err := Expand(t.Value, secret)
+		if err != nil {
+			continue // the resolver reports references that do not resolve
+		}
+		if msg := tokenValueProblem(v); msg != "" {
+			errs = append(errs, Error{File: "cluster.toml", Line: t.Line, Key: "value",
+				Message: fmt.Sprintf("token %q: the value its secret gives: %s", t.Name, msg)})
+		}
+	}
+	return errs
 }
 
 func validateNodes(c *Cluster, sink errorSink) {

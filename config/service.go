@@ -191,9 +191,24 @@ func convertService(r rawService, project, file string, index, line int, sink er
 		}
 		s.ExtraPorts = append(s.ExtraPorts, pb)
 	}
-	if r.Placement != nil {
-		s.Placement = &Placement{Node: r.Placement.Node, Labels: r.Placement.Labels}
+	convertProbes(r, s, sink)
+	s.Deploy = convertDeploy(r.Deploy, s)
+	s.PullPolicy = deref(r.PullPolicy, "")
+	if s.PullPolicy == "" {
+		s.PullPolicy = PullIfNotPresent
+		if ImageIsMutable(s.Image) {
+			s.PullPolicy = PullAlways
+		}
 	}
+	convertOptionalTables(r, s)
+	s.SecretRefs = collectSecretRefs(s, sink)
+	validateService(s, sink)
+	return s
+}
+
+// convertProbes sets the readiness and liveness probes; a health path stands
+// in for either one not given.
+func convertProbes(r rawService, s *Service, sink errorSink) {
 	s.Readiness = convertProbe(r.Readiness, "readiness", s, sink)
 	s.Liveness = convertProbe(r.Liveness, "liveness", s, sink)
 	if strings.HasPrefix(s.Health, "/") {
@@ -204,13 +219,12 @@ func convertService(r rawService, project, file string, index, line int, sink er
 			s.Liveness = defaultHTTPProbe(s.Health)
 		}
 	}
-	s.Deploy = convertDeploy(r.Deploy, s)
-	s.PullPolicy = deref(r.PullPolicy, "")
-	if s.PullPolicy == "" {
-		s.PullPolicy = PullIfNotPresent
-		if ImageIsMutable(s.Image) {
-			s.PullPolicy = PullAlways
-		}
+}
+
+// convertOptionalTables copies the tables that stay nil when absent.
+func convertOptionalTables(r rawService, s *Service) {
+	if r.Placement != nil {
+		s.Placement = &Placement{Node: r.Placement.Node, Labels: r.Placement.Labels}
 	}
 	if r.Watch != nil {
 		s.Watch = &Watch{Repo: r.Watch.Repo, Branch: r.Watch.Branch}
@@ -221,9 +235,6 @@ func convertService(r rawService, project, file string, index, line int, sink er
 	if r.Build != nil {
 		s.Build = &Build{Repo: r.Build.Repo, Branch: r.Build.Branch, Dockerfile: r.Build.Dockerfile, Context: r.Build.Context}
 	}
-	s.SecretRefs = collectSecretRefs(s, sink)
-	validateService(s, sink)
-	return s
 }
 
 func convertDomains(r rawService, s *Service, sink errorSink) []string {
@@ -254,8 +265,12 @@ func convertResources(r *rawResources, s *Service, sink errorSink) Resources {
 	}
 	if r.CPU != nil {
 		res.CPU = *r.CPU
-		if *r.CPU <= 0 || *r.CPU > 1024 {
-			sink.service(s, "resources.cpu", "resources.cpu %v: must be more than 0 (cores, e.g. 0.5)", *r.CPU)
+		// Written as "not within" so that NaN, which compares false with
+		// everything, is refused too; below 0.01 Docker refuses the value.
+		if c := *r.CPU; !(c > 0 && c <= 1024) {
+			sink.service(s, "resources.cpu", "resources.cpu %v: must be more than 0 and at most 1024 (cores, e.g. 0.5)", c)
+		} else if c < 0.01 {
+			sink.service(s, "resources.cpu", "resources.cpu %v: Docker needs at least 0.01", c)
 		}
 		res.NanoCPUs = int64(*r.CPU * 1e9)
 	}

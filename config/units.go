@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"regexp"
 	"strconv"
@@ -12,7 +13,9 @@ import (
 
 // ParseBytes parses a size such as "512Mi", "1G" or "1048576". Ki/Mi/Gi are
 // powers of 1024, K/M/G powers of 1000 (Kubernetes' convention, which the
-// suffix list follows).
+// suffix list follows). NaN, infinities and anything below one byte are
+// errors: every caller uses the size as a limit, and a limit of zero or less
+// means none at all to Docker and the proxy (docs/reference/service-toml.md).
 func ParseBytes(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	units := []struct {
@@ -30,10 +33,17 @@ func ParseBytes(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n <= 0 || n*float64(mult) > 1<<62 {
+	if err != nil || math.IsNaN(n) || math.IsInf(n, 0) {
 		return 0, fmt.Errorf("not a size: use bytes or a number with Ki, Mi, Gi, K, M or G")
 	}
-	return int64(n * float64(mult)), nil
+	size := n * float64(mult)
+	switch {
+	case size < 1:
+		return 0, fmt.Errorf("a size must be at least one byte")
+	case size > 1<<62:
+		return 0, fmt.Errorf("a size must be at most 4Ei")
+	}
+	return int64(size), nil
 }
 
 // ParsePort parses an extra_ports entry: "host:ctr", "ip:host:ctr", each with

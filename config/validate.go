@@ -225,7 +225,7 @@ func validateDeploy(s *Service, sink errorSink) {
 			sink.service(s, "deploy.steps", "deploy.steps[%d].pause_secs must be 0 or more", i)
 		}
 	}
-	if r := d.Analysis.MaxErrorRate; r < 0 || r > 1 {
+	if r := d.Analysis.MaxErrorRate; !(r >= 0 && r <= 1) { // NaN compares false
 		sink.service(s, "deploy.analysis.max_error_rate", "deploy.analysis.max_error_rate = %v: must be a fraction in 0..1 (0.05 is 5%%)", r)
 	}
 }

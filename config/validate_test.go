@@ -43,6 +43,16 @@ func TestServiceValidation(t *testing.T) {
 		{"bad memory", okService + "resources = {memory = \"lots\"}\n", `resources.memory "lots": not a size`, 6},
 		{"tiny memory", okService + "resources = {memory = \"1Ki\"}\n", "Docker needs at least 6Mi", 6},
 		{"bad cpu", okService + "[service.resources]\ncpu = -1.0\n", "resources.cpu -1: must be more than 0", 7},
+		// A size or a count of cores that is not a number, infinite or below
+		// one unit Docker can hold is an error, never "no limit".
+		{"memory NaN", okService + "resources = {memory = \"NaN\"}\n", `resources.memory "NaN": not a size`, 6},
+		{"memory Inf", okService + "resources = {memory = \"Inf\"}\n", `resources.memory "Inf": not a size`, 6},
+		{"memory below a byte", okService + "resources = {memory = \"0.5\"}\n", `resources.memory "0.5": a size must be at least one byte`, 6},
+		{"memory zero", okService + "resources = {memory = \"0Mi\"}\n", `resources.memory "0Mi": a size must be at least one byte`, 6},
+		{"cpu NaN", okService + "[service.resources]\ncpu = nan\n", "resources.cpu NaN: must be more than 0", 7},
+		{"cpu Inf", okService + "[service.resources]\ncpu = inf\n", "resources.cpu +Inf: must be more than 0", 7},
+		{"cpu too small for Docker", okService + "[service.resources]\ncpu = 0.001\n", "resources.cpu 0.001: Docker needs at least 0.01", 7},
+		{"error rate NaN", okService + "[service.deploy.analysis]\nmax_error_rate = nan\n", "max_error_rate = NaN: must be a fraction", 7},
 		{"bad image", "[[service]]\nname = \"web\"\nimage = \"UPPER/Case::tag\"\n", `image "UPPER/Case::tag" is not an image reference`, 3},
 		{"probe interval", okService + "[service.readiness]\npath = \"/healthz\"\ninterval_secs = 0\n", "readiness.interval_secs = 0: must be at least 1", 8},
 		{"probe threshold", okService + "[service.liveness]\npath = \"/healthz\"\nfailure_threshold = 0\n", "liveness.failure_threshold = 0: must be at least 1", 8},
@@ -263,6 +273,15 @@ func TestClusterValidation(t *testing.T) {
 		{"ca and directory", "[acme]\nca = \"https://a/dir\"\ndirectory = \"https://b/dir\"\n", "set either acme.ca or orca's acme.directory"},
 		{"trusted proxy", "[proxy]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", `"10.0.0.0/33" is not an IP address or CIDR`},
 		{"max body", "[proxy]\nmax_body = \"huge\"\n", `proxy.max_body "huge"`},
+		// Each of these parsed to a limit of zero or less, which the proxy
+		// reads as "no limit".
+		{"max body NaN", "[proxy]\nmax_body = \"NaN\"\n", `cluster.toml:2: proxy.max_body "NaN": not a size`},
+		{"max body Inf", "[proxy]\nmax_body = \"Inf\"\n", `cluster.toml:2: proxy.max_body "Inf": not a size`},
+		{"max body negative", "[proxy]\nmax_body = \"-1\"\n", `cluster.toml:2: proxy.max_body "-1": a size must be at least one byte`},
+		{"max body half a byte", "[proxy]\nmax_body = \"0.5\"\n", `cluster.toml:2: proxy.max_body "0.5": a size must be at least one byte`},
+		{"max body with B", "\n[proxy]\nmax_body = \"0.5B\"\n", `cluster.toml:3: proxy.max_body "0.5B": not a size`},
+		{"max body over 4Ei", "[proxy]\nmax_body = \"5000000Ti\"\n", `cluster.toml:2: proxy.max_body "5000000Ti": a size must be at most 4Ei`},
+		{"prune guard NaN", "[reconcile]\nprune_guard = nan\n", "cluster.toml:2: reconcile.prune_guard = NaN"},
 		{"same ports", "[proxy]\nhttp_port = 8080\nhttps_port = 8080\n", "are both 8080"},
 		{"notify type", "[[notify]]\ntype = \"pager\"\nurl = \"https://h/x\"\n", `cluster.toml:2: notify type = "pager"`},
 		{"notify event", "[[notify]]\ntype = \"slack\"\nurl = \"https://h/x\"\nevents = [\"sync_exploded\"]\n", `notify event "sync_exploded"`},
@@ -324,5 +343,31 @@ func TestKeycloakSeedExampleValidates(t *testing.T) {
 	waves := d.Project("keycloak").StartOrder()
 	if len(waves) != 2 || waves[0][0].Name != "keycloak-db" || waves[1][0].Name != "keycloak" {
 		t.Errorf("start order = %v", waves)
+	}
+}
+
+// TestTokenFromSecretHeldToMinimum: a [[token]] value written as
+// ${secrets.NAME} meets the same 16-character minimum once its secret is
+// known, and the error neither quotes the value nor keeps it on the config.
+func TestTokenFromSecretHeldToMinimum(t *testing.T) {
+	src := "[[token]]\nname = \"ci\"\nvalue = \"${secrets.CI}\"\nrole = \"viewer\"\n[[token]]\nname = \"ops\"\nvalue = \"${secrets.OPS}\"\nrole = \"admin\"\n"
+	c, errs := ParseClusterFile("cluster.toml", []byte(src))
+	if errs != nil {
+		t.Fatalf("a reference is checked once resolved, not as written: %v", errs)
+	}
+	values := map[string]string{"CI": "too-short", "OPS": "0123456789abcdef"}
+	errs = c.CheckResolved(func(name string) (string, error) { return values[name], nil })
+	if len(errs) != 1 {
+		t.Fatalf("want one error (ci), got %v", errs)
+	}
+	want := `cluster.toml:3: token "ci": the value its secret gives: value must be at least 16 characters`
+	if msg := errs[0].Error(); !strings.HasPrefix(msg, want) {
+		t.Errorf("error = %q, want it to start %q", msg, want)
+	}
+	if strings.Contains(errs.Error(), "too-short") {
+		t.Errorf("the error quotes the secret: %v", errs)
+	}
+	if c.Tokens[0].Value != "${secrets.CI}" {
+		t.Errorf("CheckResolved changed the token to %q", c.Tokens[0].Value)
 	}
 }

@@ -187,9 +187,10 @@ func (s *scopedDocker) filter(resp *http.Response) error {
 // orcaCLI runs the orca-sync binary on one infra checkout, against the
 // test's scoped Docker view.
 type orcaCLI struct {
-	t      testing.TB
-	dir    string
-	docker *scopedDocker
+	t       testing.TB
+	dir     string
+	dataDir string // ORCA_SYNC_DATA_DIR: each test's apply takes its own data dir's lock
+	docker  *scopedDocker
 }
 
 // newOrca returns a runner for the checkout dir of env's test.
@@ -198,7 +199,7 @@ func newOrca(t testing.TB, env *Env, dir string) *orcaCLI {
 	if _, err := orcaBinary(); err != nil {
 		t.Fatal(err)
 	}
-	return &orcaCLI{t: t, dir: dir, docker: newScopedDocker(t, env.Prefix)}
+	return &orcaCLI{t: t, dir: dir, dataDir: t.TempDir(), docker: newScopedDocker(t, env.Prefix)}
 }
 
 // cliResult is what one run of the binary printed and its exit status.
@@ -239,7 +240,7 @@ func (o *orcaCLI) runIn(cwd string, args ...string) cliResult {
 			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(env, "DOCKER_HOST="+o.docker.host)
+	cmd.Env = append(env, "DOCKER_HOST="+o.docker.host, "ORCA_SYNC_DATA_DIR="+o.dataDir)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = 5 * time.Second

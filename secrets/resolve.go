@@ -56,6 +56,9 @@ func (k *Keyring) Resolve(ctx context.Context, d *config.Desired) error {
 	if len(errs) > 0 {
 		return errs
 	}
+	if errs := d.Cluster.CheckResolved(func(name string) (string, error) { return r.Value("", name) }); len(errs) > 0 {
+		return errs
+	}
 	if err := r.expandCluster(&d.Cluster); err != nil {
 		return err
 	}

@@ -140,6 +140,10 @@ func TestResolveFailures(t *testing.T) {
 		{"name twice in one directory", func(root string) {
 			encryptFile(t, root, "services/shop/secrets.sops.json", rcp, map[string]string{"DB_PASSWORD": "again"})
 		}, ids, []string{"services/shop/secrets.sops.json: secret DB_PASSWORD is also in services/shop/secrets.sops.env"}},
+		{"token from a secret shorter than the minimum", func(root string) {
+			// API_TOKEN is "cluster-token": 13 characters, refused when written in cluster.toml.
+			writeFile(t, root, "cluster.toml", "[webhook]\nsecret = \"${secrets.WEBHOOK_SECRET}\"\n[[token]]\nname = \"ci\"\nvalue = \"${secrets.API_TOKEN}\"\nrole = \"viewer\"\n")
+		}, ids, []string{`cluster.toml:5: token "ci": the value its secret gives: value must be at least 16 characters`}},
 		{"a map is not a value", func(root string) {
 			writeMapSecret(t, root, rcp)
 		}, ids, []string{"services/shop/service.toml:2: api: ${secrets.API_TOKEN}: API_TOKEN in secrets.sops.yaml is a map, not a single value"}},
@@ -173,7 +177,7 @@ func TestResolveFailures(t *testing.T) {
 					t.Errorf("errors:\n%v\nwant a line starting %q", errs, want)
 				}
 			}
-			if strings.Contains(errs.Error(), "hunter2") || strings.Contains(errs.Error(), "shop-db") {
+			if strings.Contains(errs.Error(), "hunter2") || strings.Contains(errs.Error(), "shop-db") || strings.Contains(errs.Error(), "cluster-token") {
 				t.Errorf("an error leaks a value: %v", errs)
 			}
 		})

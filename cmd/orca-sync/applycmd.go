@@ -8,17 +8,20 @@ import (
 
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/source"
+	"github.com/orca-sync/orca-sync/state"
 	"github.com/spf13/cobra"
 )
 
 func newApplyCommand(log *slog.Logger) *cobra.Command {
 	var allowMassPrune bool
-	var output, node, ageKeyFile string
+	var output, node, ageKeyFile, dataDir string
 	cmd := &cobra.Command{
 		Use:   "apply [DIR]",
 		Short: "Converge this Docker host to a checkout once, then exit",
 		Long: "apply validates the checkout DIR, plans it against the live host and carries out the plan:\n" +
 			"create, roll, scale, heal and prune. A rollout that does not become ready in time is undone.\n" +
+			"It takes the lock of --data-dir first: while a serve (or another apply) holds it, apply\n" +
+			"changes nothing and exits 1.\n" +
 			"Exit status: 0 when every service converged, 1 otherwise.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -26,6 +29,12 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// One writer per data dir: a running serve changes the same containers.
+			lock, err := state.LockDataDir(dataDir, "apply")
+			if err != nil {
+				return err
+			}
+			defer lock.Unlock()
 			ctx := cmd.Context()
 			p, err := planCheckout(ctx, checkoutOpts{dir: dir, node: node, ageKeyFile: ageKeyFile, pull: true}, cmd.ErrOrStderr(), log)
 			if err != nil {
@@ -58,6 +67,7 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&node, "node", "", nodeFlagHelp)
 	cmd.Flags().StringVar(&ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "data dir whose lock apply takes (serve's; a running serve holds it)")
 	return cmd
 }
 

@@ -80,9 +80,12 @@ func explicitInterval(cmd *cobra.Command, v time.Duration) time.Duration {
 }
 
 func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
-	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	// Held for serve's lifetime: apply refuses to change containers meanwhile.
+	lock, err := state.LockDataDir(f.dataDir, "serve")
+	if err != nil {
+		return err
 	}
+	defer lock.Unlock()
 	db, err := state.Open(filepath.Join(f.dataDir, "state.db"))
 	if err != nil {
 		return err
@@ -137,7 +140,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		}
 		return nil
 	}
-	return serveAPI(ctx, f, loop, rt, rp, db, reg, log)
+	return serveAPI(ctx, f, daemon{loop: loop, events: rt, reporting: rp, db: db, reg: reg, repoURL: src.URL(), log: log})
 }
 
 // newProxy makes the proxy, with its sticky-cookie key from state.db.
@@ -167,14 +170,25 @@ func stickyKey(db *state.DB) ([]byte, error) {
 	return key, nil
 }
 
-func serveAPI(ctx context.Context, f serveFlags, loop *reconcile.Loop, rt reconcile.EventSource, rp *reporting, db *state.DB, reg *prometheus.Registry, log *slog.Logger) error {
+// daemon is what serveAPI wires to the API.
+type daemon struct {
+	loop      *reconcile.Loop
+	events    reconcile.EventSource
+	reporting *reporting
+	db        *state.DB
+	reg       *prometheus.Registry
+	repoURL   string // the repository URL without any user info: it may be a token
+	log       *slog.Logger
+}
+
+func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 	admin, err := api.EnsureAdminToken(f.dataDir)
 	if err != nil {
 		return err
 	}
 	srv, err := api.New(api.Options{
-		Backend: backend{loop}, Config: apiConfig{loop: loop, repo: f.repo, branch: f.branch},
-		Deliveries: db, PRs: prAPI{rp}, AdminToken: admin, Registry: reg, Log: log,
+		Backend: backend{d.loop}, Config: apiConfig{loop: d.loop, repo: f.repo, branch: f.branch},
+		Deliveries: d.db, PRs: prAPI{d.reporting}, AdminToken: admin, Registry: d.reg, Log: d.log,
 	})
 	if err != nil {
 		return err
@@ -183,16 +197,16 @@ func serveAPI(ctx context.Context, f serveFlags, loop *reconcile.Loop, rt reconc
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", f.listen, err)
 	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := api.NewHTTPServer(srv.Handler(), api.DefaultLimits())
 	go func() {
 		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("API server", "error", err)
+			d.log.Error("API server", "error", err)
 		}
 	}()
-	log.Info("serving", "repo", redactURL(f.repo), "branch", f.branch, "api", ln.Addr().String(), "data_dir", f.dataDir)
-	go loop.RunLiveness(ctx)
-	go loop.RunEvents(ctx, rt)
-	loop.Run(ctx)
+	d.log.Info("serving", "repo", d.repoURL, "branch", f.branch, "api", ln.Addr().String(), "data_dir", f.dataDir)
+	go d.loop.RunLiveness(ctx)
+	go d.loop.RunEvents(ctx, d.events)
+	d.loop.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return httpSrv.Shutdown(sctx)
