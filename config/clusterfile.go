@@ -237,39 +237,18 @@ func (c *Cluster) CheckResolved(secret func(name string) (string, error)) Errors
 	return errs
 }
 
+// validateNodes and validateBackup refuse the contract's tables this build
+// does not act on yet, so that neither validates and then silently does
+// nothing (docs/reference/cluster-toml.md#not-supported-yet).
 func validateNodes(c *Cluster, sink errorSink) {
-	names := map[string]bool{}
-	for i, n := range c.Nodes {
-		if err := validName(n.Name); err != nil {
-			sink.at("node", i, "name", "node name %v", err)
-		} else if names[n.Name] {
-			sink.at("node", i, "name", "node name %q is used twice", n.Name)
-		}
-		names[n.Name] = true
+	if len(c.Nodes) > 0 {
+		sink.at("node", 0, "name", "[[node]] is not supported yet: every orca-sync host applies every service of the repository")
 	}
 }
 
 func validateBackup(c *Cluster, sink errorSink) {
-	b := c.Backup
-	if b.Enabled && len(strings.Fields(b.Schedule)) != 6 {
-		sink.at("", -1, "backup.schedule", "backup.schedule %q: must be a six-field cron (sec min hour dom mon dow), e.g. \"0 0 3 * * *\"", b.Schedule)
-	}
-	if b.RetentionDays < 0 {
-		sink.at("", -1, "backup.retention_days", "backup.retention_days must be 0 or more")
-	}
-	for i, t := range b.Targets {
-		switch t.Type {
-		case "local":
-			if !strings.HasPrefix(t.Path, "/") {
-				sink.at("backup.targets", i, "path", "local backup target needs an absolute path")
-			}
-		case "s3":
-			if t.Endpoint == "" || t.Bucket == "" {
-				sink.at("backup.targets", i, "bucket", "s3 backup target needs endpoint and bucket")
-			}
-		default:
-			sink.at("backup.targets", i, "type", "backup target type = %q: must be \"local\" or \"s3\"", t.Type)
-		}
+	if b := c.Backup; b.Enabled || b.Schedule != "" || b.RetentionDays != 0 || len(b.Targets) > 0 {
+		sink.at("", -1, "backup", "[backup] is not supported yet: orca-sync takes no volume backups; remove the table")
 	}
 }
 

@@ -107,16 +107,12 @@ func resolveMounts(root string, s *Service, sink errorSink) {
 	}
 }
 
-// checkAcrossProjects checks what spans projects: host+route claims, published
-// host ports and placement nodes.
+// checkAcrossProjects checks what spans projects: host+route claims and
+// published host ports.
 func checkAcrossProjects(d *Desired) Errors {
 	var errs Errors
 	routes := map[string]*Service{}
 	ports := map[string]*Service{}
-	nodes := map[string]bool{}
-	for _, n := range d.Cluster.Nodes {
-		nodes[n.Name] = true
-	}
 	add := func(s *Service, key, format string, args ...any) {
 		errs = append(errs, Error{File: s.File, Line: s.Line, Service: s.Name, Key: key, Message: fmt.Sprintf(format, args...)})
 	}
@@ -137,9 +133,6 @@ func checkAcrossProjects(d *Desired) Errors {
 				add(s, "extra_ports", "host port %s is already published by %s", k, other)
 			}
 			ports[k] = s
-		}
-		if s.Placement != nil && s.Placement.Node != "" && !nodes[s.Placement.Node] {
-			add(s, "placement.node", "placement.node %q is not a [[node]] of cluster.toml", s.Placement.Node)
 		}
 	}
 	return errs
