@@ -435,7 +435,7 @@ func TestApplyUndoesFailedRollout(t *testing.T) {
 		}
 	}
 	// No broken container remains, running or not.
-	all, err := env.prefixContainers(context.Background())
+	all, err := env.Containers(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

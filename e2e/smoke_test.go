@@ -81,7 +81,7 @@ func TestDockerSmoke(t *testing.T) {
 		t.Fatalf("env GREETING = %q", v)
 	}
 
-	if err := env.cleanup(); err != nil {
+	if err := env.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
 	left, err := env.leftovers()
