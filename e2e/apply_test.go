@@ -21,6 +21,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
+
+	"github.com/orca-sync/orca-sync/internal/gittest"
 )
 
 // clusterToml names the node, so the orca.node label is predictable.
@@ -40,7 +42,7 @@ func TestApplyCreatesContainers(t *testing.T) {
 	hostPort := freePort(t)
 	banner := "welcome to " + p + "\n"
 
-	repo := newGitRepo(t)
+	repo := gittest.NewRepo(t)
 	repo.WriteFile("cluster.toml", clusterToml)
 	repo.WriteFile("services/"+p+"/config/banner.txt", banner)
 	repo.WriteFile("services/"+p+"/service.toml", fmt.Sprintf(`

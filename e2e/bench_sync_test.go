@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/internal/gittest"
 	"github.com/orca-sync/orca-sync/reconcile"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -33,7 +34,7 @@ func (c cachedSource) Dir() string                                 { return c.di
 //	go test ./e2e/ -run XXX -bench SyncNoChange100 -benchtime 20x
 func BenchmarkSyncNoChange100(b *testing.B) {
 	env := newEnv(b)
-	repo := newGitRepo(b)
+	repo := gittest.NewRepo(b)
 	repo.WriteFile("cluster.toml", "[cluster]\nnode = \""+env.Prefix+"\"\n[reconcile]\ninterval_secs = 3600\n")
 	for i := range 10 {
 		p := env.project(fmt.Sprintf("sync%02d", i))

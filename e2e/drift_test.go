@@ -19,6 +19,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/internal/gittest"
 	"github.com/orca-sync/orca-sync/reconcile"
 )
 
@@ -46,7 +47,7 @@ func clusterInterval(secs int) string {
 
 // serveRepo commits files to a new repo behind a smart-HTTP remote and
 // starts serve on it; it returns the daemon, the repo and its URL.
-func serveRepo(t *testing.T, env *Env, files map[string]string, via func(string) string) (*daemon, *gitRepo) {
+func serveRepo(t *testing.T, env *Env, files map[string]string, via func(string) string) (*daemon, *gittest.Repo) {
 	t.Helper()
 	repo, srv := newServedRepo(t)
 	for name, content := range files {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orca-sync/orca-sync/internal/gittest"
 	"github.com/orca-sync/orca-sync/notify/github/githubtest"
 )
 
@@ -44,18 +45,17 @@ func prEvent(action string, n int, repoURL string) []byte {
 // pushPR commits content to file on a branch off main and pushes it to
 // refs/pull/n/head, as GitHub keeps a pull request's head; main stays
 // checked out afterwards.
-func pushPR(repo *gitRepo, n int, file, content string) string {
-	repo.t.Helper()
+func pushPR(repo *gittest.Repo, n int, file, content string) string {
 	branch := fmt.Sprintf("pr%d", n)
-	if _, err := tryGit(repo.dir, "rev-parse", "--verify", branch); err == nil {
-		repo.git("checkout", "-q", branch)
+	if _, err := gittest.Try(repo.Dir(), "rev-parse", "--verify", branch); err == nil {
+		repo.Git("checkout", "-q", branch)
 	} else {
-		repo.git("checkout", "-q", "-b", branch, "main")
+		repo.Git("checkout", "-q", "-b", branch, "main")
 	}
 	repo.WriteFile(file, content)
 	sha := repo.Commit(fmt.Sprintf("pr %d", n))
-	repo.git("push", "-q", "--force", "origin", fmt.Sprintf("HEAD:refs/pull/%d/head", n))
-	repo.git("checkout", "-q", "main")
+	repo.Git("push", "-q", "--force", "origin", fmt.Sprintf("HEAD:refs/pull/%d/head", n))
+	repo.Git("checkout", "-q", "main")
 	return sha
 }
 
@@ -243,11 +243,11 @@ DB_PASSWORD = "${secrets.DB_PASSWORD}"`))
 	d := startServe(t, env, url, "--age-key-file", keyFile)
 	env.waitVersions(t, p, 60*time.Second, "v1")
 
-	repo.git("checkout", "-q", "-b", "rotate", "main")
+	repo.Git("checkout", "-q", "-b", "rotate", "main")
 	set(rotated)
 	head := repo.Commit("rotate DB_PASSWORD")
-	repo.git("push", "-q", "--force", "origin", "HEAD:refs/pull/5/head")
-	repo.git("checkout", "-q", "main")
+	repo.Git("push", "-q", "--force", "origin", "HEAD:refs/pull/5/head")
+	repo.Git("checkout", "-q", "main")
 	d.githubEvent("pull_request", prEvent("opened", 5, url), "pr-5-opened")
 
 	sts := waitStatuses(t, api, head, "orca-sync/plan", 1)

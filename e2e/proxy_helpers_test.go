@@ -18,12 +18,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/orca-sync/orca-sync/internal/gittest"
 )
 
 // proxyServe is serve with its proxy on 127.0.0.1 ports of its own.
 type proxyServe struct {
 	*daemon
-	repo        *gitRepo
+	repo        *gittest.Repo
 	url         string
 	http, https string // host:port
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	"github.com/orca-sync/orca-sync/internal/gittest"
 	"github.com/orca-sync/orca-sync/reconcile"
 )
 
@@ -226,7 +227,7 @@ func TestServeIntervalPicksUpCommits(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
 	p := env.project("tick")
-	repo := newGitRepo(t)
+	repo := gittest.NewRepo(t)
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile("cluster.toml", "[reconcile]\ninterval_secs = 1\n")
 	repo.WriteFile(file, webService(imageV1, 1, ""))
@@ -247,7 +248,7 @@ func TestServeConvergesAfterSIGKILL(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
 	p := env.project("crash")
-	repo := newGitRepo(t)
+	repo := gittest.NewRepo(t)
 	file := "services/" + p + "/service.toml"
 	slow := "initial_delay_secs = 3" // each new container takes 3 s to be ready
 	repo.WriteFile("cluster.toml", clusterWithWebhook)
@@ -310,7 +311,7 @@ func TestServeWatchRedeployAndLogs(t *testing.T) {
 		defer cancel()
 		env.Docker.ImageRemove(ctx, moving, client.ImageRemoveOptions{})
 	})
-	repo := newGitRepo(t)
+	repo := gittest.NewRepo(t)
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile("cluster.toml", clusterWithWebhook)
 	repo.WriteFile(file, webService(moving, 2, "")+"[service.watch]\nrepo = \"acme/app\"\nbranch = \"main\"\n")
