@@ -259,23 +259,12 @@ timeout_secs = 30
 	}
 }
 
-// rollingService is a web service of the test app with an HTTP readiness
-// probe, rolled one container at a time. top holds extra top-level keys.
-func rollingService(image string, replicas, timeoutSecs int, top ...string) string {
-	return fmt.Sprintf(`[[service]]
-name = "web"
-image = %q
-replicas = %d
-port = 8080
-%s
-[service.readiness]
-path = "/healthz"
-interval_secs = 1
-[service.deploy]
-strategy = "rolling"
-max_surge = 1
-timeout_secs = %d
-`, image, replicas, strings.Join(top, "\n"), timeoutSecs)
+// rollingWeb is webApp rolled one container at a time with a rollout
+// deadline of timeoutSecs.
+func rollingWeb(image string, replicas, timeoutSecs int) svc {
+	s := webApp(image, replicas)
+	s.Deploy = deploy{Strategy: "rolling", MaxSurge: 1, TimeoutSecs: timeoutSecs}
+	return s
 }
 
 // TestApplyRollingUpdate rolls 3 replicas from v1 to v2 and watches, every
@@ -289,7 +278,7 @@ func TestApplyRollingUpdate(t *testing.T) {
 	netName := "orca-" + p
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
-	writeProject(t, dir, p, rollingService(imageV1, 3, 30))
+	writeProject(t, dir, p, rollingWeb(imageV1, 3, 30).String())
 	orca := newOrca(t, env, dir)
 	orca.mustApply()
 
@@ -301,7 +290,7 @@ func TestApplyRollingUpdate(t *testing.T) {
 		t.Fatalf("before the rollout: %v", s)
 	}
 
-	writeProject(t, dir, p, rollingService(imageV2, 3, 30))
+	writeProject(t, dir, p, rollingWeb(imageV2, 3, 30).String())
 	evs := env.watchEvents(t, p)
 	mon := env.watchReady(p, "web")
 	r := orca.apply()
@@ -401,7 +390,7 @@ func TestApplyUndoesFailedRollout(t *testing.T) {
 	// The first deploy is not held to the broken one's deadline: on a loaded
 	// engine two healthy starts can take longer. timeout_secs shapes no
 	// container, so the v1 spec hash is the same either way.
-	writeProject(t, dir, p, rollingService(imageV1, 2, 60))
+	writeProject(t, dir, p, rollingWeb(imageV1, 2, 60).String())
 	orca := newOrca(t, env, dir)
 	orca.mustApply()
 	v1 := env.mustContainers(t, p, "web")
@@ -413,7 +402,7 @@ func TestApplyUndoesFailedRollout(t *testing.T) {
 		started[c.ID] = env.inspect(t, c.ID).State.StartedAt
 	}
 
-	writeProject(t, dir, p, rollingService(imageBroken, 2, 15))
+	writeProject(t, dir, p, rollingWeb(imageBroken, 2, 15).String())
 	r := orca.apply()
 	if r.Code == 0 {
 		t.Fatalf("apply of a broken image exited 0:\n%s", r)
@@ -471,7 +460,9 @@ timeout_secs = 10
 	}
 
 	// An image that is not to be had fails with a reason naming it.
-	writeProject(t, dir, p, rollingService("orca-test/app:missing", 2, 10, `pull_policy = "never"`))
+	missing := rollingWeb("orca-test/app:missing", 2, 10)
+	missing.Keys = []string{`pull_policy = "never"`}
+	writeProject(t, dir, p, missing.String())
 	r = orca.apply()
 	l = applyLines(r.Stdout)[p+"/web"]
 	if r.Code == 0 || !strings.HasPrefix(l.Status, "FAILED") || !strings.Contains(l.Status, "orca-test/app:missing") {
