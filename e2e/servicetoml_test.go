@@ -5,6 +5,10 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"testing"
+	"time"
+
+	"github.com/orca-sync/orca-sync/config"
 )
 
 // svc is one [[service]] table of a service.toml, for the tests that need a
@@ -122,5 +126,47 @@ func line(b *strings.Builder, key string, n int) {
 func lines(b *strings.Builder, ls []string) {
 	for _, l := range ls {
 		b.WriteString(strings.TrimSpace(l) + "\n")
+	}
+}
+
+// TestServiceBuilder loads what svc renders with the real loader: every
+// field lands on the key it names, a zero field leaves the default, and 0
+// replicas is written. It needs no Docker (it runs with -short too).
+func TestServiceBuilder(t *testing.T) {
+	full := svc{Name: "web", Image: imageV1, Replicas: count(3), Port: 8080, Domain: "shop.test",
+		Keys:      []string{`routes = ["/api"]`, "strip_prefix = true"},
+		Env:       map[string]string{"MODE": "prod", "B": "${secrets.B}"},
+		Readiness: probe{Path: "/healthz", IntervalSecs: 1, InitialDelaySecs: 2},
+		Liveness:  probe{Path: "/live", IntervalSecs: 4, FailureThreshold: 5},
+		Deploy: deploy{Strategy: "canary", MaxSurge: 2, TimeoutSecs: 20, DrainSecs: 10, MinReadySecs: 1,
+			Keys: []string{"steps = [{weight = 50, pause_secs = 4}]"}},
+		Tables: "[service.watch]\nrepo = \"acme/app\"\nbranch = \"main\"\n"}
+	idle := svc{Name: "idle", Image: imageV2, Replicas: count(0)}
+	bare := svc{Name: "bare", Image: imageV3}
+	got, errs := config.ParseServiceFile("services/p/service.toml", "p", []byte(services(full, idle, bare)))
+	if len(errs) > 0 || len(got) != 3 {
+		t.Fatalf("loader: %d services, errors %v\n%s", len(got), errs, services(full, idle, bare))
+	}
+	w, i, b := got[0], got[1], got[2]
+	if w.Name != "web" || w.Image != imageV1 || w.Replicas != 3 || w.Port != 8080 ||
+		strings.Join(w.Domains, ",") != "shop.test" || strings.Join(w.Routes, ",") != "/api" || !w.StripPrefix ||
+		!maps.Equal(w.Env, full.Env) || w.Watch == nil {
+		t.Errorf("web = %+v", w)
+	}
+	if r := w.Readiness; r == nil || r.Path != "/healthz" || r.Interval != time.Second || r.InitialDelay != 2*time.Second {
+		t.Errorf("readiness = %+v", r)
+	}
+	if l := w.Liveness; l == nil || l.Path != "/live" || l.Interval != 4*time.Second || l.FailureThreshold != 5 {
+		t.Errorf("liveness = %+v", l)
+	}
+	if d := w.Deploy; d.Strategy != "canary" || d.MaxSurge != 2 || d.Timeout != 20*time.Second ||
+		d.Drain != 10*time.Second || d.MinReady != time.Second || len(d.Steps) != 1 || d.Steps[0].Weight != 50 {
+		t.Errorf("deploy = %+v", d)
+	}
+	if i.Name != "idle" || i.Replicas != 0 {
+		t.Errorf("idle = %+v, want 0 replicas", i)
+	}
+	if b.Replicas != 1 || b.Port != 0 || b.Readiness != nil || b.Liveness != nil || b.Deploy.Timeout != 300*time.Second {
+		t.Errorf("bare = %+v, want the loader's defaults", b)
 	}
 }
