@@ -1,13 +1,8 @@
 package docker
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -26,13 +19,13 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/internal/dockertest"
 )
 
 // dockerTestImage is the image the Docker tests run: FROM scratch with the
@@ -43,9 +36,7 @@ const dockerTestImage = "orca-test/apply-sleeper:1"
 // Without -short an unreachable engine fails the test: it never skips.
 func dockerConnect(t *testing.T) *Engine {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs Docker: run without -short")
-	}
+	dockertest.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -63,132 +54,18 @@ func dockerTestCtx(t *testing.T, timeout time.Duration) context.Context {
 	return ctx
 }
 
-// dockerTestName is prefix plus a random suffix of 6 [a-z0-9].
-func dockerTestName(prefix string) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 6)
-	rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return prefix + string(b)
-}
-
-// dockerBuildSleeper compiles testdata/sleeper and builds dockerTestImage
-// with the legacy builder, unless the image already holds this binary.
+// dockerBuildSleeper builds dockerTestImage from testdata/sleeper, unless
+// the image already holds this binary and Dockerfile.
 func dockerBuildSleeper(t *testing.T, d *Engine) {
 	t.Helper()
-	ctx := dockerTestCtx(t, 3*time.Minute)
-	// Build in a module of its own (stdlib only), so the build does not
-	// depend on the state of this repository's go.mod.
-	src, err := os.ReadFile(filepath.Join("testdata", "sleeper", "main.go"))
+	err := dockertest.BuildImages(dockerTestCtx(t, 3*time.Minute), d.cli,
+		dockertest.Program{Dir: filepath.Join("testdata", "sleeper"), Binary: "sleeper", Standalone: true},
+		dockertest.Image{Tag: dockerTestImage, Lines: "EXPOSE 8080\n" +
+			"HEALTHCHECK --interval=1s --timeout=3s --retries=3 CMD [\"/sleeper\", \"exists\", \"/sleeper\"]\n" +
+			"CMD [\"/sleeper\"]\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	for name, data := range map[string]string{"go.mod": "module sleeper\n\ngo 1.22\n", "main.go": string(src)} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bin := filepath.Join(dir, "sleeper")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOWORK=off", "GOFLAGS=", "GOTOOLCHAIN=local")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("compile testdata/sleeper: %v\n%s", err, out)
-	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dockerfile := "FROM scratch\nCOPY sleeper /sleeper\nEXPOSE 8080\n" +
-		"HEALTHCHECK --interval=1s --timeout=3s --retries=3 CMD [\"/sleeper\", \"exists\", \"/sleeper\"]\n" +
-		"CMD [\"/sleeper\"]\n"
-	sum := sha256.Sum256(append([]byte(dockerfile), data...))
-	digest := hex.EncodeToString(sum[:])
-	dockerfile += "LABEL orca-test.digest=" + digest + "\n"
-
-	if img, err := d.cli.ImageInspect(ctx, dockerTestImage); err == nil && img.Config != nil && img.Config.Labels["orca-test.digest"] == digest {
-		return
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
-		name string
-		mode int64
-		data []byte
-	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"sleeper", 0o755, data}} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	res, err := d.cli.ImageBuild(ctx, &buf, client.ImageBuildOptions{
-		Tags:        []string{dockerTestImage},
-		Dockerfile:  "Dockerfile",
-		Remove:      true,
-		ForceRemove: true,
-		Version:     build.BuilderV1, // legacy builder: no BuildKit session
-	})
-	if err != nil {
-		t.Fatalf("build %s: %v", dockerTestImage, err)
-	}
-	defer res.Body.Close()
-	var out strings.Builder
-	dec := json.NewDecoder(res.Body)
-	for {
-		var m struct {
-			Stream      string `json:"stream"`
-			ErrorDetail *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-		}
-		if err := dec.Decode(&m); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatalf("build %s: %v", dockerTestImage, err)
-		}
-		out.WriteString(m.Stream)
-		if m.ErrorDetail != nil {
-			t.Fatalf("build %s: %s\n%s", dockerTestImage, m.ErrorDetail.Message, out.String())
-		}
-	}
-}
-
-// dockerCleanup removes, also when the test fails, the named containers,
-// then networks, then volumes.
-func dockerCleanup(t *testing.T, d *Engine, containers, networks, volumes []string) {
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		for _, c := range containers {
-			if _, err := d.cli.ContainerRemove(ctx, c, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-				t.Errorf("cleanup: remove container %s: %v", c, err)
-			}
-		}
-		for _, n := range networks {
-			nets, err := d.networksNamed(ctx, n)
-			if err != nil {
-				t.Errorf("cleanup: %v", err)
-			}
-			for _, nw := range nets {
-				if _, err := d.cli.NetworkRemove(ctx, nw.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-					t.Errorf("cleanup: remove network %s: %v", n, err)
-				}
-			}
-		}
-		for _, v := range volumes {
-			if _, err := d.cli.VolumeRemove(ctx, v, client.VolumeRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
-				t.Errorf("cleanup: remove volume %s: %v", v, err)
-			}
-		}
-	})
 }
 
 // dockerFreePort returns a TCP port free on 127.0.0.1 right now.
@@ -224,7 +101,7 @@ func TestDockerLifecycle(t *testing.T) {
 	dockerBuildSleeper(t, d)
 	ctx := dockerTestCtx(t, 3*time.Minute)
 
-	project := dockerTestName("tapply")
+	project := dockertest.NewScope(t, d.cli).Prefix
 	netA, netB := diff.NetworkName(project), diff.NetworkName(project)+"-int"
 	vol := project + "-data"
 	spec := diff.Spec{
@@ -243,7 +120,6 @@ func TestDockerLifecycle(t *testing.T) {
 	hash := spec.Hash()
 	name := fmt.Sprintf("%s-web-%s-3", project, hash[:8])
 	name2 := fmt.Sprintf("%s-web-%s-4", project, hash[:8])
-	dockerCleanup(t, d, []string{name, name2}, []string{netA, netB}, []string{vol})
 
 	// Networks and volumes: a second ensure is a no-op.
 	for _, n := range []string{netA, netA, netB} {
@@ -508,10 +384,9 @@ func TestDockerRunUndoesHalfMadeContainer(t *testing.T) {
 	d := dockerConnect(t)
 	dockerBuildSleeper(t, d)
 	ctx := dockerTestCtx(t, time.Minute)
-	project := dockerTestName("tapply")
+	project := dockertest.NewScope(t, d.cli).Prefix
 	netA := diff.NetworkName(project)
 	name := project + "-web-00000000-1"
-	dockerCleanup(t, d, []string{name}, []string{netA}, nil)
 	if err := d.EnsureNetwork(ctx, netA); err != nil {
 		t.Fatal(err)
 	}
@@ -541,8 +416,7 @@ func TestDockerRunUndoesHalfMadeContainer(t *testing.T) {
 func TestDockerEnsureNetworkConcurrent(t *testing.T) {
 	d := dockerConnect(t)
 	ctx := dockerTestCtx(t, time.Minute)
-	name := diff.NetworkName(dockerTestName("tapply"))
-	dockerCleanup(t, d, nil, []string{name}, nil)
+	name := diff.NetworkName(dockertest.NewScope(t, d.cli).Prefix)
 	errs := make(chan error, 4)
 	for range cap(errs) {
 		go func() { errs <- d.EnsureNetwork(ctx, name) }()
@@ -561,7 +435,7 @@ func TestDockerEnsureNetworkConcurrent(t *testing.T) {
 func TestDockerImageIDMissing(t *testing.T) {
 	d := dockerConnect(t)
 	ctx := dockerTestCtx(t, 30*time.Second)
-	ref := "orca-test/" + dockerTestName("missing") + ":1"
+	ref := "orca-test/" + dockertest.Name("missing") + ":1"
 	_, err := d.ImageID(ctx, ref)
 	if !errors.Is(err, apply.ErrImageNotFound) {
 		t.Fatalf("ImageID(%s) = %v; want apply.ErrImageNotFound", ref, err)

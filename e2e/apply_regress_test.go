@@ -32,17 +32,8 @@ func TestApplyRelativeDir(t *testing.T) {
 		"cluster.toml":                       clusterToml,
 		"services/" + p + "/config/motd.txt": "relative\n",
 	})
-	writeProject(t, dir, p, fmt.Sprintf(`[[service]]
-name = "web"
-image = %q
-[[service.mounts]]
-source = "./services/%s/config/motd.txt"
-target = "/etc/motd.txt"
-read_only = true
-[service.deploy]
-min_ready_secs = 1
-timeout_secs = 30
-`, imageV1, p))
+	writeProject(t, dir, p, svc{Name: "web", Image: imageV1, Deploy: deploy{MinReadySecs: 1, TimeoutSecs: 30},
+		Tables: "[[service.mounts]]\nsource = \"./services/" + p + "/config/motd.txt\"\ntarget = \"/etc/motd.txt\"\nread_only = true\n"}.String())
 	orca := newOrca(t, env, dir)
 	if r := orca.runIn(dir, "apply", "."); r.Code != 0 {
 		t.Fatalf("orca-sync apply . in the checkout failed:\n%s", r)
@@ -73,31 +64,22 @@ func TestApplyUndoKeepsCapacity(t *testing.T) {
 	p := env.project("undocap")
 	netName := "orca-" + p
 	dir := t.TempDir()
-	svc := func(image string) string {
+	web := func(image string) string {
 		// initial_delay_secs leaves the test the time to make the second
 		// new container fail its probe. timeout_secs leaves a loaded engine
 		// (the whole suite in parallel takes seconds to start three
 		// containers) the time to bring up the first, healthy set.
-		return fmt.Sprintf(`[[service]]
-name = "web"
-image = %q
-replicas = 3
-port = 8080
-[service.readiness]
-path = "/healthz"
-interval_secs = 1
-initial_delay_secs = 2
-[service.deploy]
-strategy = "rolling"
-timeout_secs = 15
-`, image)
+		s := webApp(image, 3)
+		s.Readiness.InitialDelaySecs = 2
+		s.Deploy = deploy{Strategy: "rolling", TimeoutSecs: 15}
+		return s.String()
 	}
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
-	writeProject(t, dir, p, svc(imageV1))
+	writeProject(t, dir, p, web(imageV1))
 	orca := newOrca(t, env, dir)
 	orca.mustApply()
 
-	writeProject(t, dir, p, svc(imageV2))
+	writeProject(t, dir, p, web(imageV2))
 	mon := env.watchReady(p, "web")
 	done := make(chan cliResult, 1)
 	go func() { done <- orca.apply() }()
@@ -181,12 +163,13 @@ func TestApplyNetworkCreatedOnce(t *testing.T) {
 	t.Parallel()
 	p := env.project("net")
 	dir := t.TempDir()
-	var sb strings.Builder
+	var eight []svc
 	for i := range 8 {
-		fmt.Fprintf(&sb, "[[service]]\nname = \"svc%d\"\nimage = %q\n[service.deploy]\nmin_ready_secs = 0\ntimeout_secs = 30\n\n", i, imageV1)
+		eight = append(eight, svc{Name: fmt.Sprintf("svc%d", i), Image: imageV1,
+			Deploy: deploy{TimeoutSecs: 30, Keys: []string{"min_ready_secs = 0"}}})
 	}
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
-	writeProject(t, dir, p, sb.String())
+	writeProject(t, dir, p, services(eight...))
 	orca := newOrca(t, env, dir)
 
 	ctx, cancel := context.WithCancel(context.Background())

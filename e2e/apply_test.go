@@ -21,6 +21,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
+
+	"github.com/orca-sync/orca-sync/internal/gittest"
 )
 
 // clusterToml names the node, so the orca.node label is predictable.
@@ -40,51 +42,25 @@ func TestApplyCreatesContainers(t *testing.T) {
 	hostPort := freePort(t)
 	banner := "welcome to " + p + "\n"
 
-	repo := newGitRepo(t)
+	repo := gittest.NewRepo(t)
 	repo.WriteFile("cluster.toml", clusterToml)
 	repo.WriteFile("services/"+p+"/config/banner.txt", banner)
-	repo.WriteFile("services/"+p+"/service.toml", fmt.Sprintf(`
-[[service]]
-name = "api"
-image = %q
-port = 8080
-extra_ports = ["%d:8080"]
-labels = { team = "e2e" }
-env = { GREETING = "hello from api", MODE = "test" }
-[service.deploy]
-min_ready_secs = 1
-timeout_secs = 30
-
-[[service]]
-name = "web"
-image = %q
-replicas = 2
-port = 8080
-aliases = ["www", "frontend"]
-depends_on = ["api"]
-internal = true
-env = { GREETING = "hello from web" }
-[[service.mounts]]
-source = "./services/%s/config/banner.txt"
-target = "/etc/shop/banner.txt"
-read_only = true
-[service.readiness]
-path = "/healthz"
-interval_secs = 1
-[service.deploy]
-timeout_secs = 30
-`, imageV1, hostPort, imageV2, p))
+	repo.WriteFile("services/"+p+"/service.toml", services(
+		svc{Name: "api", Image: imageV1, Port: 8080,
+			Keys:   []string{fmt.Sprintf(`extra_ports = ["%d:8080"]`, hostPort), `labels = { team = "e2e" }`},
+			Env:    map[string]string{"GREETING": "hello from api", "MODE": "test"},
+			Deploy: deploy{MinReadySecs: 1, TimeoutSecs: 30}},
+		svc{Name: "web", Image: imageV2, Replicas: count(2), Port: 8080,
+			Keys:      []string{`aliases = ["www", "frontend"]`, `depends_on = ["api"]`, "internal = true"},
+			Env:       map[string]string{"GREETING": "hello from web"},
+			Readiness: healthz, Deploy: deploy{TimeoutSecs: 30},
+			Tables: "[[service.mounts]]\nsource = \"./services/" + p + "/config/banner.txt\"\n" +
+				"target = \"/etc/shop/banner.txt\"\nread_only = true\n"}))
 	// A second project whose service web reaches over orca-internal.
 	p2 := env.project("catalog")
 	catalog := env.Prefix + "-catalog" // a unique DNS name on the shared network
-	repo.WriteFile("services/"+p2+"/service.toml", fmt.Sprintf(`[[service]]
-name = %q
-image = %q
-internal = true
-[service.deploy]
-min_ready_secs = 1
-timeout_secs = 30
-`, catalog, imageV3))
+	repo.WriteFile("services/"+p2+"/service.toml", svc{Name: catalog, Image: imageV3, Keys: []string{"internal = true"},
+		Deploy: deploy{MinReadySecs: 1, TimeoutSecs: 30}}.String())
 	rev := repo.Commit("shop: api and web; catalog")
 	orca := newOrca(t, env, repo.Dir())
 
@@ -257,23 +233,12 @@ timeout_secs = 30
 	}
 }
 
-// rollingService is a web service of the test app with an HTTP readiness
-// probe, rolled one container at a time. top holds extra top-level keys.
-func rollingService(image string, replicas, timeoutSecs int, top ...string) string {
-	return fmt.Sprintf(`[[service]]
-name = "web"
-image = %q
-replicas = %d
-port = 8080
-%s
-[service.readiness]
-path = "/healthz"
-interval_secs = 1
-[service.deploy]
-strategy = "rolling"
-max_surge = 1
-timeout_secs = %d
-`, image, replicas, strings.Join(top, "\n"), timeoutSecs)
+// rollingWeb is webApp rolled one container at a time with a rollout
+// deadline of timeoutSecs.
+func rollingWeb(image string, replicas, timeoutSecs int) svc {
+	s := webApp(image, replicas)
+	s.Deploy = deploy{Strategy: "rolling", MaxSurge: 1, TimeoutSecs: timeoutSecs}
+	return s
 }
 
 // TestApplyRollingUpdate rolls 3 replicas from v1 to v2 and watches, every
@@ -287,7 +252,7 @@ func TestApplyRollingUpdate(t *testing.T) {
 	netName := "orca-" + p
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
-	writeProject(t, dir, p, rollingService(imageV1, 3, 30))
+	writeProject(t, dir, p, rollingWeb(imageV1, 3, 30).String())
 	orca := newOrca(t, env, dir)
 	orca.mustApply()
 
@@ -299,7 +264,7 @@ func TestApplyRollingUpdate(t *testing.T) {
 		t.Fatalf("before the rollout: %v", s)
 	}
 
-	writeProject(t, dir, p, rollingService(imageV2, 3, 30))
+	writeProject(t, dir, p, rollingWeb(imageV2, 3, 30).String())
 	evs := env.watchEvents(t, p)
 	mon := env.watchReady(p, "web")
 	r := orca.apply()
@@ -399,7 +364,7 @@ func TestApplyUndoesFailedRollout(t *testing.T) {
 	// The first deploy is not held to the broken one's deadline: on a loaded
 	// engine two healthy starts can take longer. timeout_secs shapes no
 	// container, so the v1 spec hash is the same either way.
-	writeProject(t, dir, p, rollingService(imageV1, 2, 60))
+	writeProject(t, dir, p, rollingWeb(imageV1, 2, 60).String())
 	orca := newOrca(t, env, dir)
 	orca.mustApply()
 	v1 := env.mustContainers(t, p, "web")
@@ -411,7 +376,7 @@ func TestApplyUndoesFailedRollout(t *testing.T) {
 		started[c.ID] = env.inspect(t, c.ID).State.StartedAt
 	}
 
-	writeProject(t, dir, p, rollingService(imageBroken, 2, 15))
+	writeProject(t, dir, p, rollingWeb(imageBroken, 2, 15).String())
 	r := orca.apply()
 	if r.Code == 0 {
 		t.Fatalf("apply of a broken image exited 0:\n%s", r)
@@ -435,7 +400,7 @@ func TestApplyUndoesFailedRollout(t *testing.T) {
 		}
 	}
 	// No broken container remains, running or not.
-	all, err := env.prefixContainers(context.Background())
+	all, err := env.Containers(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,20 +412,12 @@ func TestApplyUndoesFailedRollout(t *testing.T) {
 
 	// A new container that exits: the reason has its exit code and last
 	// log lines. (No restart, and the probe waits, so the exit is what fails.)
-	writeProject(t, dir, p, fmt.Sprintf(`[[service]]
-name = "web"
-image = %q
-replicas = 2
-port = 8080
-restart_policy = "no"
-env = { EXIT_AFTER_MS = "300" }
-[service.readiness]
-path = "/healthz"
-interval_secs = 1
-initial_delay_secs = 3
-[service.deploy]
-timeout_secs = 10
-`, imageV2))
+	crashing := webApp(imageV2, 2)
+	crashing.Keys = []string{`restart_policy = "no"`}
+	crashing.Env = map[string]string{"EXIT_AFTER_MS": "300"}
+	crashing.Readiness.InitialDelaySecs = 3
+	crashing.Deploy.TimeoutSecs = 10
+	writeProject(t, dir, p, crashing.String())
 	r = orca.apply()
 	l = applyLines(r.Stdout)[p+"/web"]
 	if r.Code == 0 || !strings.HasPrefix(l.Status, "FAILED") || !strings.Contains(l.Status, "exit code 3") ||
@@ -469,7 +426,9 @@ timeout_secs = 10
 	}
 
 	// An image that is not to be had fails with a reason naming it.
-	writeProject(t, dir, p, rollingService("orca-test/app:missing", 2, 10, `pull_policy = "never"`))
+	missing := rollingWeb("orca-test/app:missing", 2, 10)
+	missing.Keys = []string{`pull_policy = "never"`}
+	writeProject(t, dir, p, missing.String())
 	r = orca.apply()
 	l = applyLines(r.Stdout)[p+"/web"]
 	if r.Code == 0 || !strings.HasPrefix(l.Status, "FAILED") || !strings.Contains(l.Status, "orca-test/app:missing") {
@@ -500,20 +459,9 @@ func TestApplyScaleAndRecreate(t *testing.T) {
 		interval int
 	}
 	write := func(k knobs) {
-		writeProject(t, dir, p, fmt.Sprintf(`[[service]]
-name = "web"
-image = %q
-replicas = %d
-port = 8080
-domain = %q
-routes = %s
-env = { COLOR = %q }
-[service.readiness]
-path = %q
-interval_secs = %d
-[service.deploy]
-timeout_secs = 30
-`, imageV1, k.replicas, k.domain, k.routes, k.color, k.probe, k.interval))
+		writeProject(t, dir, p, svc{Name: "web", Image: imageV1, Replicas: count(k.replicas), Port: 8080, Domain: k.domain,
+			Keys: []string{"routes = " + k.routes}, Env: map[string]string{"COLOR": k.color},
+			Readiness: probe{Path: k.probe, IntervalSecs: k.interval}, Deploy: deploy{TimeoutSecs: 30}}.String())
 	}
 	k := knobs{replicas: 3, color: "blue", domain: "a.example.test", routes: `["/"]`, probe: "/healthz", interval: 1}
 	write(k)
@@ -607,22 +555,12 @@ func TestApplyPruneAndVolumes(t *testing.T) {
 	vol := env.Prefix + "-store-data"
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
-	simple := func(name string) string {
-		return fmt.Sprintf("[[service]]\nname = %q\nimage = %q\n[service.deploy]\nmin_ready_secs = 1\ntimeout_secs = 30\n\n", name, imageV1)
+	simple := func(name string) svc {
+		return svc{Name: name, Image: imageV1, Deploy: deploy{MinReadySecs: 1, TimeoutSecs: 30}}
 	}
-	store := fmt.Sprintf(`[[service]]
-name = "store"
-image = %q
-port = 8080
-volumes = [{ source = %q, target = "/data" }]
-[service.readiness]
-path = "/healthz"
-interval_secs = 1
-[service.deploy]
-timeout_secs = 30
-
-`, imageV1, vol)
-	writeProject(t, dir, p, simple("web")+simple("api")+store)
+	store := svc{Name: "store", Image: imageV1, Port: 8080, Keys: []string{fmt.Sprintf(`volumes = [{ source = %q, target = "/data" }]`, vol)},
+		Readiness: healthz, Deploy: deploy{TimeoutSecs: 30}}
+	writeProject(t, dir, p, services(simple("web"), simple("api"), store))
 	// Made beforehand: three services creating it at once trip over each
 	// other (TestApplyNetworkCreatedOnce).
 	env.ensureNetwork(t, netName)
@@ -661,7 +599,7 @@ timeout_secs = 30
 	}
 
 	// store leaves the checkout: pruned, volume kept.
-	writeProject(t, dir, p, simple("web")+simple("api"))
+	writeProject(t, dir, p, services(simple("web"), simple("api")))
 	if pr := orca.plan("--exit-code"); pr.Code != 2 || !strings.Contains(pr.Stdout, "- "+p+"/store") {
 		t.Errorf("plan of a removed service: want exit 2 and a - %s/store line\n%s", p, pr)
 	}
@@ -676,7 +614,7 @@ timeout_secs = 30
 	volumeExists("after pruning store")
 
 	// store comes back: it finds its data.
-	writeProject(t, dir, p, simple("web")+simple("api")+store)
+	writeProject(t, dir, p, services(simple("web"), simple("api"), store))
 	orca.mustApply()
 	stores = env.mustContainers(t, p, "store")
 	if len(stores) != 1 {
@@ -689,7 +627,7 @@ timeout_secs = 30
 	storeIDs := idsOf(stores)
 
 	// Removing 2 of 3 services is more than prune_guard (0.5): refused.
-	writeProject(t, dir, p, store)
+	writeProject(t, dir, p, store.String())
 	r = orca.apply()
 	if r.Code != 1 || !strings.Contains(r.Stderr+r.Stdout, "prune guard") {
 		t.Errorf("removing 2 of 3 services: want exit 1 and a prune guard message\n%s", r)
@@ -731,14 +669,7 @@ func TestApplyHealsHandMadeChanges(t *testing.T) {
 	p := env.project("heal")
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
-	writeProject(t, dir, p, fmt.Sprintf(`[[service]]
-name = "web"
-image = %q
-replicas = 3
-[service.deploy]
-min_ready_secs = 1
-timeout_secs = 30
-`, imageV1))
+	writeProject(t, dir, p, svc{Name: "web", Image: imageV1, Replicas: count(3), Deploy: deploy{MinReadySecs: 1, TimeoutSecs: 30}}.String())
 	manual := env.startApp(t, appSpec{Project: p, Service: "web", Name: p + "-web-manual", Unmanaged: true, Aliases: []string{"manual"}})
 	manualStarted := env.inspect(t, manual).State.StartedAt
 	manualUntouched := func(what string) {
@@ -816,10 +747,10 @@ func TestPlanShowsImageChange(t *testing.T) {
 	p := env.project("plan")
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
-	svc := func(image string) string {
-		return fmt.Sprintf("[[service]]\nname = \"web\"\nimage = %q\n[service.deploy]\nmin_ready_secs = 1\ntimeout_secs = 30\n", image)
+	web := func(image string) string {
+		return svc{Name: "web", Image: image, Deploy: deploy{MinReadySecs: 1, TimeoutSecs: 30}}.String()
 	}
-	writeProject(t, dir, p, svc(imageV1))
+	writeProject(t, dir, p, web(imageV1))
 	orca := newOrca(t, env, dir)
 
 	r := orca.plan("--exit-code")
@@ -832,7 +763,7 @@ func TestPlanShowsImageChange(t *testing.T) {
 	orca.mustApply()
 	before := env.mustContainers(t, p, "web")
 
-	writeProject(t, dir, p, svc(imageV2))
+	writeProject(t, dir, p, web(imageV2))
 	r = orca.plan()
 	if r.Code != 0 || !strings.Contains(r.Stdout, "~ "+p+"/web") ||
 		!strings.Contains(r.Stdout, "image: orca-test/app:v1 -> orca-test/app:v2") {
@@ -896,7 +827,7 @@ func TestPruneSparesOtherNodes(t *testing.T) {
 	p := env.project("nodes")
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
-	writeProject(t, dir, p, fmt.Sprintf("[[service]]\nname = \"web\"\nimage = %q\n[service.deploy]\nmin_ready_secs = 1\ntimeout_secs = 30\n", imageV1))
+	writeProject(t, dir, p, svc{Name: "web", Image: imageV1, Deploy: deploy{MinReadySecs: 1, TimeoutSecs: 30}}.String())
 	other := env.startApp(t, appSpec{Project: p, Service: "web", Name: p + "-web-othernode", Aliases: []string{"othernode"},
 		Labels: map[string]string{"orca.node": "other-node", "orca.spec-hash": "0123456789abcdef"}})
 	otherStarted := env.inspect(t, other).State.StartedAt

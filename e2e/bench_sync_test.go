@@ -11,6 +11,7 @@ import (
 	"time"
 
 	dockerrt "github.com/orca-sync/orca-sync/docker"
+	"github.com/orca-sync/orca-sync/internal/gittest"
 	"github.com/orca-sync/orca-sync/reconcile"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -33,15 +34,16 @@ func (c cachedSource) Dir() string                                 { return c.di
 //	go test ./e2e/ -run XXX -bench SyncNoChange100 -benchtime 20x
 func BenchmarkSyncNoChange100(b *testing.B) {
 	env := newEnv(b)
-	repo := newGitRepo(b)
+	repo := gittest.NewRepo(b)
 	repo.WriteFile("cluster.toml", "[cluster]\nnode = \""+env.Prefix+"\"\n[reconcile]\ninterval_secs = 3600\n")
 	for i := range 10 {
 		p := env.project(fmt.Sprintf("sync%02d", i))
-		var sb strings.Builder
+		var ten []svc
 		for j := range 10 {
-			fmt.Fprintf(&sb, "[[service]]\nname = \"svc%02d\"\nimage = %q\nenv = { N = \"%d\" }\n[service.deploy]\nmin_ready_secs = 0\ntimeout_secs = 120\n\n", j, imageV1, i*10+j)
+			ten = append(ten, svc{Name: fmt.Sprintf("svc%02d", j), Image: imageV1, Env: map[string]string{"N": fmt.Sprint(i*10 + j)},
+				Deploy: deploy{TimeoutSecs: 120, Keys: []string{"min_ready_secs = 0"}}})
 		}
-		repo.WriteFile("services/"+p+"/service.toml", sb.String())
+		repo.WriteFile("services/"+p+"/service.toml", services(ten...))
 	}
 	repo.Commit("100 services")
 	repo.Push()

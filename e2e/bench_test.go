@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -130,11 +129,12 @@ func BenchmarkPlanNoChange100(b *testing.B) {
 	for i := range 10 {
 		p := env.project(fmt.Sprintf("bench%02d", i))
 		projects = append(projects, p)
-		var sb strings.Builder
+		var ten []svc
 		for j := range 10 {
-			fmt.Fprintf(&sb, "[[service]]\nname = \"svc%02d\"\nimage = %q\nenv = { N = \"%d\" }\n[service.deploy]\nmin_ready_secs = 0\ntimeout_secs = 120\n\n", j, imageV1, i*10+j)
+			ten = append(ten, svc{Name: fmt.Sprintf("svc%02d", j), Image: imageV1, Env: map[string]string{"N": fmt.Sprint(i*10 + j)},
+				Deploy: deploy{TimeoutSecs: 120, Keys: []string{"min_ready_secs = 0"}}})
 		}
-		writeProject(b, dir, p, sb.String())
+		writeProject(b, dir, p, services(ten...))
 	}
 	// The project networks are made beforehand: apply lets every service of
 	// a project create the network at once and removes the duplicates after,

@@ -12,13 +12,12 @@ import (
 	"github.com/orca-sync/orca-sync/reconcile"
 )
 
-// canaryService is a 2-replica routed canary service; deploy holds extra
-// [service.deploy] keys, env extra [service.env] entries.
-func canaryService(image, domain, deploy, env string) string {
-	s := routedService("web", image, 2, domain, "") + "strategy = \"canary\"\n" + strings.TrimSpace(deploy) + "\n"
-	if env != "" {
-		s += "[service.env]\n" + env + "\n"
-	}
+// canaryWeb is a 2-replica routed canary service; deploy holds more
+// [service.deploy] lines.
+func canaryWeb(image, domain, deploy string) svc {
+	s := routed("web", image, 2, domain)
+	s.Deploy.Strategy = "canary"
+	s.Deploy.Keys = []string{deploy}
 	return s
 }
 
@@ -73,13 +72,13 @@ func TestCanaryStepsPromote(t *testing.T) {
 	file := "services/" + p + "/service.toml"
 	deploy := `steps = [{weight = 20, pause_secs = 4}, {weight = 50, pause_secs = 4}, {weight = 100, pause_secs = 4}]
 analysis = {min_requests = 20, max_error_rate = 0.05}`
-	ps := startProxyServe(t, env, map[string]string{file: canaryService(imageV1, "canstep.test", deploy, ""), "cluster.toml": clusterWithWebhook})
+	ps := startProxyServe(t, env, map[string]string{file: canaryWeb(imageV1, "canstep.test", deploy).String(), "cluster.toml": clusterWithWebhook})
 	ps.waitAnswer(t, "canstep.test", "/", "v1", 90*time.Second)
 	waitSynced(t, ps, p)
 	stable := roleIDs(t, env, p, "stable")
 
 	l := startLoad(ps.http, "canstep.test", 4)
-	ps.push(t, "web v2 canary", map[string]string{file: canaryService(imageV2, "canstep.test", deploy, "")})
+	ps.push(t, "web v2 canary", map[string]string{file: canaryWeb(imageV2, "canstep.test", deploy).String()})
 	for i, weight := range []int{20, 50, 100} {
 		s := waitCanary(t, ps, p, 60*time.Second, atStep(i+1))
 		if s.Canary.Weight != weight || s.Sync != reconcile.SyncProgressing {
@@ -132,14 +131,16 @@ func TestCanaryAbortPinRevert(t *testing.T) {
 	file := "services/" + p + "/service.toml"
 	deploy := `steps = [{weight = 50, pause_secs = 30}, {weight = 100, pause_secs = 30}]
 analysis = {min_requests = 20, max_error_rate = 0.05}`
-	good := canaryService(imageV1, "canbad.test", deploy, "")
+	good := canaryWeb(imageV1, "canbad.test", deploy).String()
 	ps := startProxyServe(t, env, map[string]string{file: good, "cluster.toml": clusterWithWebhook})
 	ps.waitAnswer(t, "canbad.test", "/", "v1", 90*time.Second)
 	waitSynced(t, ps, p)
 	stable := roleIDs(t, env, p, "stable")
 
 	l := startLoad(ps.http, "canbad.test", 4)
-	ps.push(t, "web v2 that fails", map[string]string{file: canaryService(imageV2, "canbad.test", deploy, `ERROR_RATE = "0.3"`)})
+	failing := canaryWeb(imageV2, "canbad.test", deploy)
+	failing.Env = map[string]string{"ERROR_RATE": "0.3"}
+	ps.push(t, "web v2 that fails", map[string]string{file: failing.String()})
 	s := waitCanary(t, ps, p, 60*time.Second, func(s reconcile.ServiceStatus) bool { return s.Sync == reconcile.SyncFailed })
 	t.Logf("FIGURE canary abort: status reason %q", s.Reason)
 	if !strings.Contains(s.Reason, "step 1 (50%)") || !strings.Contains(s.Reason, "error rate") {
@@ -186,7 +187,7 @@ func TestCanaryManual(t *testing.T) {
 	deploy := `canary_weight = 30
 sticky = true
 analysis = {min_requests = 5}`
-	ps := startProxyServe(t, env, map[string]string{file: canaryService(imageV1, "canman.test", deploy, ""), "cluster.toml": clusterWithWebhook})
+	ps := startProxyServe(t, env, map[string]string{file: canaryWeb(imageV1, "canman.test", deploy).String(), "cluster.toml": clusterWithWebhook})
 	ps.waitAnswer(t, "canman.test", "/", "v1", 90*time.Second)
 	waitSynced(t, ps, p)
 	if code, _ := ps.call(http.MethodPost, "/api/v1/services/"+p+"/web/promote"); code != http.StatusConflict {
@@ -195,7 +196,7 @@ analysis = {min_requests = 5}`
 
 	l := startLoad(ps.http, "canman.test", 2)
 	defer l.finish()
-	ps.push(t, "web v2 canary", map[string]string{file: canaryService(imageV2, "canman.test", deploy, "")})
+	ps.push(t, "web v2 canary", map[string]string{file: canaryWeb(imageV2, "canman.test", deploy).String()})
 	s := waitCanary(t, ps, p, 60*time.Second, func(s reconcile.ServiceStatus) bool { return s.Canary != nil && s.Canary.Phase == "waiting" })
 	if s.Canary.Weight != 30 || !strings.Contains(s.Canary.Waiting, "promote") {
 		t.Errorf("waiting canary: %+v", s.Canary)
@@ -230,7 +231,7 @@ analysis = {min_requests = 5}`
 	}
 
 	stable := roleIDs(t, env, p, "stable")
-	ps.push(t, "web v3 canary", map[string]string{file: canaryService(imageV3, "canman.test", deploy, "")})
+	ps.push(t, "web v3 canary", map[string]string{file: canaryWeb(imageV3, "canman.test", deploy).String()})
 	waitCanary(t, ps, p, 60*time.Second, func(s reconcile.ServiceStatus) bool { return s.Canary != nil && s.Canary.Phase == "waiting" })
 	if res := orca.run("abort", p+"/web", "--server", "http://"+ps.api, "--token", ps.token()); res.Code != 0 {
 		t.Fatalf("orca-sync abort: %v", res)
@@ -258,11 +259,11 @@ func TestCanaryResumesAfterKill(t *testing.T) {
 	file := "services/" + p + "/service.toml"
 	deploy := `steps = [{weight = 20, pause_secs = 4}, {weight = 50, pause_secs = 600}]
 analysis = {min_requests = 20}`
-	ps := startProxyServe(t, env, map[string]string{file: canaryService(imageV1, "cankill.test", deploy, ""), "cluster.toml": clusterWithWebhook})
+	ps := startProxyServe(t, env, map[string]string{file: canaryWeb(imageV1, "cankill.test", deploy).String(), "cluster.toml": clusterWithWebhook})
 	ps.waitAnswer(t, "cankill.test", "/", "v1", 90*time.Second)
 	waitSynced(t, ps, p)
 	l := startLoad(ps.http, "cankill.test", 2)
-	ps.push(t, "web v2 canary", map[string]string{file: canaryService(imageV2, "cankill.test", deploy, "")})
+	ps.push(t, "web v2 canary", map[string]string{file: canaryWeb(imageV2, "cankill.test", deploy).String()})
 	before := waitCanary(t, ps, p, 60*time.Second, atStep(2))
 	l.finish()
 	ids := containerIDs(t, env, p)
@@ -296,7 +297,9 @@ func TestBlueGreenUnderLoad(t *testing.T) {
 	p := env.project("bgload")
 	file := "services/" + p + "/service.toml"
 	svc := func(image string) string {
-		return routedService("web", image, 2, "bgload.test", "") + "strategy = \"blue-green\"\n"
+		s := routed("web", image, 2, "bgload.test")
+		s.Deploy.Strategy = "blue-green"
+		return s.String()
 	}
 	ps := startProxyServe(t, env, map[string]string{file: svc(imageV1), "cluster.toml": clusterWithWebhook})
 	ps.waitAnswer(t, "bgload.test", "/", "v1", 90*time.Second)
@@ -333,15 +336,15 @@ func TestCanarySupersedeRevert(t *testing.T) {
 	file := "services/" + p + "/service.toml"
 	deploy := `canary_weight = 30
 analysis = {min_requests = 5}`
-	v1 := canaryService(imageV1, "cansup.test", deploy, "")
+	v1 := canaryWeb(imageV1, "cansup.test", deploy).String()
 	ps := startProxyServe(t, env, map[string]string{file: v1, "cluster.toml": clusterWithWebhook})
 	ps.waitAnswer(t, "cansup.test", "/", "v1", 90*time.Second)
 	waitSynced(t, ps, p)
 	stable := roleIDs(t, env, p, "stable")
 
-	ps.push(t, "web v2 canary", map[string]string{file: canaryService(imageV2, "cansup.test", deploy, "")})
+	ps.push(t, "web v2 canary", map[string]string{file: canaryWeb(imageV2, "cansup.test", deploy).String()})
 	first := waitCanary(t, ps, p, 60*time.Second, func(s reconcile.ServiceStatus) bool { return s.Canary != nil })
-	ps.push(t, "web v3 canary", map[string]string{file: canaryService(imageV3, "cansup.test", deploy, "")})
+	ps.push(t, "web v3 canary", map[string]string{file: canaryWeb(imageV3, "cansup.test", deploy).String()})
 	second := waitCanary(t, ps, p, 60*time.Second, func(s reconcile.ServiceStatus) bool {
 		return s.Canary != nil && s.Canary.Hash != first.Canary.Hash
 	})

@@ -9,6 +9,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+
+	"github.com/orca-sync/orca-sync/internal/dockertest"
 )
 
 // appSpec describes a test-app container for Env.startApp: a stand-in for a
@@ -42,7 +44,7 @@ func (e *Env) startApp(t testing.TB, s appSpec) string {
 		s.Aliases = []string{s.Service}
 	}
 	if s.Name == "" {
-		s.Name = fmt.Sprintf("%s-%s-%s", s.Project, s.Service, randomPrefix()[1:5])
+		s.Name = fmt.Sprintf("%s-%s-%s", s.Project, s.Service, dockertest.Name("")[:4])
 	}
 	labels := map[string]string{}
 	if !s.Unmanaged {

@@ -17,7 +17,7 @@ func TestServeHoldsItsDataDirAndLogsNoURLUserInfo(t *testing.T) {
 	env := newEnv(t)
 	p := env.project("datadir")
 	repo, srv := newServedRepo(t)
-	repo.WriteFile("services/"+p+"/service.toml", webService(imageV1, 1, ""))
+	repo.WriteFile("services/"+p+"/service.toml", webApp(imageV1, 1).String())
 	repo.Commit("web v1")
 	repo.Push()
 	const token = "ghp_userInfoTokenNeverLogged0123456789"
@@ -36,7 +36,7 @@ func TestServeHoldsItsDataDirAndLogsNoURLUserInfo(t *testing.T) {
 	}
 
 	before := env.mustContainers(t, p, "web")
-	repo.WriteFile("services/"+p+"/service.toml", webService(imageV2, 1, ""))
+	repo.WriteFile("services/"+p+"/service.toml", webApp(imageV2, 1).String())
 	orca := newOrca(t, env, repo.Dir())
 	r := orca.run("apply", "--data-dir", d.dataDir, repo.Dir())
 	want := fmt.Sprintf("data dir %s is in use by orca-sync serve (pid %d)", d.dataDir, d.cmd.Process.Pid)

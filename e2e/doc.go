@@ -5,6 +5,7 @@
 //	go test ./e2e/...         full run (needs Docker)
 //	go test -short ./...      unit tests only; every e2e test skips
 //
-// All helpers live in _test.go files so that no production binary links the
-// testing package.
+// All helpers live in _test.go files, or in internal/dockertest and
+// internal/gittest, which only tests import, so that no production binary
+// links the testing package.
 package e2e

@@ -19,25 +19,19 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/internal/gittest"
 	"github.com/orca-sync/orca-sync/reconcile"
 )
 
-// driftService is a service.toml with service "web" of imageV1, MODE=prod.
-func driftService(replicas int, extra string) string {
-	return fmt.Sprintf(`[[service]]
-name = "web"
-image = %q
-replicas = %d
-port = 8080
-%s
-[service.env]
-MODE = "prod"
-[service.readiness]
-path = "/healthz"
-interval_secs = 1
-[service.deploy]
-timeout_secs = 30
-`, imageV1, replicas, extra)
+// driftWeb is service "web" of imageV1 with MODE=prod, the service the
+// drift and self-healing tests change behind orca-sync's back; keys are
+// more top-level lines.
+func driftWeb(replicas int, keys ...string) svc {
+	s := webApp(imageV1, replicas)
+	s.Keys = keys
+	s.Env = map[string]string{"MODE": "prod"}
+	s.Deploy.TimeoutSecs = 30
+	return s
 }
 
 func clusterInterval(secs int) string {
@@ -46,7 +40,7 @@ func clusterInterval(secs int) string {
 
 // serveRepo commits files to a new repo behind a smart-HTTP remote and
 // starts serve on it; it returns the daemon, the repo and its URL.
-func serveRepo(t *testing.T, env *Env, files map[string]string, via func(string) string) (*daemon, *gitRepo) {
+func serveRepo(t *testing.T, env *Env, files map[string]string, via func(string) string) (*daemon, *gittest.Repo) {
 	t.Helper()
 	repo, srv := newServedRepo(t)
 	for name, content := range files {
@@ -192,7 +186,7 @@ func TestDriftCorrectRepairs(t *testing.T) {
 	p := env.project("dfix")
 	d, _ := serveRepo(t, env, map[string]string{
 		"cluster.toml":                    clusterInterval(3600),
-		"services/" + p + "/service.toml": driftService(2, ""),
+		"services/" + p + "/service.toml": driftWeb(2).String(),
 	}, nil)
 	web := d.waitSynced(t, p, 2)
 	sync := func() {
@@ -275,7 +269,7 @@ func TestDriftWarnReports(t *testing.T) {
 	file := "services/" + p + "/service.toml"
 	d, repo := serveRepo(t, env, map[string]string{
 		"cluster.toml": clusterInterval(1),
-		file:           driftService(3, `drift = "warn"`),
+		file:           driftWeb(3, `drift = "warn"`).String(),
 	}, nil)
 	web := d.waitSynced(t, p, 3)
 	ctx, cancel := env.ctx()
@@ -333,7 +327,9 @@ func TestDriftWarnReports(t *testing.T) {
 	}
 
 	// A commit changes the service: git wins, and the drift goes.
-	repo.WriteFile(file, strings.Replace(driftService(3, `drift = "warn"`), `MODE = "prod"`, `MODE = "prod2"`, 1))
+	prod2 := driftWeb(3, `drift = "warn"`)
+	prod2.Env["MODE"] = "prod2"
+	repo.WriteFile(file, prod2.String())
 	repo.Commit("MODE prod2")
 	repo.Push()
 	d.call(http.MethodPost, "/api/v1/sync")
@@ -374,8 +370,9 @@ func TestDriftSecretEnv(t *testing.T) {
 	repo, srv := newServedRepo(t)
 	repo.WriteFile(".sops.yaml", "creation_rules:\n  - path_regex: secrets\\.sops\\.yaml$\n    age: "+id.Recipient().String()+"\n")
 	repo.WriteFile("cluster.toml", clusterInterval(3600))
-	repo.WriteFile("services/"+p+"/service.toml", strings.Replace(driftService(1, `drift = "warn"`),
-		`MODE = "prod"`, "MODE = \"prod\"\nDB_PASSWORD = \"${secrets.DB_PASSWORD}\"", 1))
+	withSecret := driftWeb(1, `drift = "warn"`)
+	withSecret.Env["DB_PASSWORD"] = "${secrets.DB_PASSWORD}"
+	repo.WriteFile("services/"+p+"/service.toml", withSecret.String())
 	cli := newOrca(t, env, repo.Dir())
 	if r := cli.run("secrets", "set", "--dir", repo.Dir(), "--age-key-file", keyFile, "--project", p, "DB_PASSWORD", value); r.Code != 0 {
 		t.Fatalf("secrets set:\n%s", r)

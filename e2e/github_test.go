@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orca-sync/orca-sync/internal/gittest"
 	"github.com/orca-sync/orca-sync/notify/github/githubtest"
 )
 
@@ -44,18 +45,17 @@ func prEvent(action string, n int, repoURL string) []byte {
 // pushPR commits content to file on a branch off main and pushes it to
 // refs/pull/n/head, as GitHub keeps a pull request's head; main stays
 // checked out afterwards.
-func pushPR(repo *gitRepo, n int, file, content string) string {
-	repo.t.Helper()
+func pushPR(repo *gittest.Repo, n int, file, content string) string {
 	branch := fmt.Sprintf("pr%d", n)
-	if _, err := tryGit(repo.dir, "rev-parse", "--verify", branch); err == nil {
-		repo.git("checkout", "-q", branch)
+	if _, err := gittest.Try(repo.Dir(), "rev-parse", "--verify", branch); err == nil {
+		repo.Git("checkout", "-q", branch)
 	} else {
-		repo.git("checkout", "-q", "-b", branch, "main")
+		repo.Git("checkout", "-q", "-b", branch, "main")
 	}
 	repo.WriteFile(file, content)
 	sha := repo.Commit(fmt.Sprintf("pr %d", n))
-	repo.git("push", "-q", "--force", "origin", fmt.Sprintf("HEAD:refs/pull/%d/head", n))
-	repo.git("checkout", "-q", "main")
+	repo.Git("push", "-q", "--force", "origin", fmt.Sprintf("HEAD:refs/pull/%d/head", n))
+	repo.Git("checkout", "-q", "main")
 	return sha
 }
 
@@ -85,7 +85,7 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 	repo, srv := newServedRepo(t)
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile("cluster.toml", githubCluster(api))
-	repo.WriteFile(file, webService(imageV1, 1, ""))
+	repo.WriteFile(file, webApp(imageV1, 1).String())
 	c1 := repo.Commit("web v1")
 	repo.Push()
 	url := srv.URL("infra.git")
@@ -105,7 +105,9 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 	env.waitVersions(t, p, 30*time.Second, "v1")
 
 	t.Run("failed rollout sets failure with the reason", func(t *testing.T) {
-		repo.WriteFile(file, strings.Replace(webService(imageBroken, 1, ""), "timeout_secs = 20", "timeout_secs = 5", 1))
+		broken := webApp(imageBroken, 1)
+		broken.Deploy.TimeoutSecs = 5
+		repo.WriteFile(file, broken.String())
 		c2 := repo.Commit("web broken")
 		repo.Push()
 		d.webhook(pushEvent(url), hookToken, "push-broken")
@@ -115,7 +117,7 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 			t.Fatalf("statuses of the broken commit: %v", sts)
 		}
 		env.waitVersions(t, p, 30*time.Second, "v1")
-		repo.WriteFile(file, webService(imageV1, 1, ""))
+		repo.WriteFile(file, webApp(imageV1, 1).String())
 		c3 := repo.Commit("web v1 again")
 		repo.Push()
 		d.webhook(pushEvent(url), hookToken, "push-fix")
@@ -125,7 +127,7 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 	})
 
 	t.Run("pull request plans", func(t *testing.T) {
-		head := pushPR(repo, 7, file, webService(imageV2, 1, ""))
+		head := pushPR(repo, 7, file, webApp(imageV2, 1).String())
 		api.SetPRs(githubtest.PR{Number: 7, Base: "main", HeadSHA: head})
 		if code := d.githubEvent("pull_request", prEvent("opened", 7, url), "pr-7-opened"); code != http.StatusAccepted {
 			t.Fatalf("pull_request webhook: %d", code)
@@ -140,7 +142,7 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 		}
 		first := cs[0].ID
 
-		head2 := pushPR(repo, 7, file, webService(imageV3, 1, ""))
+		head2 := pushPR(repo, 7, file, webApp(imageV3, 1).String())
 		d.githubEvent("pull_request", prEvent("synchronize", 7, url), "pr-7-sync")
 		waitStatuses(t, api, head2, "orca-sync/plan", 1)
 		cs = api.Comments(7)
@@ -155,7 +157,7 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 			t.Fatalf("the comment was not edited in place: %+v", api.Calls())
 		}
 
-		bad := pushPR(repo, 8, file, strings.Replace(webService(imageV2, 1, ""), "replicas = ", "replica = ", 1))
+		bad := pushPR(repo, 8, file, strings.Replace(webApp(imageV2, 1).String(), "replicas = ", "replica = ", 1))
 		d.githubEvent("pull_request", prEvent("opened", 8, url), "pr-8-opened")
 		sts = waitStatuses(t, api, bad, "orca-sync/plan", 1)
 		if sts[0]["state"] != "failure" || !strings.Contains(fmt.Sprint(sts[0]["description"]), "unknown key") {
@@ -165,7 +167,7 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 			t.Fatalf("comment of an invalid PR: %+v", cs)
 		}
 
-		broken := pushPR(repo, 9, file, strings.Replace(webService(imageV2, 1, ""), `image = "`, `image = `, 1))
+		broken := pushPR(repo, 9, file, strings.Replace(webApp(imageV2, 1).String(), `image = "`, `image = `, 1))
 		d.githubEvent("pull_request", prEvent("reopened", 9, url), "pr-9-reopened")
 		sts = waitStatuses(t, api, broken, "orca-sync/plan", 1)
 		if sts[0]["state"] != "failure" || !strings.HasPrefix(fmt.Sprint(sts[0]["description"]), "invalid: "+file+":3") {
@@ -197,7 +199,7 @@ func TestServeGitHubStatusesAndPRPlans(t *testing.T) {
 		// against the new live state; the closed ones are left alone.
 		api.SetPRs(githubtest.PR{Number: 7, Base: "main", HeadSHA: head2})
 		closed := api.Comments(8)[0].Body
-		repo.WriteFile(file, webService(imageV2, 1, ""))
+		repo.WriteFile(file, webApp(imageV2, 1).String())
 		repo.Commit("web v2 on main")
 		repo.Push()
 		d.webhook(pushEvent(url), hookToken, "push-v2")
@@ -228,8 +230,9 @@ func TestServePRPlanShowsSecretsOnlyAsChanged(t *testing.T) {
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile(".sops.yaml", "creation_rules:\n  - path_regex: secrets\\.sops\\.yaml$\n    age: "+id.Recipient().String()+"\n")
 	repo.WriteFile("cluster.toml", githubCluster(api))
-	repo.WriteFile(file, webService(imageV1, 1, `[service.env]
-DB_PASSWORD = "${secrets.DB_PASSWORD}"`))
+	withSecret := webApp(imageV1, 1)
+	withSecret.Env = map[string]string{"DB_PASSWORD": "${secrets.DB_PASSWORD}"}
+	repo.WriteFile(file, withSecret.String())
 	cli := newOrca(t, env, repo.Dir())
 	set := func(value string) {
 		t.Helper()
@@ -243,11 +246,11 @@ DB_PASSWORD = "${secrets.DB_PASSWORD}"`))
 	d := startServe(t, env, url, "--age-key-file", keyFile)
 	env.waitVersions(t, p, 60*time.Second, "v1")
 
-	repo.git("checkout", "-q", "-b", "rotate", "main")
+	repo.Git("checkout", "-q", "-b", "rotate", "main")
 	set(rotated)
 	head := repo.Commit("rotate DB_PASSWORD")
-	repo.git("push", "-q", "--force", "origin", "HEAD:refs/pull/5/head")
-	repo.git("checkout", "-q", "main")
+	repo.Git("push", "-q", "--force", "origin", "HEAD:refs/pull/5/head")
+	repo.Git("checkout", "-q", "main")
 	d.githubEvent("pull_request", prEvent("opened", 5, url), "pr-5-opened")
 
 	sts := waitStatuses(t, api, head, "orca-sync/plan", 1)

@@ -96,7 +96,7 @@ events = ["sync_succeeded", "sync_failed", "rollout_failed"]
 type = "webhook"
 url = %q
 `, good.URL+"/orca", bad.URL+"/down"))
-	repo.WriteFile(file, webService(imageV1, 1, ""))
+	repo.WriteFile(file, webApp(imageV1, 1).String())
 	c1 := repo.Commit("web v1")
 	repo.Push()
 	url := srv.URL("infra.git")
@@ -109,12 +109,12 @@ url = %q
 
 	t.Run("a failing sink is retried, given up, and does not hold up the next sync", func(t *testing.T) {
 		tries := bad.wait(t, "sync_succeeded", c1, 3)
-		repo.WriteFile(file, webService(imageV2, 1, ""))
+		repo.WriteFile(file, webApp(imageV2, 1).String())
 		c2 := repo.Commit("web v2")
 		repo.Push()
 		d.webhook(pushEvent(url), hookToken, "n-push-2")
 		first := bad.wait(t, "sync_succeeded", c2, 1)[0].at
-		repo.WriteFile(file, webService(imageV3, 1, ""))
+		repo.WriteFile(file, webApp(imageV3, 1).String())
 		c3 := repo.Commit("web v3")
 		repo.Push()
 		d.webhook(pushEvent(url), hookToken, "n-push-3")
@@ -136,7 +136,9 @@ url = %q
 	})
 
 	t.Run("rollout_failed", func(t *testing.T) {
-		repo.WriteFile(file, strings.Replace(webService(imageBroken, 1, ""), "timeout_secs = 20", "timeout_secs = 5", 1))
+		broken := webApp(imageBroken, 1)
+		broken.Deploy.TimeoutSecs = 5
+		repo.WriteFile(file, broken.String())
 		c4 := repo.Commit("web broken")
 		repo.Push()
 		d.webhook(pushEvent(url), hookToken, "n-push-4")
@@ -150,7 +152,7 @@ url = %q
 	})
 
 	t.Run("a repeated failure is sent once, across a restart", func(t *testing.T) {
-		repo.WriteFile(file, strings.Replace(webService(imageV1, 1, ""), "replicas = ", "replica = ", 1))
+		repo.WriteFile(file, strings.Replace(webApp(imageV1, 1).String(), "replicas = ", "replica = ", 1))
 		c5 := repo.Commit("typo")
 		repo.Push()
 		d.webhook(pushEvent(url), hookToken, "n-push-5")
@@ -177,7 +179,7 @@ url = %q
 		waitSyncs(t, d, c6, reconcile.ResultFailed, 2)
 
 		repo.Remove("services/_notes")
-		repo.WriteFile(file, webService(imageV2, 1, ""))
+		repo.WriteFile(file, webApp(imageV2, 1).String())
 		c7 := repo.Commit("web v2 back")
 		repo.Push()
 		d.syncNow()

@@ -13,17 +13,18 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/orca-sync/orca-sync/internal/gittest"
 )
 
 // proxyServe is serve with its proxy on 127.0.0.1 ports of its own.
 type proxyServe struct {
 	*daemon
-	repo        *gitRepo
+	repo        *gittest.Repo
 	url         string
 	http, https string // host:port
 }
@@ -224,20 +225,10 @@ func wsEchoThrough(t *testing.T, addr, host, msg string) string {
 	return string(payload)
 }
 
-// routedService is a service.toml table for the proxy tests.
-func routedService(name, image string, replicas int, domain, extra string) string {
-	return fmt.Sprintf(`[[service]]
-name = %q
-image = %q
-replicas = %d
-port = 8080
-domain = %q
-%s
-[service.readiness]
-path = "/healthz"
-interval_secs = 1
-[service.deploy]
-timeout_secs = 20
-drain_secs = 10
-`, name, image, replicas, domain, strings.TrimSpace(extra))
+// routed is service name of image behind the proxy at domain; a removed
+// container is drained for 10 s.
+func routed(name, image string, replicas int, domain string) svc {
+	s := webApp(image, replicas)
+	s.Name, s.Domain, s.Deploy.DrainSecs = name, domain, 10
+	return s
 }

@@ -18,10 +18,10 @@ func TestProxyRouting(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
 	p := env.project("route")
-	toml := routedService("web", imageV1, 1, "shop.test", "") +
-		routedService("api", imageV2, 1, "shop.test", "routes = [\"/api\"]\nstrip_prefix = true") +
-		routedService("other", imageV3, 1, "other.test", "") +
-		routedService("idle", imageV1, 0, "idle.test", "")
+	web, api, other, idle := routed("web", imageV1, 1, "shop.test"), routed("api", imageV2, 1, "shop.test"),
+		routed("other", imageV3, 1, "other.test"), routed("idle", imageV1, 0, "idle.test")
+	api.Keys = []string{`routes = ["/api"]`, "strip_prefix = true"}
+	toml := services(web, api, other, idle)
 	ps := startProxyServe(t, env, map[string]string{
 		"cluster.toml":                    "[proxy]\nmax_body = \"1Ki\"\n",
 		"services/" + p + "/service.toml": toml,
@@ -157,8 +157,7 @@ func TestProxyRouting(t *testing.T) {
 	})
 
 	t.Run("a service removed from git loses its route", func(t *testing.T) {
-		ps.push(t, "drop other", map[string]string{"services/" + p + "/service.toml": strings.Replace(toml,
-			routedService("other", imageV3, 1, "other.test", ""), "", 1)})
+		ps.push(t, "drop other", map[string]string{"services/" + p + "/service.toml": services(web, api, idle)})
 		waitFor(t, 60*time.Second, func() (bool, string) {
 			resp, body := request(t, ps.http, "GET", "other.test", "/", nil, nil)
 			return resp.StatusCode == 404, fmt.Sprintf("other.test: %d %q", resp.StatusCode, body)

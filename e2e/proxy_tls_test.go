@@ -45,9 +45,8 @@ func TestProxyACME(t *testing.T) {
 		t.Fatal(err)
 	}
 	ps.start(t, env, map[string]string{
-		"cluster.toml": fmt.Sprintf("[acme]\ntls = \"acme\"\nca = %q\nemail = \"ops@acme.test\"\n", dir.url),
-		"services/" + p + "/service.toml": routedService("web", imageV1, 1, domain, "") +
-			routedService("other", imageV1, 1, refused, ""),
+		"cluster.toml":                    fmt.Sprintf("[acme]\ntls = \"acme\"\nca = %q\nemail = \"ops@acme.test\"\n", dir.url),
+		"services/" + p + "/service.toml": services(routed("web", imageV1, 1, domain), routed("other", imageV1, 1, refused)),
 	}, "SSL_CERT_FILE="+caFile)
 
 	waitHTTPS(t, ps, domain, root)
@@ -77,7 +76,7 @@ func TestProxyInternalTLS(t *testing.T) {
 	const domain = "dev.internal.test"
 	ps := startProxyServe(t, env, map[string]string{
 		"cluster.toml":                    "[acme]\ntls = \"internal\"\n",
-		"services/" + p + "/service.toml": routedService("web", imageV1, 1, domain, ""),
+		"services/" + p + "/service.toml": routed("web", imageV1, 1, domain).String(),
 	})
 	rootFile := filepath.Join(ps.dataDir, "certs", "internal-ca.pem")
 	var root *x509.CertPool

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,14 +16,14 @@ func TestProxyZeroDowntime(t *testing.T) {
 	env := newEnv(t)
 	p := env.project("zero")
 	file := "services/" + p + "/service.toml"
-	svc := func(image string, replicas int, timeout string) map[string]string {
-		s := routedService("web", image, replicas, "zero.test", "")
-		if timeout != "" {
-			s = strings.Replace(s, "timeout_secs = 20", "timeout_secs = "+timeout, 1)
+	withWeb := func(image string, replicas, timeoutSecs int) map[string]string {
+		s := routed("web", image, replicas, "zero.test")
+		if timeoutSecs != 0 {
+			s.Deploy.TimeoutSecs = timeoutSecs
 		}
-		return map[string]string{file: s}
+		return map[string]string{file: s.String()}
 	}
-	files := svc(imageV1, 2, "")
+	files := withWeb(imageV1, 2, 0)
 	files["cluster.toml"] = clusterWithWebhook
 	ps := startProxyServe(t, env, files)
 	ps.waitAnswer(t, "zero.test", "/", "v1", 90*time.Second)
@@ -52,7 +51,7 @@ func TestProxyZeroDowntime(t *testing.T) {
 	t.Run("rolling v1 to v2", func(t *testing.T) {
 		l := startLoad(ps.http, "zero.test", 4)
 		time.Sleep(500 * time.Millisecond)
-		ps.push(t, "web v2", svc(imageV2, 2, ""))
+		ps.push(t, "web v2", withWeb(imageV2, 2, 0))
 		env.waitVersions(t, p, 60*time.Second, "v2", "v2")
 		waitSynced(t, ps, p)
 		time.Sleep(500 * time.Millisecond)
@@ -64,10 +63,10 @@ func TestProxyZeroDowntime(t *testing.T) {
 
 	t.Run("scale 2 to 3 to 1", func(t *testing.T) {
 		l := startLoad(ps.http, "zero.test", 4)
-		ps.push(t, "web x3", svc(imageV2, 3, ""))
+		ps.push(t, "web x3", withWeb(imageV2, 3, 0))
 		env.waitVersions(t, p, 60*time.Second, "v2", "v2", "v2")
 		waitSynced(t, ps, p)
-		ps.push(t, "web x1", svc(imageV2, 1, ""))
+		ps.push(t, "web x1", withWeb(imageV2, 1, 0))
 		env.waitVersions(t, p, 60*time.Second, "v2")
 		waitSynced(t, ps, p)
 		time.Sleep(500 * time.Millisecond)
@@ -77,11 +76,11 @@ func TestProxyZeroDowntime(t *testing.T) {
 	})
 
 	t.Run("failed rollout is undone", func(t *testing.T) {
-		ps.push(t, "web x2", svc(imageV2, 2, ""))
+		ps.push(t, "web x2", withWeb(imageV2, 2, 0))
 		env.waitVersions(t, p, 60*time.Second, "v2", "v2")
 		waitSynced(t, ps, p)
 		l := startLoad(ps.http, "zero.test", 4)
-		ps.push(t, "web broken", svc(imageBroken, 2, "6"))
+		ps.push(t, "web broken", withWeb(imageBroken, 2, 6))
 		waitFor(t, 60*time.Second, func() (bool, string) {
 			s := serviceOf(ps.status(), p, "web")
 			return s.Sync == reconcile.SyncFailed, fmt.Sprintf("web: %+v", s)

@@ -21,13 +21,13 @@ import (
 // secretsServices: api reads DB_PASSWORD from the project file, mail reads
 // SMTP_PASSWORD from the cluster file, web uses no secret.
 func secretsServices(apiImage string) string {
-	svc := func(name, image, env string) string {
-		return fmt.Sprintf("[[service]]\nname = %q\nimage = %q\nport = 8080\nenv = {%s}\n"+
-			"[service.readiness]\npath = \"/healthz\"\ninterval_secs = 1\n[service.deploy]\ntimeout_secs = 20\n\n", name, image, env)
+	withEnv := func(name, image string, env map[string]string) svc {
+		return svc{Name: name, Image: image, Port: 8080, Env: env, Readiness: healthz, Deploy: deploy{TimeoutSecs: 20}}
 	}
-	return svc("api", apiImage, `DB_PASSWORD = "${secrets.DB_PASSWORD}", LITERAL = "$${secrets.DB_PASSWORD}"`) +
-		svc("mail", imageV1, `SMTP_PASSWORD = "${secrets.SMTP_PASSWORD}"`) +
-		svc("web", imageV1, `MODE = "plain"`)
+	return services(
+		withEnv("api", apiImage, map[string]string{"DB_PASSWORD": "${secrets.DB_PASSWORD}", "LITERAL": "$${secrets.DB_PASSWORD}"}),
+		withEnv("mail", imageV1, map[string]string{"SMTP_PASSWORD": "${secrets.SMTP_PASSWORD}"}),
+		withEnv("web", imageV1, map[string]string{"MODE": "plain"}))
 }
 
 // ageKey writes a new age identity to a file and returns it.

@@ -19,25 +19,18 @@ import (
 	"github.com/orca-sync/orca-sync/reconcile"
 )
 
-// livenessService has readiness on / (always passes) and liveness on
-// /healthz, so a container can start fine and then fail liveness.
-func livenessService(envBlock string) string {
-	return fmt.Sprintf(`[[service]]
-name = "web"
-image = %q
-port = 8080
-restart_policy = "no"
-%s
-[service.readiness]
-path = "/"
-interval_secs = 1
-[service.liveness]
-path = "/healthz"
-interval_secs = 1
-failure_threshold = 2
-[service.deploy]
-timeout_secs = 30
-`, imageV1, envBlock)
+// liveWeb has readiness on / (always passes) and liveness on /healthz, so
+// a container can start fine and then fail liveness; healthzFail is the
+// app's HEALTHZ_FAIL ("" leaves it unset).
+func liveWeb(healthzFail string) svc {
+	s := svc{Name: "web", Image: imageV1, Port: 8080, Keys: []string{`restart_policy = "no"`},
+		Readiness: probe{Path: "/", IntervalSecs: 1},
+		Liveness:  probe{Path: "/healthz", IntervalSecs: 1, FailureThreshold: 2},
+		Deploy:    deploy{TimeoutSecs: 30}}
+	if healthzFail != "" {
+		s.Env = map[string]string{"HEALTHZ_FAIL": healthzFail}
+	}
+	return s
 }
 
 func (e *Env) onlyWeb(t *testing.T, project string) (container.Summary, bool) {
@@ -57,7 +50,7 @@ func TestSelfHealKilledContainer(t *testing.T) {
 	p := env.project("kill")
 	d, _ := serveRepo(t, env, map[string]string{
 		"cluster.toml":                    clusterInterval(60),
-		"services/" + p + "/service.toml": driftService(1, `restart_policy = "no"`),
+		"services/" + p + "/service.toml": driftWeb(1, `restart_policy = "no"`).String(),
 	}, nil)
 	old := d.waitSynced(t, p, 1)[0]
 	ctx, cancel := env.ctx()
@@ -84,7 +77,7 @@ func TestSelfHealLiveness(t *testing.T) {
 	file := "services/" + p + "/service.toml"
 	d, repo := serveRepo(t, env, map[string]string{
 		"cluster.toml": clusterInterval(3600),
-		file:           livenessService(""),
+		file:           liveWeb("").String(),
 	}, nil)
 	old := d.waitSynced(t, p, 1)[0]
 	ip, err := env.containerIP(old.ID, "orca-"+p)
@@ -107,7 +100,7 @@ func TestSelfHealLiveness(t *testing.T) {
 	}
 
 	// Every new container fails liveness: Degraded after the flap limit.
-	repo.WriteFile(file, livenessService("[service.env]\nHEALTHZ_FAIL = \"1\"\n"))
+	repo.WriteFile(file, liveWeb("1").String())
 	repo.Commit("healthz fails")
 	repo.Push()
 	d.call(http.MethodPost, "/api/v1/sync")
@@ -135,7 +128,7 @@ func TestSelfHealLiveness(t *testing.T) {
 	}
 
 	// A fixed commit: the service is replaced and Healthy again.
-	repo.WriteFile(file, livenessService("[service.env]\nHEALTHZ_FAIL = \"0\"\n"))
+	repo.WriteFile(file, liveWeb("0").String())
 	repo.Commit("healthz fixed")
 	repo.Push()
 	d.call(http.MethodPost, "/api/v1/sync")
@@ -243,7 +236,7 @@ func TestSelfHealDockerAway(t *testing.T) {
 	var cut *cutProxy
 	d, _ := serveRepo(t, env, map[string]string{
 		"cluster.toml":                    clusterInterval(3600),
-		"services/" + p + "/service.toml": driftService(1, `restart_policy = "no"`),
+		"services/" + p + "/service.toml": driftWeb(1, `restart_policy = "no"`).String(),
 	}, func(host string) string {
 		cut = newCutProxy(t, host)
 		return cut.host()
@@ -292,7 +285,9 @@ func TestSelfHealInitialDelay(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
 	p := env.project("delay")
-	toml := strings.Replace(livenessService("[service.env]\nHEALTHZ_FAIL = \"1\"\n"), "failure_threshold = 2", "failure_threshold = 1\ninitial_delay_secs = 5", 1)
+	slow := liveWeb("1")
+	slow.Liveness.FailureThreshold, slow.Liveness.InitialDelaySecs = 1, 5
+	toml := slow.String()
 	d, _ := serveRepo(t, env, map[string]string{
 		"cluster.toml":                    clusterInterval(3600),
 		"services/" + p + "/service.toml": toml,

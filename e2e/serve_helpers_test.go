@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orca-sync/orca-sync/internal/gittest"
 	"github.com/orca-sync/orca-sync/reconcile"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -243,4 +244,12 @@ func (d *daemon) postGitHub(event string, body []byte, secret, delivery string) 
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// newServedRepo is a new repository served as "infra.git" by a smart-HTTP
+// remote of its own with the test credentials; its URL is
+// srv.URL("infra.git").
+func newServedRepo(t testing.TB) (*gittest.Repo, *gittest.Server) {
+	t.Helper()
+	return gittest.Served(t, "infra.git", gitUser, gitPass)
 }

@@ -9,24 +9,9 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	"github.com/orca-sync/orca-sync/internal/gittest"
 	"github.com/orca-sync/orca-sync/reconcile"
 )
-
-// webService is a service.toml with one service "web" of image, quick probes.
-func webService(image string, replicas int, extra string) string {
-	return fmt.Sprintf(`[[service]]
-name = "web"
-image = %q
-replicas = %d
-port = 8080
-[service.readiness]
-path = "/healthz"
-interval_secs = 1
-%s
-[service.deploy]
-timeout_secs = 20
-`, image, replicas, extra)
-}
 
 const clusterWithWebhook = `[webhook]
 secret = "` + hookToken + `"
@@ -86,7 +71,7 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 	repo, srv := newServedRepo(t)
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile("cluster.toml", clusterWithWebhook)
-	repo.WriteFile(file, webService(imageV1, 1, ""))
+	repo.WriteFile(file, webApp(imageV1, 1).String())
 	repo.Commit("web v1")
 	repo.Push()
 	url := srv.URL("infra.git")
@@ -98,7 +83,7 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 	}
 
 	t.Run("signed webhook deploys the pushed commit", func(t *testing.T) {
-		repo.WriteFile(file, webService(imageV2, 1, ""))
+		repo.WriteFile(file, webApp(imageV2, 1).String())
 		repo.Commit("web v2")
 		repo.Push()
 		start := time.Now()
@@ -126,7 +111,7 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 
 	t.Run("bad webhooks change nothing", func(t *testing.T) {
 		before, syncs := containerIDs(t, env, p), len(d.history())
-		repo.WriteFile(file, webService(imageV2, 1, "")+"# a commit nobody announced\n")
+		repo.WriteFile(file, webApp(imageV2, 1).String()+"# a commit nobody announced\n")
 		repo.Commit("comment, not announced")
 		repo.Push()
 		for _, c := range []struct {
@@ -153,7 +138,7 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 	})
 
 	t.Run("revert commit rolls back", func(t *testing.T) {
-		repo.WriteFile(file, webService(imageV3, 1, ""))
+		repo.WriteFile(file, webApp(imageV3, 1).String())
 		v3 := repo.Commit("web v3")
 		repo.Push()
 		d.webhook(pushEvent(url), hookToken, "delivery-v3")
@@ -188,7 +173,7 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 		if after := containerIDs(t, env, p); !slices.Equal(before, after) {
 			t.Fatalf("an invalid commit changed containers: %v -> %v", before, after)
 		}
-		repo.WriteFile(file, webService(imageV1, 1, ""))
+		repo.WriteFile(file, webApp(imageV1, 1).String())
 		repo.Commit("fixed: web v1")
 		repo.Push()
 		d.webhook(pushEvent(url), hookToken, "delivery-fixed")
@@ -209,7 +194,7 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 			t.Fatalf("containers changed while the remote was down: %v -> %v", before, after)
 		}
 		srv.Start()
-		repo.WriteFile(file, webService(imageV3, 1, ""))
+		repo.WriteFile(file, webApp(imageV3, 1).String())
 		repo.Commit("web v3 once the remote is back")
 		repo.Push()
 		d.webhook(pushEvent(url), hookToken, "delivery-back")
@@ -226,15 +211,15 @@ func TestServeIntervalPicksUpCommits(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
 	p := env.project("tick")
-	repo := newGitRepo(t)
+	repo := gittest.NewRepo(t)
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile("cluster.toml", "[reconcile]\ninterval_secs = 1\n")
-	repo.WriteFile(file, webService(imageV1, 1, ""))
+	repo.WriteFile(file, webApp(imageV1, 1).String())
 	repo.Commit("v1")
 	repo.Push()
 	startServe(t, env, repo.FileURL())
 	env.waitVersions(t, p, 60*time.Second, "v1")
-	repo.WriteFile(file, webService(imageV2, 1, ""))
+	repo.WriteFile(file, webApp(imageV2, 1).String())
 	repo.Commit("v2")
 	repo.Push()
 	env.waitVersions(t, p, 30*time.Second, "v2")
@@ -247,18 +232,22 @@ func TestServeConvergesAfterSIGKILL(t *testing.T) {
 	t.Parallel()
 	env := newEnv(t)
 	p := env.project("crash")
-	repo := newGitRepo(t)
+	repo := gittest.NewRepo(t)
 	file := "services/" + p + "/service.toml"
-	slow := "initial_delay_secs = 3" // each new container takes 3 s to be ready
+	slow := func(image string) string {
+		s := webApp(image, 2)
+		s.Readiness.InitialDelaySecs = 3 // each new container takes 3 s to be ready
+		return s.String()
+	}
 	repo.WriteFile("cluster.toml", clusterWithWebhook)
-	repo.WriteFile(file, webService(imageV1, 2, slow))
+	repo.WriteFile(file, slow(imageV1))
 	repo.Commit("v1")
 	repo.Push()
 	d := startServe(t, env, repo.FileURL())
 	env.waitVersions(t, p, 90*time.Second, "v1", "v1")
 	v1IDs := containerIDs(t, env, p)
 
-	repo.WriteFile(file, webService(imageV2, 2, slow))
+	repo.WriteFile(file, slow(imageV2))
 	repo.Commit("v2")
 	repo.Push()
 	if code, _ := d.call(http.MethodPost, "/api/v1/sync"); code != http.StatusAccepted {
@@ -310,10 +299,12 @@ func TestServeWatchRedeployAndLogs(t *testing.T) {
 		defer cancel()
 		env.Docker.ImageRemove(ctx, moving, client.ImageRemoveOptions{})
 	})
-	repo := newGitRepo(t)
+	repo := gittest.NewRepo(t)
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile("cluster.toml", clusterWithWebhook)
-	repo.WriteFile(file, webService(moving, 2, "")+"[service.watch]\nrepo = \"acme/app\"\nbranch = \"main\"\n")
+	watched := webApp(moving, 2)
+	watched.Tables = "[service.watch]\nrepo = \"acme/app\"\nbranch = \"main\"\n"
+	repo.WriteFile(file, watched.String())
 	repo.Commit("web follows acme/app")
 	repo.Push()
 	d := startServe(t, env, repo.FileURL())
@@ -361,13 +352,13 @@ func TestServeRestartOnInvalidHead(t *testing.T) {
 	url := srv.URL("infra.git")
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile("cluster.toml", clusterWithWebhook)
-	repo.WriteFile(file, webService(imageV1, 1, ""))
+	repo.WriteFile(file, webApp(imageV1, 1).String())
 	good := repo.Commit("v1")
 	repo.Push()
 	d := startServe(t, env, url)
 	env.waitVersions(t, p, 60*time.Second, "v1")
 
-	repo.WriteFile(file, webService(imageV2, 1, "")+"replica = 2\n")
+	repo.WriteFile(file, webApp(imageV2, 1).String()+"replica = 2\n")
 	repo.Commit("typo")
 	repo.Push()
 	d.stop()
@@ -378,7 +369,7 @@ func TestServeRestartOnInvalidHead(t *testing.T) {
 	})
 	env.waitVersions(t, p, 5*time.Second, "v1")
 
-	repo.WriteFile(file, webService(imageV2, 1, ""))
+	repo.WriteFile(file, webApp(imageV2, 1).String())
 	repo.Commit("fix")
 	repo.Push()
 	if code := d.webhook(pushEvent(url), hookToken, "restart-fix"); code != http.StatusAccepted {

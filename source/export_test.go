@@ -6,20 +6,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/orca-sync/orca-sync/internal/gittest"
 )
 
 func TestExportWritesAnEarlierCommitBesideTheCheckout(t *testing.T) {
-	rem := newRemote(t)
-	rem.write("services/web/service.toml", "v1\n")
-	rem.write("bin/run.sh", "#!/bin/sh\n")
-	if err := os.Chmod(filepath.Join(rem.work, "bin/run.sh"), 0o755); err != nil {
+	rem := gittest.NewRepo(t)
+	rem.WriteFile("services/web/service.toml", "v1\n")
+	rem.WriteFile("bin/run.sh", "#!/bin/sh\n")
+	if err := os.Chmod(filepath.Join(rem.Dir(), "bin/run.sh"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	first := rem.commit("one")
-	rem.write("services/web/service.toml", "v2\n")
-	rem.write("services/new/service.toml", "new\n")
-	rem.commit("two")
-	r := newRepo(t, Options{URL: rem.bare})
+	first := rem.CommitPush("one")
+	rem.WriteFile("services/web/service.toml", "v2\n")
+	rem.WriteFile("services/new/service.toml", "new\n")
+	rem.CommitPush("two")
+	r := newRepo(t, Options{URL: rem.BarePath()})
 	mustSync(t, r)
 
 	dir := filepath.Join(t.TempDir(), "last-valid")

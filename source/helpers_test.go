@@ -4,17 +4,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestMain makes git (the CLI the tests drive, and the git-upload-pack
-// go-git runs for local remotes) ignore the caller's environment: no GIT_*
+// TestMain makes git (the CLI the tests drive through internal/gittest, and
+// the git-upload-pack go-git runs for local remotes) ignore the caller's
+// environment: no GIT_*
 // variable (tests may run inside a git hook), no system or user config, a
 // temporary HOME.
 func TestMain(m *testing.M) {
@@ -36,69 +35,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(home)
 	os.Exit(code)
-}
-
-func requireGit(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
-}
-
-func runGit(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s (in %s): %v\n%s", strings.Join(args, " "), dir, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// remote is a work repository on branch main and the bare repository
-// ("origin") it pushes to.
-type remote struct {
-	t    testing.TB
-	work string
-	bare string
-}
-
-func newRemote(t testing.TB) *remote {
-	t.Helper()
-	requireGit(t)
-	root := t.TempDir()
-	r := &remote{t: t, work: filepath.Join(root, "work"), bare: filepath.Join(root, "remote.git")}
-	runGit(t, root, "init", "-q", "-b", "main", r.work)
-	runGit(t, root, "init", "-q", "--bare", "-b", "main", r.bare)
-	r.git("config", "user.name", "Orca Test")
-	r.git("config", "user.email", "test@orca-sync.test")
-	r.git("config", "commit.gpgsign", "false")
-	r.git("remote", "add", "origin", r.bare)
-	return r
-}
-
-func (r *remote) git(args ...string) string {
-	r.t.Helper()
-	return runGit(r.t, r.work, args...)
-}
-
-func (r *remote) write(rel, content string) {
-	r.t.Helper()
-	writeFile(r.t, filepath.Join(r.work, rel), content)
-}
-
-// commit stages everything, commits and pushes (forced); it returns HEAD.
-func (r *remote) commit(msg string) string {
-	r.t.Helper()
-	r.git("add", "-A")
-	r.git("commit", "-q", "--allow-empty", "-m", msg)
-	r.git("push", "-q", "--force", "origin", "main")
-	return r.git("rev-parse", "HEAD")
-}
-
-func (r *remote) fileURL() string {
-	return (&url.URL{Scheme: "file", Path: r.bare}).String()
 }
 
 func writeFile(t testing.TB, p, content string) {

@@ -1,73 +1,25 @@
 package source
 
 import (
-	"crypto/subtle"
 	"log/slog"
-	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
+
+	"github.com/orca-sync/orca-sync/internal/gittest"
 )
-
-// gitHTTPServer serves one bare repository over git smart HTTP (the
-// machine's git-http-backend under net/http/cgi), requiring basic auth.
-type gitHTTPServer struct {
-	*httptest.Server
-	unauthorized atomic.Int64
-}
-
-func newGitHTTPServer(t testing.TB, bare, user, pass string) *gitHTTPServer {
-	t.Helper()
-	backend := filepath.Join(runGit(t, "", "--exec-path"), "git-http-backend")
-	if _, err := os.Stat(backend); err != nil {
-		backend = "/usr/lib/git-core/git-http-backend"
-		if _, err := os.Stat(backend); err != nil {
-			t.Skip("git-http-backend is not installed")
-		}
-	}
-	root := filepath.Dir(bare)
-	h := &cgi.Handler{
-		Path: backend,
-		Dir:  root,
-		Env: []string{
-			"GIT_PROJECT_ROOT=" + root,
-			"GIT_HTTP_EXPORT_ALL=1",
-			"GIT_CONFIG_NOSYSTEM=1",
-			"GIT_CONFIG_GLOBAL=" + os.DevNull,
-			"HOME=" + root,
-		},
-	}
-	s := &gitHTTPServer{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		u, p, ok := r.BasicAuth()
-		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(user)) != 1 ||
-			subtle.ConstantTimeCompare([]byte(p), []byte(pass)) != 1 {
-			s.unauthorized.Add(1)
-			w.Header().Set("WWW-Authenticate", `Basic realm="orca-sync-test"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
 
 const httpUser, httpPass = "deployer", "s3cret-Passw0rd"
 
-// httpRemote is a remote with one commit served over HTTP with basic auth
-// httpUser:httpPass; it returns the remote, server, clone URL and commit.
-func httpRemote(t *testing.T) (*remote, *gitHTTPServer, string, string) {
-	rem := newRemote(t)
-	rem.write("a.txt", "over http\n")
-	sha := rem.commit("http")
-	srv := newGitHTTPServer(t, rem.bare, httpUser, httpPass)
-	return rem, srv, srv.URL + "/" + filepath.Base(rem.bare), sha
+// httpRemote is a remote with one commit served as "infra.git" over HTTP
+// with basic auth httpUser:httpPass; it returns the remote, server, clone
+// URL and commit.
+func httpRemote(t *testing.T) (*gittest.Repo, *gittest.Server, string, string) {
+	rem, srv := gittest.Served(t, "infra.git", httpUser, httpPass)
+	rem.WriteFile("a.txt", "over http\n")
+	sha := rem.CommitPush("http")
+	return rem, srv, srv.URL("infra.git"), sha
 }
 
 func TestSyncHTTP(t *testing.T) {
@@ -79,8 +31,8 @@ func TestSyncHTTP(t *testing.T) {
 		if c := mustSync(t, r); c.SHA != sha {
 			t.Fatalf("Sync = %s, want %s", c.SHA, sha)
 		}
-		rem.write("a.txt", "next\n")
-		next := rem.commit("next")
+		rem.WriteFile("a.txt", "next\n")
+		next := rem.CommitPush("next")
 		if c := mustSync(t, r); c.SHA != next {
 			t.Fatalf("second Sync = %s, want %s", c.SHA, next)
 		}
@@ -90,22 +42,23 @@ func TestSyncHTTP(t *testing.T) {
 	})
 	t.Run("wrong password", func(t *testing.T) {
 		const wrong = "not-the-Passw0rd"
-		before := srv.unauthorized.Load()
+		before := srv.Unauthorized()
 		r := newRepo(t, Options{URL: repoURL, Username: user, Password: wrong})
 		err := syncErr(t, r)
 		t.Logf("wrong password: %v", err)
 		if strings.Contains(err.Error(), wrong) || !strings.Contains(err.Error(), "fetch "+repoURL+" main: ") {
 			t.Errorf("error = %q: want the URL and branch, and no password", err)
 		}
-		if srv.unauthorized.Load() == before {
+		if srv.Unauthorized() == before {
 			t.Error("the server refused no request")
 		}
 	})
 	t.Run("token", func(t *testing.T) {
 		r := newRepo(t, Options{URL: repoURL, Username: user, Token: pass})
 		mustSync(t, r)
-		srvTok := newGitHTTPServer(t, rem.bare, tokenUsername, "ghp_token")
-		r = newRepo(t, Options{URL: srvTok.URL + "/" + filepath.Base(rem.bare), Token: "ghp_token"})
+		srvTok := gittest.NewServer(t, tokenUsername, "ghp_token")
+		srvTok.AddRepo("infra.git", rem)
+		r = newRepo(t, Options{URL: srvTok.URL("infra.git"), Token: "ghp_token"})
 		mustSync(t, r)
 	})
 }
@@ -118,7 +71,7 @@ func TestSyncHTTPCredentialsInURL(t *testing.T) {
 		u.User = url.UserPassword(user, pass)
 		r := newRepo(t, Options{URL: u.String()})
 		mustSync(t, r)
-		if got := runGit(t, r.Dir(), "remote", "get-url", "origin"); got != repoURL {
+		if got := gittest.Run(t, r.Dir(), "remote", "get-url", "origin"); got != repoURL {
 			t.Errorf("stored remote URL = %q, want %q (no credentials)", got, repoURL)
 		}
 		if cfg := readFile(t, filepath.Join(r.Dir(), ".git", "config")); strings.Contains(cfg, pass) {
@@ -141,8 +94,9 @@ func TestSyncHTTPCredentialsInURL(t *testing.T) {
 // BenchmarkSyncNoChangeHTTP is BenchmarkSyncNoChange over smart HTTP.
 func BenchmarkSyncNoChangeHTTP(b *testing.B) {
 	rem := hundredProjects(b)
-	srv := newGitHTTPServer(b, rem.bare, "u", "p")
-	r := newRepo(b, Options{URL: srv.URL + "/" + filepath.Base(rem.bare), Username: "u", Password: "p",
+	srv := gittest.NewServer(b, "u", "p")
+	srv.AddRepo("infra.git", rem)
+	r := newRepo(b, Options{URL: srv.URL("infra.git"), Username: "u", Password: "p",
 		Log: slog.New(slog.DiscardHandler)})
 	mustSync(b, r)
 	for b.Loop() {

@@ -12,18 +12,20 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orca-sync/orca-sync/internal/gittest"
 )
 
 func TestSyncClones(t *testing.T) {
-	rem := newRemote(t)
-	rem.write("services/web/service.toml", "[[service]]\nname = \"web\"\n")
-	rem.write("cluster.toml", "# cluster\n")
-	sha := rem.commit("Add web\n\nThe body.")
-	wantTime, err := time.Parse(time.RFC3339, rem.git("log", "-1", "--format=%cI"))
+	rem := gittest.NewRepo(t)
+	rem.WriteFile("services/web/service.toml", "[[service]]\nname = \"web\"\n")
+	rem.WriteFile("cluster.toml", "# cluster\n")
+	sha := rem.CommitPush("Add web\n\nThe body.")
+	wantTime, err := time.Parse(time.RFC3339, rem.Git("log", "-1", "--format=%cI"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, url := range map[string]string{"path": rem.bare, "file URL": rem.fileURL()} {
+	for name, url := range map[string]string{"path": rem.BarePath(), "file URL": rem.FileURL()} {
 		t.Run(name, func(t *testing.T) {
 			r := newRepo(t, Options{URL: url})
 			c := mustSync(t, r)
@@ -40,10 +42,10 @@ func TestSyncClones(t *testing.T) {
 			if rev, err := Revision(r.Dir()); err != nil || rev != sha {
 				t.Errorf("Revision = %q, %v", rev, err)
 			}
-			if got := runGit(t, r.Dir(), "rev-parse", "--abbrev-ref", "HEAD"); got != "main" {
+			if got := gittest.Run(t, r.Dir(), "rev-parse", "--abbrev-ref", "HEAD"); got != "main" {
 				t.Errorf("git CLI sees HEAD on %q, want main", got)
 			}
-			if st := runGit(t, r.Dir(), "status", "--porcelain"); st != "" {
+			if st := gittest.Run(t, r.Dir(), "status", "--porcelain"); st != "" {
 				t.Errorf("git status in the clone:\n%s", st)
 			}
 		})
@@ -51,16 +53,16 @@ func TestSyncClones(t *testing.T) {
 }
 
 func TestSyncFollowsNewCommitsAndForcePush(t *testing.T) {
-	rem := newRemote(t)
-	rem.write("a.txt", "one\n")
-	rem.write("old/gone.txt", "bye\n")
-	rem.commit("one")
-	r := newRepo(t, Options{URL: rem.bare})
+	rem := gittest.NewRepo(t)
+	rem.WriteFile("a.txt", "one\n")
+	rem.WriteFile("old/gone.txt", "bye\n")
+	rem.CommitPush("one")
+	r := newRepo(t, Options{URL: rem.BarePath()})
 	mustSync(t, r)
 
-	rem.write("a.txt", "two\n")
-	rem.git("rm", "-q", "-r", "old")
-	sha2 := rem.commit("two")
+	rem.WriteFile("a.txt", "two\n")
+	rem.Git("rm", "-q", "-r", "old")
+	sha2 := rem.CommitPush("two")
 	if c := mustSync(t, r); c.SHA != sha2 {
 		t.Fatalf("after a new commit Sync = %s, want %s", c.SHA, sha2)
 	}
@@ -72,11 +74,11 @@ func TestSyncFollowsNewCommitsAndForcePush(t *testing.T) {
 	}
 
 	// Rewrite history: sha2 is no longer on the branch.
-	rem.write("a.txt", "amended\n")
-	rem.git("add", "-A")
-	rem.git("commit", "-q", "--amend", "-m", "two, amended")
-	rem.git("push", "-q", "-f", "origin", "main")
-	sha3 := rem.git("rev-parse", "HEAD")
+	rem.WriteFile("a.txt", "amended\n")
+	rem.Git("add", "-A")
+	rem.Git("commit", "-q", "--amend", "-m", "two, amended")
+	rem.Git("push", "-q", "-f", "origin", "main")
+	sha3 := rem.Git("rev-parse", "HEAD")
 	c := mustSync(t, r)
 	if c.SHA != sha3 || c.Subject() != "two, amended" {
 		t.Fatalf("after a force-push Sync = %s %q, want %s", c.SHA, c.Subject(), sha3)
@@ -90,17 +92,17 @@ func TestSyncFollowsNewCommitsAndForcePush(t *testing.T) {
 }
 
 func TestSyncMakesTheWorkTreeEqualTheCommit(t *testing.T) {
-	rem := newRemote(t)
-	rem.write(".gitignore", "*.log\n")
-	rem.write("keep.txt", "keep\n")
-	rem.write("dir/tracked.txt", "tracked\n")
+	rem := gittest.NewRepo(t)
+	rem.WriteFile(".gitignore", "*.log\n")
+	rem.WriteFile("keep.txt", "keep\n")
+	rem.WriteFile("dir/tracked.txt", "tracked\n")
 	for link, to := range map[string]string{"link": "keep.txt", "dir/up": "../keep.txt", "outside": "/etc/hostname"} {
-		if err := os.Symlink(to, filepath.Join(rem.work, link)); err != nil {
+		if err := os.Symlink(to, filepath.Join(rem.Dir(), link)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rem.commit("one")
-	r := newRepo(t, Options{URL: rem.bare})
+	rem.CommitPush("one")
+	r := newRepo(t, Options{URL: rem.BarePath()})
 	mustSync(t, r)
 	want := treeFiles(t, r.Dir())
 	if !slices.Equal(want, []string{".gitignore", "dir/tracked.txt", "dir/up", "keep.txt", "link", "outside"}) {
@@ -150,19 +152,19 @@ func TestSyncMakesTheWorkTreeEqualTheCommit(t *testing.T) {
 }
 
 func TestSyncKeepsLastGoodCheckoutWhenRemoteIsGone(t *testing.T) {
-	rem := newRemote(t)
-	rem.write("a.txt", "good\n")
-	good := rem.commit("good")
-	r := newRepo(t, Options{URL: rem.fileURL()})
+	rem := gittest.NewRepo(t)
+	rem.WriteFile("a.txt", "good\n")
+	good := rem.CommitPush("good")
+	r := newRepo(t, Options{URL: rem.FileURL()})
 	mustSync(t, r)
 
-	moved := rem.bare + ".moved"
-	if err := os.Rename(rem.bare, moved); err != nil {
+	moved := rem.BarePath() + ".moved"
+	if err := os.Rename(rem.BarePath(), moved); err != nil {
 		t.Fatal(err)
 	}
 	err := syncErr(t, r)
 	t.Logf("remote gone: %v", err)
-	if !strings.Contains(err.Error(), "fetch "+rem.fileURL()+" main: ") {
+	if !strings.Contains(err.Error(), "fetch "+rem.FileURL()+" main: ") {
 		t.Errorf("error %q does not say which fetch failed", err)
 	}
 	if got := readFile(t, filepath.Join(r.Dir(), "a.txt")); got != "good\n" {
@@ -172,34 +174,34 @@ func TestSyncKeepsLastGoodCheckoutWhenRemoteIsGone(t *testing.T) {
 		t.Errorf("Head() = %s, %v after a failed fetch; want %s", h.SHA, err, good)
 	}
 
-	if err := os.Rename(moved, rem.bare); err != nil {
+	if err := os.Rename(moved, rem.BarePath()); err != nil {
 		t.Fatal(err)
 	}
-	rem.write("a.txt", "next\n")
-	next := rem.commit("next")
+	rem.WriteFile("a.txt", "next\n")
+	next := rem.CommitPush("next")
 	if c := mustSync(t, r); c.SHA != next {
 		t.Errorf("after the remote is back Sync = %s, want %s", c.SHA, next)
 	}
 }
 
 func TestSyncReplacesCloneOfAnotherURL(t *testing.T) {
-	remA, remB := newRemote(t), newRemote(t)
-	remA.write("a.txt", "a\n")
-	remA.commit("a")
-	remB.write("b.txt", "b\n")
-	shaB := remB.commit("b")
+	remA, remB := gittest.NewRepo(t), gittest.NewRepo(t)
+	remA.WriteFile("a.txt", "a\n")
+	remA.CommitPush("a")
+	remB.WriteFile("b.txt", "b\n")
+	shaB := remB.CommitPush("b")
 	dir := filepath.Join(t.TempDir(), "repo")
-	mustSync(t, newRepo(t, Options{URL: remA.bare, Dir: dir}))
+	mustSync(t, newRepo(t, Options{URL: remA.BarePath(), Dir: dir}))
 
-	r := newRepo(t, Options{URL: remB.bare, Dir: dir})
+	r := newRepo(t, Options{URL: remB.BarePath(), Dir: dir})
 	if c := mustSync(t, r); c.SHA != shaB {
 		t.Fatalf("Sync = %s, want %s", c.SHA, shaB)
 	}
 	if got := treeFiles(t, dir); !slices.Equal(got, []string{"b.txt"}) {
 		t.Errorf("work tree = %v, want [b.txt]", got)
 	}
-	if got := runGit(t, dir, "remote", "get-url", "origin"); got != remB.bare {
-		t.Errorf("origin = %s, want %s", got, remB.bare)
+	if got := gittest.Run(t, dir, "remote", "get-url", "origin"); got != remB.BarePath() {
+		t.Errorf("origin = %s, want %s", got, remB.BarePath())
 	}
 	if leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), ".repo.*")); len(leftovers) > 0 {
 		t.Errorf("temporary directories left: %v", leftovers)
@@ -214,12 +216,12 @@ func TestSyncReplacesBrokenClone(t *testing.T) {
 		"bad index":    func(g string) error { return os.WriteFile(filepath.Join(g, "index"), []byte("DIRC junk"), 0o644) },
 		"no .git":      func(g string) error { return os.RemoveAll(g) },
 	}
-	rem := newRemote(t)
-	rem.write("a.txt", "a\n")
-	sha := rem.commit("a")
+	rem := gittest.NewRepo(t)
+	rem.WriteFile("a.txt", "a\n")
+	sha := rem.CommitPush("a")
 	for name, breakIt := range breakers {
 		t.Run(name, func(t *testing.T) {
-			r := newRepo(t, Options{URL: rem.bare})
+			r := newRepo(t, Options{URL: rem.BarePath()})
 			mustSync(t, r)
 			if err := breakIt(filepath.Join(r.Dir(), ".git")); err != nil {
 				t.Fatal(err)
@@ -243,14 +245,14 @@ func TestSyncReplacesBrokenClone(t *testing.T) {
 }
 
 func TestSyncMissingBranch(t *testing.T) {
-	rem := newRemote(t)
-	rem.write("a.txt", "a\n")
-	rem.commit("a")
+	rem := gittest.NewRepo(t)
+	rem.WriteFile("a.txt", "a\n")
+	rem.CommitPush("a")
 
-	r := newRepo(t, Options{URL: rem.bare, Branch: "nope"})
+	r := newRepo(t, Options{URL: rem.BarePath(), Branch: "nope"})
 	err := syncErr(t, r)
 	t.Logf("missing branch: %v", err)
-	if !strings.Contains(err.Error(), "fetch "+rem.bare+" nope: refs/heads/nope does not exist on the remote") {
+	if !strings.Contains(err.Error(), "fetch "+rem.BarePath()+" nope: refs/heads/nope does not exist on the remote") {
 		t.Errorf("error = %v", err)
 	}
 	if exists(r.Dir()) {
@@ -261,10 +263,10 @@ func TestSyncMissingBranch(t *testing.T) {
 	}
 
 	// A tracked branch deleted upstream: the last good checkout stays.
-	rem.git("push", "-q", "origin", "main:gone")
-	r = newRepo(t, Options{URL: rem.bare, Branch: "gone"})
+	rem.Git("push", "-q", "origin", "main:gone")
+	r = newRepo(t, Options{URL: rem.BarePath(), Branch: "gone"})
 	good := mustSync(t, r)
-	rem.git("push", "-q", "origin", ":gone")
+	rem.Git("push", "-q", "origin", ":gone")
 	if err := syncErr(t, r); !strings.Contains(err.Error(), "does not exist on the remote") {
 		t.Errorf("error = %v", err)
 	}
@@ -274,16 +276,16 @@ func TestSyncMissingBranch(t *testing.T) {
 }
 
 func TestFetchRef(t *testing.T) {
-	rem := newRemote(t)
-	rem.write("a.txt", "main\n")
-	mainSHA := rem.commit("main")
-	rem.git("checkout", "-q", "-b", "feature")
-	rem.write("a.txt", "pull request\n")
-	rem.git("commit", "-q", "-am", "change a")
-	prSHA := rem.git("rev-parse", "HEAD")
-	rem.git("push", "-q", "origin", "HEAD:refs/pull/7/head")
+	rem := gittest.NewRepo(t)
+	rem.WriteFile("a.txt", "main\n")
+	mainSHA := rem.CommitPush("main")
+	rem.Git("checkout", "-q", "-b", "feature")
+	rem.WriteFile("a.txt", "pull request\n")
+	rem.Git("commit", "-q", "-am", "change a")
+	prSHA := rem.Git("rev-parse", "HEAD")
+	rem.Git("push", "-q", "origin", "HEAD:refs/pull/7/head")
 
-	r := newRepo(t, Options{URL: rem.bare})
+	r := newRepo(t, Options{URL: rem.BarePath()})
 	mustSync(t, r)
 	dir := filepath.Join(t.TempDir(), "pr-7")
 	ctx := context.Background()
@@ -298,9 +300,9 @@ func TestFetchRef(t *testing.T) {
 		t.Errorf("the main clone moved to %s, %v", h.SHA, err)
 	}
 	// Again, into the same dir, after the PR changed (force-pushed).
-	rem.git("commit", "-q", "--amend", "-m", "change a, amended")
-	rem.git("push", "-q", "-f", "origin", "HEAD:refs/pull/7/head")
-	if c, err := r.FetchRef(ctx, "refs/pull/7/head", dir); err != nil || c.SHA != rem.git("rev-parse", "HEAD") {
+	rem.Git("commit", "-q", "--amend", "-m", "change a, amended")
+	rem.Git("push", "-q", "-f", "origin", "HEAD:refs/pull/7/head")
+	if c, err := r.FetchRef(ctx, "refs/pull/7/head", dir); err != nil || c.SHA != rem.Git("rev-parse", "HEAD") {
 		t.Errorf("second FetchRef = %s, %v", c.SHA, err)
 	}
 	if _, err := r.FetchRef(ctx, "main", dir); err != nil {
@@ -317,10 +319,10 @@ func TestFetchRef(t *testing.T) {
 }
 
 func TestSyncAndHeadConcurrently(t *testing.T) {
-	rem := newRemote(t)
-	rem.write("a.txt", "a\n")
-	rem.commit("a")
-	r := newRepo(t, Options{URL: rem.bare})
+	rem := gittest.NewRepo(t)
+	rem.WriteFile("a.txt", "a\n")
+	rem.CommitPush("a")
+	r := newRepo(t, Options{URL: rem.BarePath()})
 	mustSync(t, r)
 	var wg sync.WaitGroup
 	for range 4 {
@@ -339,10 +341,10 @@ func TestSyncAndHeadConcurrently(t *testing.T) {
 }
 
 func TestSyncCanceled(t *testing.T) {
-	rem := newRemote(t)
-	rem.write("a.txt", "a\n")
-	rem.commit("a")
-	r := newRepo(t, Options{URL: rem.bare})
+	rem := gittest.NewRepo(t)
+	rem.WriteFile("a.txt", "a\n")
+	rem.CommitPush("a")
+	r := newRepo(t, Options{URL: rem.BarePath()})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := r.Sync(ctx); err == nil {
@@ -354,12 +356,12 @@ func TestSyncCanceled(t *testing.T) {
 }
 
 // hundredProjects is a remote with 100 services/<p>/service.toml.
-func hundredProjects(b *testing.B) *remote {
-	rem := newRemote(b)
+func hundredProjects(b *testing.B) *gittest.Repo {
+	rem := gittest.NewRepo(b)
 	for i := range 100 {
-		rem.write(fmt.Sprintf("services/p%03d/service.toml", i), "[[service]]\nname = \"s\"\nimage = \"nginx:1\"\n")
+		rem.WriteFile(fmt.Sprintf("services/p%03d/service.toml", i), "[[service]]\nname = \"s\"\nimage = \"nginx:1\"\n")
 	}
-	rem.commit("a hundred projects")
+	rem.CommitPush("a hundred projects")
 	return rem
 }
 
@@ -367,7 +369,7 @@ func hundredProjects(b *testing.B) *remote {
 // from a local path remote (go-git runs git-upload-pack).
 func BenchmarkSyncNoChange(b *testing.B) {
 	rem := hundredProjects(b)
-	r := newRepo(b, Options{URL: rem.bare, Log: slog.New(slog.DiscardHandler)})
+	r := newRepo(b, Options{URL: rem.BarePath(), Log: slog.New(slog.DiscardHandler)})
 	mustSync(b, r)
 	for b.Loop() {
 		if _, err := r.Sync(b.Context()); err != nil {

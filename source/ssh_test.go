@@ -20,6 +20,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/orca-sync/orca-sync/internal/gittest"
 )
 
 // sshServer serves git-upload-pack over SSH on 127.0.0.1, accepting one
@@ -144,12 +146,12 @@ func writeKnownHosts(t testing.TB, addr string, key ssh.PublicKey) string {
 }
 
 func TestSyncSSH(t *testing.T) {
-	rem := newRemote(t)
-	rem.write("a.txt", "over ssh\n")
-	sha := rem.commit("ssh")
+	rem := gittest.NewRepo(t)
+	rem.WriteFile("a.txt", "over ssh\n")
+	sha := rem.CommitPush("ssh")
 	keyFile, clientPub := writeKey(t)
 	srv := newSSHServer(t, clientPub)
-	repoURL := fmt.Sprintf("ssh://git@%s%s", srv.addr, rem.bare)
+	repoURL := fmt.Sprintf("ssh://git@%s%s", srv.addr, rem.BarePath())
 	knownHosts := writeKnownHosts(t, srv.addr, srv.hostKeys[0])
 	_, otherHostKey := writeKey(t)
 	otherKeyFile, _ := writeKey(t)
