@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/state"
@@ -35,15 +34,8 @@ func (l *Loop) Plan(ctx context.Context) (diff.Plan, error) {
 
 // planOf plans d against the live containers, changing nothing.
 func (l *Loop) planOf(ctx context.Context, d *config.Desired) (diff.Plan, error) {
-	live, err := l.opts.Runtime.List(ctx)
-	if err != nil {
-		return diff.Plan{}, fmt.Errorf("list containers: %w", err)
-	}
-	if l.opts.Canary != nil {
-		live, _ = splitCanaries(d, live)
-	}
-	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
-	return diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)}), nil
+	res, err := l.planner.Plan(ctx, d, false)
+	return res.Plan, err
 }
 
 // History returns up to limit syncs, newest first.

@@ -110,27 +110,6 @@ func (l *Loop) restoreWeights() {
 	}
 }
 
-// splitCanaries takes the canary containers of canary services out of live:
-// the planner sees the stable set only, and the canary code owns the rest.
-func splitCanaries(d *config.Desired, live []diff.Container) (stable []diff.Container, canaries map[string][]diff.Container) {
-	canaryKeys := map[string]bool{}
-	for _, s := range d.Services() {
-		if s.Deploy.Strategy == config.StrategyCanary {
-			canaryKeys[s.Key()] = true
-		}
-	}
-	canaries = map[string][]diff.Container{}
-	for _, c := range live {
-		key := c.Project + "/" + c.Service
-		if c.Role == apply.RoleCanary && canaryKeys[key] {
-			canaries[key] = append(canaries[key], c)
-			continue
-		}
-		stable = append(stable, c)
-	}
-	return stable, canaries
-}
-
 // canaryStep starts, supersedes, aborts or holds the canaries of the plan's
 // services. A change it takes over becomes ActionNone; a promotion stays an
 // update, which applyStep rolls.
@@ -148,13 +127,13 @@ func (l *Loop) canaryStep(ctx context.Context, r *run) error {
 		wantsCanary := isCanary && c.Action == diff.ActionUpdate && hasOtherSpec(c)
 		switch {
 		case has && !isCanary:
-			l.abortCanary(ctx, rec, r.canaries[key], "the service is no longer a canary in git", false)
+			l.abortCanary(ctx, rec, r.live.Canaries[key], "the service is no longer a canary in git", false)
 		case has && rec.Hash != c.Desired.Hash:
 			reason := "superseded by commit " + short(r.commit.SHA)
 			if !wantsCanary {
 				reason = "reverted: git wants the stable spec again"
 			}
-			l.abortCanary(ctx, rec, r.canaries[key], reason, false)
+			l.abortCanary(ctx, rec, r.live.Canaries[key], reason, false)
 			if wantsCanary {
 				l.startCanary(ctx, r, c)
 			}
@@ -163,19 +142,19 @@ func (l *Loop) canaryStep(ctx context.Context, r *run) error {
 		case has && rec.Phase == phasePromoting:
 			r.promoting = append(r.promoting, rec)
 		case has:
-			if gone := missingCanary(rec, r.canaries[key]); gone != "" {
-				l.abortCanary(ctx, rec, r.canaries[key], "canary container "+gone+" is not running", true)
+			if gone := missingCanary(rec, r.live.Canaries[key]); gone != "" {
+				l.abortCanary(ctx, rec, r.live.Canaries[key], "canary container "+gone+" is not running", true)
 				continue
 			}
 			c.Action, c.Reason = diff.ActionNone, fmt.Sprintf("canary in progress: %s", canaryWaits(rec, c.Desired.Service))
-		case wantsCanary && adoptable(r.canaries[key], c.Desired.Hash):
-			l.adoptCanary(c, r.canaries[key])
+		case wantsCanary && adoptable(r.live.Canaries[key], c.Desired.Hash):
+			l.adoptCanary(c, r.live.Canaries[key])
 			c.Action, c.Reason = diff.ActionNone, "canary adopted from its containers' labels"
 		case wantsCanary:
-			l.retireStray(ctx, c.Project, c.Service, r.canaries[key])
+			l.retireStray(ctx, c.Project, c.Service, r.live.Canaries[key])
 			l.startCanary(ctx, r, c)
-		case len(r.canaries[key]) > 0:
-			l.retireStray(ctx, c.Project, c.Service, r.canaries[key])
+		case len(r.live.Canaries[key]) > 0:
+			l.retireStray(ctx, c.Project, c.Service, r.live.Canaries[key])
 		}
 	}
 	for _, rec := range recs { // services gone from the plan altogether

@@ -323,22 +323,19 @@ func (l *Loop) Drift(ctx context.Context) (DriftReport, error) {
 		rep.Syncing = true
 		return rep, nil
 	}
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	live, err := l.opts.Runtime.List(lctx)
+	pl := l.planner
+	pl.ListTimeout = 10 * time.Second
+	live, err := pl.List(ctx, d)
 	if err != nil {
 		l.drift.mu.Lock()
 		rep := l.drift.report
 		l.drift.mu.Unlock()
-		rep.Error = "Docker: " + err.Error()
+		rep.Error = dockerReason(err)
 		return rep, nil
 	}
-	l.noteLive(live)
-	if l.opts.Canary != nil { // a canary's containers are not drift
-		live, _ = splitCanaries(d, live)
-	}
-	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
-	l.checkDrift(ctx, d, commit, desired, live)
+	l.noteLive(live.All)
+	// A canary's containers are not drift: the check sees the stable set.
+	l.checkDrift(ctx, d, commit, pl.Desire(ctx, d, false), live.Stable)
 	l.drift.mu.Lock()
 	defer l.drift.mu.Unlock()
 	return l.drift.report, nil

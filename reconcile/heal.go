@@ -425,10 +425,10 @@ func (l *Loop) noteDied(id string) {
 // still lists as running: Docker 20.10 sends die before its container list
 // (a view updated apart) says exited, while an inspect reads the container
 // itself. One inspect per such event.
-func (l *Loop) confirmDied(ctx context.Context, r *run) {
-	for i := range r.live {
-		c := &r.live[i]
-		if !r.pending.died[c.ID] || c.State != "running" {
+func (l *Loop) confirmDied(ctx context.Context, p pending, live []diff.Container) []diff.Container {
+	for i := range live {
+		c := &live[i]
+		if !p.died[c.ID] || c.State != "running" {
 			continue
 		}
 		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -438,4 +438,5 @@ func (l *Loop) confirmDied(ctx context.Context, r *run) {
 			c.State = st.Status
 		}
 	}
+	return live
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/notify"
+	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -114,6 +115,7 @@ type Loop struct {
 	opts    Options
 	log     *slog.Logger
 	applier *apply.Applier
+	planner planner.Planner
 	secrets Secrets
 	// signal wakes the loop; its buffer of one coalesces a burst of signals
 	// into one more sync.
@@ -193,6 +195,7 @@ func New(opts Options) *Loop {
 		log:     opts.Log,
 		own:     own,
 		applier: apply.New(own, apply.Options{Node: opts.Node, Router: opts.Router, Log: opts.Log}),
+		planner: planner.Planner{Runtime: opts.Runtime, Node: opts.Node, Canaries: opts.Canary != nil, ListTimeout: 30 * time.Second},
 		secrets: sec,
 		signal:  make(chan struct{}, 1),
 		drift:   newDriftState(),

@@ -2,10 +2,10 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/state"
@@ -76,24 +76,20 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 	if d == nil {
 		return st, nil
 	}
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	live, err := l.opts.Runtime.List(lctx)
+	pl := l.planner
+	pl.ListTimeout = 10 * time.Second
+	res, err := pl.Plan(ctx, d, false)
 	if err != nil {
 		for _, s := range d.Services() {
 			st.Services = append(st.Services, ServiceStatus{Project: s.Project, Name: s.Name, Sync: SyncOutOfSync,
-				Health: HealthUnknown, Replicas: s.Replicas, Image: s.Image, Reason: "Docker: " + err.Error()})
+				Health: HealthUnknown, Replicas: s.Replicas, Image: s.Image, Reason: dockerReason(err)})
 		}
 		return st, nil
 	}
-	l.noteLive(live)
+	l.noteLive(res.Live.All)
 	pins, _ := l.opts.Store.Pins()
-	if l.opts.Canary != nil {
-		live, _ = splitCanaries(d, live)
-	}
 	recs := l.canaryRecords()
-	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
-	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)})
+	plan := res.Plan
 	drifted := diff.ServicesOf(l.lastReport().Findings)
 	for _, c := range plan.Changes {
 		if c.Desired == nil {
@@ -123,6 +119,15 @@ func (l *Loop) withSelfHealing(s ServiceStatus, c diff.Change, findings []diff.F
 		s.Reason = fmt.Sprintf("drift = \"warn\": %s", summary(findings, 3))
 	}
 	return s
+}
+
+// dockerReason is "Docker: " and what the engine said, without the
+// planner's "list containers" prefix.
+func dockerReason(err error) string {
+	if inner := errors.Unwrap(err); inner != nil {
+		err = inner
+	}
+	return "Docker: " + err.Error()
 }
 
 func serviceStatus(c diff.Change, pins map[string]state.Pin, syncing bool) ServiceStatus {

@@ -11,6 +11,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -33,7 +34,7 @@ type run struct {
 	record  state.SyncRecord
 	commit  source.Commit
 	desired *config.Desired
-	live    []diff.Container
+	live    planner.Live
 	plan    diff.Plan
 	pins    map[string]state.Pin
 	results []apply.Result
@@ -41,10 +42,8 @@ type run struct {
 	repaired map[string][]string
 	// pendingSent: the commit status went to pending when the apply started.
 	pendingSent bool
-	// canaries are the live canary containers by service key (kept out of
-	// the plan); canaryResults what canaryStep started; promoting the
-	// canaries whose promotion this sync rolls.
-	canaries      map[string][]diff.Container
+	// canaryResults are what canaryStep started; promoting the canaries
+	// whose promotion this sync rolls.
 	canaryResults []apply.Result
 	promoting     []canaryRecord
 }
@@ -150,28 +149,21 @@ func (l *Loop) load(ctx context.Context, r *run) error {
 // planStep reads the live state and plans; pinned rollouts are held back,
 // redeploys and moved images are forced.
 func (l *Loop) planStep(ctx context.Context, r *run) error {
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	live, err := l.opts.Runtime.List(lctx)
+	live, err := l.planner.List(ctx, r.desired)
 	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
+		return err
 	}
-	r.live = live
-	l.confirmDied(ctx, r)
-	l.noteLive(live)
-	planned := live
-	if l.opts.Canary != nil {
-		planned, r.canaries = splitCanaries(r.desired, live)
-	}
-	desired := apply.Desire(ctx, l.opts.Runtime, r.desired, true)
+	r.live = l.planner.Split(r.desired, l.confirmDied(ctx, r.pending, live.All))
+	l.noteLive(r.live.All)
+	desired := l.planner.Desire(ctx, r.desired, true)
 	l.mu.Lock()
 	l.last.services = desired
 	l.mu.Unlock()
-	r.plan = diff.Compute(desired, planned, diff.Options{Prune: r.desired.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, r.desired)})
+	r.plan = l.planner.Compute(r.desired, desired, r.live)
 	l.forceReplace(ctx, r)
 	// The drift check reuses the plan's list call; only containers not seen
 	// before are inspected.
-	findings := l.checkDrift(ctx, r.desired, r.commit.SHA, desired, planned)
+	findings := l.checkDrift(ctx, r.desired, r.commit.SHA, desired, r.live.Stable)
 	r.repaired = l.applyDriftPolicy(&r.plan, findings)
 	l.selfHeal(r)
 	return l.holdPinned(r)
@@ -181,7 +173,7 @@ func (l *Loop) planStep(ctx context.Context, r *run) error {
 // changes: after a restart, serving containers are routed at once, not only
 // once a long apply ends.
 func (l *Loop) routeStep(ctx context.Context, r *run) error {
-	l.syncRoutes(ctx, r.desired, r.live)
+	l.syncRoutes(ctx, r.desired, r.live.All)
 	return nil
 }
 

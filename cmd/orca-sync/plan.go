@@ -13,6 +13,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/spf13/cobra"
 )
@@ -58,16 +59,12 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 	if err != nil {
 		return nil, err
 	}
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	live, err := rt.List(lctx)
+	res, err := planner.Planner{Runtime: rt, Node: o.node, ListTimeout: 30 * time.Second}.Plan(ctx, d, o.pull)
 	if err != nil {
 		rt.Close()
 		return nil, err
 	}
-	desired := apply.Desire(ctx, rt, d, o.pull)
-	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(o.node, d)})
-	return &planned{desired: d, plan: plan, rt: rt, node: o.node}, nil
+	return &planned{desired: d, plan: res.Plan, rt: rt, node: o.node}, nil
 }
 
 func newPlanCommand(log *slog.Logger) *cobra.Command {
