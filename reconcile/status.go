@@ -11,7 +11,7 @@ import (
 	"github.com/orca-sync/orca-sync/state"
 )
 
-// Sync and health states of a service (SPEC section 6).
+// Sync and health states of a service (docs/reference/api.md).
 const (
 	SyncSynced      = "Synced"
 	SyncOutOfSync   = "OutOfSync"
@@ -37,6 +37,11 @@ type Status struct {
 	// Errors are the validation errors of the newest commit, which was not applied.
 	Errors   config.Errors   `json:"errors,omitempty"`
 	Services []ServiceStatus `json:"services"`
+	// Stalled is set while automatic syncs leave the branch head alone
+	// until git or an operator changes something; Retry while they come
+	// early, after a backoff, because the last sync failed.
+	Stalled *Stall `json:"stalled,omitempty"`
+	Retry   *Retry `json:"retry,omitempty"`
 }
 
 // ServiceStatus is one service's state on this host.
@@ -62,17 +67,17 @@ type ServiceStatus struct {
 // Status reads the live containers and compares them with the last valid
 // checkout.
 func (l *Loop) Status(ctx context.Context) (Status, error) {
-	l.mu.Lock()
+	v := l.last.view()
 	st := Status{
-		Commit: l.last.commit.SHA, Message: l.last.commit.Subject(), CommitTime: l.last.commit.Time,
-		Syncing: l.syncing, FetchError: l.last.fetchErr, Errors: l.last.errs,
+		Commit: v.commit.SHA, Message: v.commit.Subject(), CommitTime: v.commit.Time,
+		Syncing: v.syncing, FetchError: v.fetchErr, Errors: v.errs,
 	}
-	if !l.last.record.Started.IsZero() {
-		rec := l.last.record
+	st.Stalled, st.Retry = l.pacer.view()
+	if !v.record.Started.IsZero() {
+		rec := v.record
 		st.LastSync = &rec
 	}
-	d := l.last.desired
-	l.mu.Unlock()
+	d := v.desired
 	if d == nil {
 		return st, nil
 	}
@@ -86,39 +91,22 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		}
 		return st, nil
 	}
-	l.noteLive(res.Live.All)
+	l.last.noteLive(res.Live.All)
 	pins, _ := l.opts.Store.Pins()
-	recs := l.canaryRecords()
-	plan := res.Plan
-	drifted := diff.ServicesOf(l.lastReport().Findings)
-	for _, c := range plan.Changes {
+	recs := l.canaries.records()
+	drifted := diff.ServicesOf(l.drift.lastReport().Findings)
+	for _, c := range res.Plan.Changes {
 		if c.Desired == nil {
 			continue
 		}
-		ss := l.withSelfHealing(serviceStatus(c, pins, st.Syncing), c, drifted[c.Key()])
+		ss := l.heal.withSelfHealing(serviceStatus(c, pins, st.Syncing), c, drifted[c.Key()])
 		if rec, ok := recs[c.Key()]; ok && l.opts.Canary != nil {
-			ss.Canary = l.canaryStatus(rec, c.Desired.Service)
+			ss.Canary = l.canaries.status(rec, c.Desired.Service)
 			ss.Sync, ss.Reason = SyncProgressing, "canary: "+ss.Canary.Waiting
 		}
 		st.Services = append(st.Services, ss)
 	}
 	return st, nil
-}
-
-// withSelfHealing adds what drift checks and liveness probes know to a
-// service's status.
-func (l *Loop) withSelfHealing(s ServiceStatus, c diff.Change, findings []diff.Finding) ServiceStatus {
-	s.Drift, s.DriftPolicy = len(findings), c.Desired.Drift
-	s.ProbeError = l.heal.probeErr(c.Key())
-	if why, ok := l.degradedReason(c.Key(), c.Desired.Hash); ok {
-		s.Health, s.Reason = HealthDegraded, why
-		return s
-	}
-	if len(findings) > 0 && c.Desired.Drift == config.DriftWarn && s.Sync != SyncFailed {
-		s.Sync = SyncOutOfSync
-		s.Reason = fmt.Sprintf("drift = \"warn\": %s", summary(findings, 3))
-	}
-	return s
 }
 
 // dockerReason is "Docker: " and what the engine said, without the
