@@ -26,6 +26,14 @@ func WriteStatus(w io.Writer, st Status) error {
 	if st.FetchError != "" {
 		fmt.Fprintf(w, "Fetch error: %s\n", st.FetchError)
 	}
+	if s := st.Stalled; s != nil {
+		fmt.Fprintf(w, "Stalled: commit %s since %s: %s\n  automatic syncs wait for a new commit, `orca-sync sync` or `sync --retry`\n",
+			short(s.Commit), s.Since.Format(time.DateTime), s.Reason)
+	}
+	if r := st.Retry; r != nil {
+		fmt.Fprintf(w, "Retrying: next attempt at %s (in %s) after %d failed sync(s): %s\n", r.NextAttempt.Format(time.DateTime),
+			max(0, time.Until(r.NextAttempt)).Round(time.Second), r.Failures, r.Reason)
+	}
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "Invalid: %s\n", e.Error())
 	}
