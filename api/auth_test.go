@@ -8,7 +8,7 @@ import (
 )
 
 // TestRoleTable checks every authenticated route against every kind of
-// token, per SPEC section 8: viewer reads, deployer also syncs and
+// token, per docs/reference/api.md: viewer reads, deployer also syncs and
 // redeploys, admin all.
 func TestRoleTable(t *testing.T) {
 	routes := []struct {

@@ -16,14 +16,6 @@ import (
 // running canary.
 var ErrNoCanary = errors.New("no canary is running for this service")
 
-// RoleFigures are one role's figures during the current canary step.
-type RoleFigures struct {
-	Requests  uint64  `json:"requests"`
-	Errors    uint64  `json:"errors"`
-	ErrorRate float64 `json:"error_rate"`
-	P95Ms     float64 `json:"p95_ms"`
-}
-
 // baseline is where the current step's window starts in this process: the
 // proxy's cumulative figures then, and what earlier processes had counted.
 type baseline struct {
@@ -131,7 +123,7 @@ func (cn *canaryDriver) tickOne(ctx context.Context, rec canaryRecord, svc *conf
 	cf, sf := cn.figures(rec)
 	ask := cn.takeAsk(rec.Service)
 	if ask == "abort" {
-		cn.abortCanary(ctx, rec, nil, fmt.Sprintf("aborted by an operator at step %d (%d%%): canary %s", rec.Step+1, rec.Weight, describe(cf)), true)
+		cn.abortCanary(ctx, rec, nil, fmt.Sprintf("aborted by an operator at step %d (%d%%): canary %s", rec.Step+1, rec.Weight, cf), true)
 		return
 	}
 	if breach := judge(svc.Deploy.Analysis, cf); breach != "" {
@@ -154,7 +146,7 @@ func (cn *canaryDriver) tickOne(ctx context.Context, rec canaryRecord, svc *conf
 		return
 	}
 	cn.event(notify.CanaryStep, rec, fmt.Sprintf("step %d of %d (%d%%) passed: canary %s, stable %s",
-		rec.Step+1, len(steps), rec.Weight, describe(cf), describe(sf)), map[string]any{"passed": true})
+		rec.Step+1, len(steps), rec.Weight, cf, sf), map[string]any{"passed": true})
 	rec.Step++
 	rec.Counted, rec.StepStarted = stepCounts{}, time.Now()
 	switch {
@@ -181,10 +173,6 @@ func (cn *canaryDriver) promote(rec canaryRecord, why string) {
 	cn.save(rec)
 	cn.log.Info("promoting canary", "service", rec.Service, "why", why)
 	cn.promoted()
-}
-
-func describe(f RoleFigures) string {
-	return fmt.Sprintf("%d requests, error rate %.1f%%, p95 %.1f ms", f.Requests, 100*f.ErrorRate, f.P95Ms)
 }
 
 // Promote asks the running canary of project/name to be promoted now.
@@ -223,21 +211,6 @@ func (cn *canaryDriver) takeAsk(key string) string {
 	a := cn.asks[key]
 	delete(cn.asks, key)
 	return a
-}
-
-// CanaryStatus is a running canary as status shows it.
-type CanaryStatus struct {
-	Phase       string      `json:"phase"`
-	Step        int         `json:"step"`
-	Steps       int         `json:"steps"`
-	Weight      int         `json:"weight"`
-	Hash        string      `json:"spec_hash"`
-	Containers  []string    `json:"containers"`
-	Names       []string    `json:"names"`
-	StepStarted time.Time   `json:"step_started"`
-	Canary      RoleFigures `json:"canary"`
-	Stable      RoleFigures `json:"stable"`
-	Waiting     string      `json:"waiting_for"`
 }
 
 func (cn *canaryDriver) status(rec canaryRecord, svc *config.Service) *CanaryStatus {

@@ -19,20 +19,6 @@ import (
 	"github.com/orca-sync/orca-sync/notify"
 )
 
-// DriftReport is what GET /api/v1/drift and `orca-sync drift` show.
-type DriftReport struct {
-	Commit  string    `json:"commit,omitempty"`
-	Checked time.Time `json:"checked,omitzero"`
-	// Syncing is set when a sync is under way: the report is then the one
-	// its start computed, as a check mid-rollout would take containers
-	// being started or retired for drift.
-	Syncing  bool           `json:"syncing,omitempty"`
-	Error    string         `json:"error,omitempty"`
-	Findings []diff.Finding `json:"findings"`
-	// Policies maps each drifted service to its drift policy.
-	Policies map[string]string `json:"policies,omitempty"`
-}
-
 // driftChecker finds changes made to containers by hand and remembers, between
 // ticks, what it found and what it inspected
 // (docs/guides/drift-and-healing.md).

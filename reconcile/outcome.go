@@ -31,22 +31,6 @@ var errHeld = errors.New("stalled: the branch head is still the stalled commit")
 // backoffBase is the first retry delay after a failed sync.
 const backoffBase = 5 * time.Second
 
-// Stall is a stalled commit as status shows it.
-type Stall struct {
-	Commit string    `json:"commit"`
-	Result string    `json:"result"`
-	Reason string    `json:"reason"`
-	Since  time.Time `json:"since"`
-}
-
-// Retry is a pending retry after failed syncs, as status shows it.
-type Retry struct {
-	Failures    int       `json:"failures"`
-	Reason      string    `json:"reason"`
-	Backoff     string    `json:"backoff"`
-	NextAttempt time.Time `json:"next_attempt"`
-}
-
 // pacer decides when the next automatic sync comes, and whether it may
 // touch the commit: it owns the stall and the retry backoff.
 type pacer struct {

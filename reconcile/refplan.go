@@ -21,22 +21,6 @@ type RefFetcher interface {
 	FetchRef(ctx context.Context, ref, dir string) (source.Commit, error)
 }
 
-// RefPlan is the plan of a ref's head (a pull request) against the live
-// host: what merging it would do. An invalid head has Errors and no Plan.
-type RefPlan struct {
-	Ref     string        `json:"ref"`
-	Commit  string        `json:"commit"`
-	Subject string        `json:"subject,omitempty"`
-	Valid   bool          `json:"valid"`
-	Errors  config.Errors `json:"errors,omitempty"`
-	Plan    *diff.Plan    `json:"plan,omitempty"`
-	// Changes counts the services the plan changes.
-	Changes int `json:"changes"`
-	// Text is the plan as `orca-sync plan` prints it, or the validation
-	// errors one per line.
-	Text string `json:"text"`
-}
-
 // ErrNoRefFetch means the loop's source cannot fetch other refs, or no
 // directory was given for them.
 var ErrNoRefFetch = errors.New("this source cannot check out other refs")

@@ -6,63 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/state"
 )
-
-// Sync and health states of a service (docs/reference/api.md).
-const (
-	SyncSynced      = "Synced"
-	SyncOutOfSync   = "OutOfSync"
-	SyncProgressing = "Progressing"
-	SyncFailed      = "Failed"
-
-	HealthHealthy  = "Healthy"
-	HealthDegraded = "Degraded"
-	HealthMissing  = "Missing"
-	HealthUnknown  = "Unknown"
-)
-
-// Status is what `orca-sync status` shows.
-type Status struct {
-	Commit     string    `json:"commit,omitempty"`
-	Message    string    `json:"message,omitempty"`
-	CommitTime time.Time `json:"commit_time,omitzero"`
-	Syncing    bool      `json:"syncing"`
-	// LastSync is the newest sync's record.
-	LastSync *state.SyncRecord `json:"last_sync,omitempty"`
-	// FetchError is set while the remote cannot be fetched.
-	FetchError string `json:"fetch_error,omitempty"`
-	// Errors are the validation errors of the newest commit, which was not applied.
-	Errors   config.Errors   `json:"errors,omitempty"`
-	Services []ServiceStatus `json:"services"`
-	// Stalled is set while automatic syncs leave the branch head alone
-	// until git or an operator changes something; Retry while they come
-	// early, after a backoff, because the last sync failed.
-	Stalled *Stall `json:"stalled,omitempty"`
-	Retry   *Retry `json:"retry,omitempty"`
-}
-
-// ServiceStatus is one service's state on this host.
-type ServiceStatus struct {
-	Project  string `json:"project"`
-	Name     string `json:"name"`
-	Sync     string `json:"sync"`
-	Health   string `json:"health"`
-	Replicas int    `json:"replicas"`
-	Ready    int    `json:"ready"`
-	Image    string `json:"image,omitempty"`
-	Reason   string `json:"reason,omitempty"`
-	// Drift is how many drift findings the last check had; DriftPolicy is
-	// the service's drift setting.
-	Drift       int    `json:"drift,omitempty"`
-	DriftPolicy string `json:"drift_policy,omitempty"`
-	// ProbeError is the last liveness probe failure, "" while it passes.
-	ProbeError string `json:"probe_error,omitempty"`
-	// Canary is the running canary, if any.
-	Canary *CanaryStatus `json:"canary,omitempty"`
-}
 
 // Status reads the live containers and compares them with the last valid
 // checkout.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
@@ -123,7 +124,7 @@ func newPlanCommand(log *slog.Logger) *cobra.Command {
 
 // planPR prints the plan of pull request n as a running serve computes it.
 func planPR(cmd *cobra.Command, c *clientFlags, n int, exitCode bool) error {
-	var p PRPlanAnswer
+	var p wire.PRPlan
 	if raw, err := c.get(cmd, fmt.Sprintf("/api/v1/plan?pr=%d", n), &p); raw || err != nil {
 		return err
 	}

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/orca-sync/orca-sync/api"
+	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/proxy"
 	"github.com/orca-sync/orca-sync/reconcile"
 	"github.com/orca-sync/orca-sync/secrets"
@@ -172,19 +174,15 @@ type backend struct{ loop *reconcile.Loop }
 
 var _ api.Backend = backend{}
 
-func (b backend) Status(ctx context.Context) any {
-	st, err := b.loop.Status(ctx)
-	if err != nil {
-		return map[string]string{"error": err.Error()}
-	}
-	return st
+func (b backend) Status(ctx context.Context) (wire.Status, error) { return b.loop.Status(ctx) }
+
+func (b backend) Plan(ctx context.Context) (diff.Plan, error) { return b.loop.Plan(ctx) }
+
+func (b backend) Drift(ctx context.Context) (wire.DriftReport, error) { return b.loop.Drift(ctx) }
+
+func (b backend) History(_ context.Context, limit int) ([]state.SyncRecord, error) {
+	return b.loop.History(limit)
 }
-
-func (b backend) Plan(ctx context.Context) (any, error) { return b.loop.Plan(ctx) }
-
-func (b backend) Drift(ctx context.Context) (any, error) { return b.loop.Drift(ctx) }
-
-func (b backend) History(_ context.Context, limit int) (any, error) { return b.loop.History(limit) }
 
 func (b backend) Sync(trigger string, retry bool) { b.loop.Trigger(trigger, retry) }
 
