@@ -16,16 +16,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/state"
 )
 
-// Backend is the daemon as the API sees it. Bodies are JSON-encodable values.
+// Backend is the daemon as the API sees it. Its answers are the wire types
+// the API serves as JSON (package wire).
 type Backend interface {
-	Status(ctx context.Context) any
-	Plan(ctx context.Context) (any, error)
+	Status(ctx context.Context) (wire.Status, error)
+	Plan(ctx context.Context) (diff.Plan, error)
 	// Drift checks for out-of-band changes now and returns the report.
-	Drift(ctx context.Context) (any, error)
-	History(ctx context.Context, limit int) (any, error)
+	Drift(ctx context.Context) (wire.DriftReport, error)
+	// History is up to limit syncs, newest first.
+	History(ctx context.Context, limit int) ([]state.SyncRecord, error)
 	// Sync signals the loop to pull now; it never waits for the sync.
 	Sync(trigger string, retry bool)
 	// Redeploy signals a force-pull and restart of one service; ErrNotFound if no such service.
@@ -61,7 +66,7 @@ type PullRequests interface {
 	SignalPR(number int)
 	// PRPlan computes the plan of PR number now; ErrNotFound when the
 	// remote has no such pull request head.
-	PRPlan(ctx context.Context, number int) (any, error)
+	PRPlan(ctx context.Context, number int) (wire.PRPlan, error)
 }
 
 // Deliveries de-duplicates webhook delivery IDs (backed by the state file).

@@ -17,7 +17,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/state"
 )
 
 // Test tokens.
@@ -54,23 +57,28 @@ func newFakeBackend() *fakeBackend {
 	return &fakeBackend{watchers: map[string]int{"acme/app@main": 2}}
 }
 
-func (b *fakeBackend) Status(context.Context) any {
-	return map[string]string{"commit": "abc123"}
+func (b *fakeBackend) Status(context.Context) (wire.Status, error) {
+	return wire.Status{Commit: "abc123"}, nil
 }
 
-func (b *fakeBackend) Plan(context.Context) (any, error) {
+func (b *fakeBackend) Plan(context.Context) (diff.Plan, error) {
 	if b.planErr != nil {
-		return nil, b.planErr
+		return diff.Plan{}, b.planErr
 	}
-	return map[string]int{"changes": 1}, nil
+	return diff.Plan{Changes: []diff.Change{{Project: "web", Service: "app", Action: diff.ActionUpdate}}}, nil
 }
 
-func (b *fakeBackend) Drift(context.Context) (any, error) {
-	return map[string]any{"findings": []string{"stopped"}}, nil
+func (b *fakeBackend) Drift(context.Context) (wire.DriftReport, error) {
+	return wire.DriftReport{Findings: []diff.Finding{{Project: "web", Service: "app", Kind: diff.KindStopped}}}, nil
 }
 
-func (b *fakeBackend) History(_ context.Context, limit int) (any, error) {
-	return map[string]int{"limit": limit}, nil
+// History answers limit records, numbered from 1.
+func (b *fakeBackend) History(_ context.Context, limit int) ([]state.SyncRecord, error) {
+	recs := make([]state.SyncRecord, limit)
+	for i := range recs {
+		recs[i].ID = uint64(i + 1)
+	}
+	return recs, nil
 }
 
 func (b *fakeBackend) Sync(trigger string, retry bool) {

@@ -17,7 +17,12 @@ const (
 )
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.backend.Status(r.Context()))
+	st, err := s.backend.Status(r.Context())
+	if err != nil {
+		s.internalError(w, r, "status", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request) {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orca-sync/orca-sync/state"
 )
 
 func TestStatusPlanHistory(t *testing.T) {
@@ -22,11 +24,11 @@ func TestStatusPlanHistory(t *testing.T) {
 		t.Fatalf("status: %d %s", rec.Code, rec.Body)
 	}
 	rec = env.do(http.MethodGet, "/api/v1/plan", viewerToken)
-	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"changes":1`) {
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"changes":[{"project":"web","service":"app","action":"update"`) {
 		t.Fatalf("plan: %d %s", rec.Code, rec.Body)
 	}
 	rec = env.do(http.MethodGet, "/api/v1/drift", viewerToken)
-	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"findings":["stopped"]`) {
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"findings":[{"project":"web","service":"app","container":"","kind":"stopped"}]`) {
 		t.Fatalf("drift: %d %s", rec.Code, rec.Body)
 	}
 	env.backend.planErr = errBoom
@@ -40,8 +42,8 @@ func TestHistoryLimit(t *testing.T) {
 	env := newTestEnv(t)
 	for query, want := range map[string]int{"": 50, "?limit=7": 7, "?limit=1": 1} {
 		rec := env.do(http.MethodGet, "/api/v1/history"+query, viewerToken)
-		var body map[string]int
-		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusOK || body["limit"] != want {
+		var body []state.SyncRecord
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusOK || len(body) != want || body[want-1].ID != uint64(want) {
 			t.Errorf("history%s: %d %s, want limit %d", query, rec.Code, rec.Body, want)
 		}
 	}

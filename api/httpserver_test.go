@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/orca-sync/orca-sync/diff"
 	"io"
 	"net"
 	"net/http"
@@ -188,12 +189,12 @@ type slowBackend struct {
 	lines   chan string   // each is written to a followed log
 }
 
-func (b *slowBackend) Plan(ctx context.Context) (any, error) {
+func (b *slowBackend) Plan(ctx context.Context) (diff.Plan, error) {
 	select {
 	case <-b.release:
-		return map[string]int{"changes": 0}, nil
+		return diff.Plan{Changes: []diff.Change{}}, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return diff.Plan{}, ctx.Err()
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/orca-sync/orca-sync/api/wire"
 )
 
 // fakePRs records signals and answers plans.
@@ -24,11 +26,11 @@ func (f *fakePRs) SignalPR(n int) {
 	f.signals = append(f.signals, n)
 }
 
-func (f *fakePRs) PRPlan(_ context.Context, n int) (any, error) {
+func (f *fakePRs) PRPlan(_ context.Context, n int) (wire.PRPlan, error) {
 	if n == 404 {
-		return nil, fmt.Errorf("%w: refs/pull/404/head does not exist on the remote", ErrNotFound)
+		return wire.PRPlan{}, fmt.Errorf("%w: refs/pull/404/head does not exist on the remote", ErrNotFound)
 	}
-	return map[string]any{"number": n, "text": "No changes: 1 services up to date."}, nil
+	return wire.PRPlan{Number: n, RefPlan: wire.RefPlan{Valid: true, Text: "No changes: 1 services up to date."}}, nil
 }
 
 func (f *fakePRs) got() []int {

@@ -42,12 +42,15 @@ type Engine struct {
 	images map[string]imageDefaults
 }
 
-// Engine is an apply.Runtime. It also has the optional capabilities the
-// reconciler looks for on a runtime: InspectConfig (drift checks), StreamLogs
-// (the logs API) and Events (self-healing). Their interfaces are declared in
-// reconcile, which this package must not import, so their compile-time guards
-// are in cmd/orca-sync, where the two are wired together.
-var _ apply.Runtime = (*Engine)(nil)
+// Engine is an apply.Runtime with every optional capability of
+// apply/capabilities.go: InspectConfig (drift checks), StreamLogs (the logs
+// API) and Events (self-healing).
+var (
+	_ apply.Runtime         = (*Engine)(nil)
+	_ apply.ConfigInspector = (*Engine)(nil)
+	_ apply.LogStreamer     = (*Engine)(nil)
+	_ apply.EventSource     = (*Engine)(nil)
+)
 
 // dockerPingTimeout bounds the first contact with the engine when ctx has no
 // deadline of its own, so a hung daemon fails the start instead of hanging it.

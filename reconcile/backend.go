@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/orca-sync/orca-sync/apply"
-	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -18,32 +16,15 @@ import (
 // not declare.
 var ErrUnknownService = errors.New("no such service in the deployed checkout")
 
-// LogStreamer is the runtime's log stream, used by Logs.
-type LogStreamer interface {
-	StreamLogs(ctx context.Context, id string, tail int, follow bool, w io.Writer) error
-}
-
 // Plan computes, without changing anything, what a sync of the last valid
 // checkout would do now.
 func (l *Loop) Plan(ctx context.Context) (diff.Plan, error) {
-	d := l.lastDesired()
+	d := l.last.desiredOf()
 	if d == nil {
 		return diff.Plan{}, errors.New("no valid checkout yet")
 	}
-	return l.planOf(ctx, d)
-}
-
-// planOf plans d against the live containers, changing nothing.
-func (l *Loop) planOf(ctx context.Context, d *config.Desired) (diff.Plan, error) {
-	live, err := l.opts.Runtime.List(ctx)
-	if err != nil {
-		return diff.Plan{}, fmt.Errorf("list containers: %w", err)
-	}
-	if l.opts.Canary != nil {
-		live, _ = splitCanaries(d, live)
-	}
-	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
-	return diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)}), nil
+	res, err := l.planner.Plan(ctx, d, false)
+	return res.Plan, err
 }
 
 // History returns up to limit syncs, newest first.
@@ -52,11 +33,11 @@ func (l *Loop) History(limit int) ([]state.SyncRecord, error) { return l.opts.St
 // Redeploy asks the next sync to force-pull a service's image and replace its
 // containers, and signals it.
 func (l *Loop) Redeploy(project, name string) error {
-	d := l.lastDesired()
+	d := l.last.desiredOf()
 	if d == nil || d.Project(project) == nil || d.Project(project).Service(name) == nil {
 		return fmt.Errorf("%s/%s: %w", project, name, ErrUnknownService)
 	}
-	l.markService(project+"/"+name, true)
+	l.signals.markService(project+"/"+name, true)
 	return nil
 }
 
@@ -64,7 +45,7 @@ func (l *Loop) Redeploy(project, name string) error {
 // watch repo ("owner/name" or a URL ending in it) on branch, rolling those
 // whose image moved. It returns how many services matched.
 func (l *Loop) RefreshImages(repo, branch string) int {
-	d := l.lastDesired()
+	d := l.last.desiredOf()
 	if d == nil {
 		return 0
 	}
@@ -73,7 +54,7 @@ func (l *Loop) RefreshImages(repo, branch string) int {
 		if s.Watch == nil || !sameRepo(s.Watch.Repo, repo) || (s.Watch.Branch != "" && s.Watch.Branch != branch) {
 			continue
 		}
-		l.markService(s.Key(), false)
+		l.signals.markService(s.Key(), false)
 		n++
 	}
 	return n
@@ -91,8 +72,8 @@ func sameRepo(watch, repo string) bool {
 // Logs writes the logs of a service's containers to w, each line prefixed
 // with its container's name when there are several.
 func (l *Loop) Logs(ctx context.Context, project, name string, tail int, follow bool, w io.Writer) error {
-	streamer, ok := l.opts.Runtime.(LogStreamer)
-	if !ok {
+	streamer := l.opts.Logs
+	if streamer == nil {
 		return errors.New("this runtime cannot stream logs")
 	}
 	live, err := l.opts.Runtime.List(ctx)

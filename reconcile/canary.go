@@ -3,6 +3,8 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/orca-sync/orca-sync/apply"
@@ -10,7 +12,6 @@ import (
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/notify"
 	"github.com/orca-sync/orca-sync/proxy"
-	"github.com/orca-sync/orca-sync/routing"
 	"github.com/orca-sync/orca-sync/state"
 )
 
@@ -39,6 +40,45 @@ const (
 type CanaryProxy interface {
 	SetCanaryWeight(project, service string, percent int)
 	Stats(project, service string) map[string]proxy.RoleStats
+}
+
+// canaryDriver runs canaries: the sync's canary step starts, holds or ends
+// them, and its tick judges them between syncs. It owns the canary records
+// in state.db, the figures' baselines and the operators' asks.
+type canaryDriver struct {
+	proxy    CanaryProxy // nil: no canaries, a canary service rolls
+	store    Store
+	applier  *apply.Applier
+	notifier Notifier
+	log      *slog.Logger
+	last     *lastSync
+	node     string
+	// promoted asks for the sync that rolls a promotion.
+	promoted func()
+	// wake makes the loop tick at once after an operator's ask.
+	wake chan struct{}
+
+	mu        sync.Mutex
+	baselines map[string]baseline // service key -> start of the step's window
+	asks      map[string]string   // service key -> "promote" | "abort"
+}
+
+// canaryDeps are what the canary driver works with.
+type canaryDeps struct {
+	proxy    CanaryProxy
+	store    Store
+	applier  *apply.Applier
+	notifier Notifier
+	log      *slog.Logger
+	last     *lastSync
+	node     string
+	promoted func()
+}
+
+func newCanaryDriver(d canaryDeps) *canaryDriver {
+	return &canaryDriver{proxy: d.proxy, store: d.store, applier: d.applier, notifier: d.notifier, log: d.log,
+		last: d.last, node: d.node, promoted: d.promoted, wake: make(chan struct{}, 1),
+		baselines: map[string]baseline{}, asks: map[string]string{}}
 }
 
 // canaryRecord is one service's canary in state.db.
@@ -74,17 +114,17 @@ func canarySteps(d config.Deploy) []config.CanaryStep {
 	return []config.CanaryStep{{Weight: d.CanaryWeight}}
 }
 
-func (l *Loop) canaryRecords() map[string]canaryRecord {
+func (cn *canaryDriver) records() map[string]canaryRecord {
 	out := map[string]canaryRecord{}
-	keys, err := l.opts.Store.Keys(canaryNamespace)
+	keys, err := cn.store.Keys(canaryNamespace)
 	if err != nil {
-		l.log.Error("read canary state", "error", err)
+		cn.log.Error("read canary state", "error", err)
 		return out
 	}
 	for _, k := range keys {
 		var rec canaryRecord
-		if ok, err := l.opts.Store.Get(canaryNamespace, k, &rec); err != nil || !ok {
-			l.log.Error("read canary state", "service", k, "error", err)
+		if ok, err := cn.store.Get(canaryNamespace, k, &rec); err != nil || !ok {
+			cn.log.Error("read canary state", "service", k, "error", err)
 			continue
 		}
 		out[k] = rec
@@ -92,54 +132,33 @@ func (l *Loop) canaryRecords() map[string]canaryRecord {
 	return out
 }
 
-func (l *Loop) saveCanary(rec canaryRecord) {
-	if err := l.opts.Store.Put(canaryNamespace, rec.Service, rec); err != nil {
-		l.log.Error("save canary state", "service", rec.Service, "error", err)
+func (cn *canaryDriver) save(rec canaryRecord) {
+	if err := cn.store.Put(canaryNamespace, rec.Service, rec); err != nil {
+		cn.log.Error("save canary state", "service", rec.Service, "error", err)
 	}
 }
 
 // restoreWeights gives the proxy the split of every canary in state.db, before
 // the first sync routes their containers again.
-func (l *Loop) restoreWeights() {
-	if l.opts.Canary == nil {
+func (cn *canaryDriver) restoreWeights() {
+	if cn.proxy == nil {
 		return
 	}
-	for key, rec := range l.canaryRecords() {
+	for key, rec := range cn.records() {
 		p, s := splitKey(key)
-		l.opts.Canary.SetCanaryWeight(p, s, rec.Weight)
-		l.log.Info("resuming canary", "service", key, "step", rec.Step+1, "weight", rec.Weight, "phase", rec.Phase)
+		cn.proxy.SetCanaryWeight(p, s, rec.Weight)
+		cn.log.Info("resuming canary", "service", key, "step", rec.Step+1, "weight", rec.Weight, "phase", rec.Phase)
 	}
-}
-
-// splitCanaries takes the canary containers of canary services out of live:
-// the planner sees the stable set only, and the canary code owns the rest.
-func splitCanaries(d *config.Desired, live []diff.Container) (stable []diff.Container, canaries map[string][]diff.Container) {
-	canaryKeys := map[string]bool{}
-	for _, s := range d.Services() {
-		if s.Deploy.Strategy == config.StrategyCanary {
-			canaryKeys[s.Key()] = true
-		}
-	}
-	canaries = map[string][]diff.Container{}
-	for _, c := range live {
-		key := c.Project + "/" + c.Service
-		if c.Role == routing.RoleCanary && canaryKeys[key] {
-			canaries[key] = append(canaries[key], c)
-			continue
-		}
-		stable = append(stable, c)
-	}
-	return stable, canaries
 }
 
 // canaryStep starts, supersedes, aborts or holds the canaries of the plan's
 // services. A change it takes over becomes ActionNone; a promotion stays an
 // update, which applyStep rolls.
-func (l *Loop) canaryStep(ctx context.Context, r *run) error {
-	if l.opts.Canary == nil {
-		return nil
+func (cn *canaryDriver) step(ctx context.Context, r *run) {
+	if cn.proxy == nil {
+		return
 	}
-	recs := l.canaryRecords()
+	recs := cn.records()
 	for i := range r.plan.Changes {
 		c := &r.plan.Changes[i]
 		key := c.Key()
@@ -149,40 +168,39 @@ func (l *Loop) canaryStep(ctx context.Context, r *run) error {
 		wantsCanary := isCanary && c.Action == diff.ActionUpdate && hasOtherSpec(c)
 		switch {
 		case has && !isCanary:
-			l.abortCanary(ctx, rec, r.canaries[key], "the service is no longer a canary in git", false)
+			cn.abortCanary(ctx, rec, r.live.Canaries[key], "the service is no longer a canary in git", false)
 		case has && rec.Hash != c.Desired.Hash:
 			reason := "superseded by commit " + short(r.commit.SHA)
 			if !wantsCanary {
 				reason = "reverted: git wants the stable spec again"
 			}
-			l.abortCanary(ctx, rec, r.canaries[key], reason, false)
+			cn.abortCanary(ctx, rec, r.live.Canaries[key], reason, false)
 			if wantsCanary {
-				l.startCanary(ctx, r, c)
+				cn.startCanary(ctx, r, c)
 			}
 		case has && rec.Phase == phasePromoting && c.Action == diff.ActionNone:
-			l.finishPromotion(ctx, rec) // the stable set already runs the new spec (a crash after the roll)
+			cn.finishPromotion(ctx, rec) // the stable set already runs the new spec (a crash after the roll)
 		case has && rec.Phase == phasePromoting:
 			r.promoting = append(r.promoting, rec)
 		case has:
-			if gone := missingCanary(rec, r.canaries[key]); gone != "" {
-				l.abortCanary(ctx, rec, r.canaries[key], "canary container "+gone+" is not running", true)
+			if gone := missingCanary(rec, r.live.Canaries[key]); gone != "" {
+				cn.abortCanary(ctx, rec, r.live.Canaries[key], "canary container "+gone+" is not running", true)
 				continue
 			}
 			c.Action, c.Reason = diff.ActionNone, fmt.Sprintf("canary in progress: %s", canaryWaits(rec, c.Desired.Service))
-		case wantsCanary && adoptable(r.canaries[key], c.Desired.Hash):
-			l.adoptCanary(c, r.canaries[key])
+		case wantsCanary && adoptable(r.live.Canaries[key], c.Desired.Hash):
+			cn.adoptCanary(c, r.live.Canaries[key])
 			c.Action, c.Reason = diff.ActionNone, "canary adopted from its containers' labels"
 		case wantsCanary:
-			l.retireStray(ctx, c.Project, c.Service, r.canaries[key])
-			l.startCanary(ctx, r, c)
-		case len(r.canaries[key]) > 0:
-			l.retireStray(ctx, c.Project, c.Service, r.canaries[key])
+			cn.retireStray(ctx, c.Project, c.Service, r.live.Canaries[key])
+			cn.startCanary(ctx, r, c)
+		case len(r.live.Canaries[key]) > 0:
+			cn.retireStray(ctx, c.Project, c.Service, r.live.Canaries[key])
 		}
 	}
 	for _, rec := range recs { // services gone from the plan altogether
-		l.abortCanary(ctx, rec, nil, "the service is gone from git", false)
+		cn.abortCanary(ctx, rec, nil, "the service is gone from git", false)
 	}
-	return nil
 }
 
 // hasOtherSpec reports whether the update brings a new spec (a redeploy of
@@ -225,35 +243,35 @@ func adoptable(live []diff.Container, hash string) bool {
 
 // adoptCanary rebuilds a lost record (state.db gone) from the containers'
 // labels: the canary restarts its first step with the containers it has.
-func (l *Loop) adoptCanary(c *diff.Change, live []diff.Container) {
+func (cn *canaryDriver) adoptCanary(c *diff.Change, live []diff.Container) {
 	rec := canaryRecord{Service: c.Key(), Hash: c.Desired.Hash, Revision: live[0].Revision, Phase: phaseAnalysing,
 		Started: time.Now(), StepStarted: time.Now(), Weight: canarySteps(c.Desired.Deploy)[0].Weight}
 	for _, ctr := range live {
 		rec.Containers, rec.Names = append(rec.Containers, ctr.ID), append(rec.Names, ctr.Name)
 	}
-	l.saveCanary(rec)
-	l.opts.Canary.SetCanaryWeight(c.Project, c.Service, rec.Weight)
-	l.log.Warn("canary state was lost; adopted its containers at the first step", "service", c.Key())
+	cn.save(rec)
+	cn.proxy.SetCanaryWeight(c.Project, c.Service, rec.Weight)
+	cn.log.Warn("canary state was lost; adopted its containers at the first step", "service", c.Key())
 }
 
-func (l *Loop) retireStray(ctx context.Context, project, service string, cs []diff.Container) {
+func (cn *canaryDriver) retireStray(ctx context.Context, project, service string, cs []diff.Container) {
 	if len(cs) == 0 {
 		return
 	}
-	if err := l.applier.Retire(ctx, project, service, cs); err != nil {
-		l.log.Error("remove stray canary containers", "service", project+"/"+service, "error", err)
+	if err := cn.applier.Retire(ctx, project, service, cs); err != nil {
+		cn.log.Error("remove stray canary containers", "service", project+"/"+service, "error", err)
 	}
 }
 
 // startCanary starts the canary of c and records it, or pins c's spec when
 // its containers do not become ready.
-func (l *Loop) startCanary(ctx context.Context, r *run, c *diff.Change) {
-	res, started := l.applier.StartCanary(ctx, r.desired, *c, r.commit.SHA)
+func (cn *canaryDriver) startCanary(ctx context.Context, r *run, c *diff.Change) {
+	res, started := cn.applier.StartCanary(ctx, r.desired, *c, r.commit.SHA)
 	r.canaryResults = append(r.canaryResults, res)
 	c.Action = diff.ActionNone
 	if res.Failed() {
 		c.Reason = res.Error
-		l.pin(c.Key(), c.Desired.Hash, res.Error)
+		cn.pin(c.Key(), c.Desired.Hash, res.Error)
 		return
 	}
 	step := canarySteps(c.Desired.Deploy)[0]
@@ -262,42 +280,42 @@ func (l *Loop) startCanary(ctx context.Context, r *run, c *diff.Change) {
 	for _, ctr := range started {
 		rec.Containers, rec.Names = append(rec.Containers, ctr.ID), append(rec.Names, ctr.Name)
 	}
-	l.saveCanary(rec)
-	l.opts.Canary.SetCanaryWeight(c.Project, c.Service, rec.Weight)
-	l.resetBaseline(c.Key())
+	cn.save(rec)
+	cn.proxy.SetCanaryWeight(c.Project, c.Service, rec.Weight)
+	cn.resetBaseline(c.Key())
 	c.Reason = "canary started"
-	l.canaryEvent(notify.CanaryStarted, rec, fmt.Sprintf("canary at %d%% (%d containers)", rec.Weight, len(started)), nil)
+	cn.event(notify.CanaryStarted, rec, fmt.Sprintf("canary at %d%% (%d containers)", rec.Weight, len(started)), nil)
 }
 
 // abortCanary routes the canary out (draining it), removes its containers,
 // forgets its record and, for a failed canary, pins its spec.
-func (l *Loop) abortCanary(ctx context.Context, rec canaryRecord, live []diff.Container, reason string, pin bool) {
+func (cn *canaryDriver) abortCanary(ctx context.Context, rec canaryRecord, live []diff.Container, reason string, pin bool) {
 	p, s := splitKey(rec.Service)
-	l.opts.Canary.SetCanaryWeight(p, s, 0)
+	cn.proxy.SetCanaryWeight(p, s, 0)
 	cs := live
 	if cs == nil {
 		for i, id := range rec.Containers {
 			cs = append(cs, diff.Container{ID: id, Name: rec.Names[i], Project: p, Service: s})
 		}
 	}
-	if err := l.applier.Retire(context.WithoutCancel(ctx), p, s, cs); err != nil {
-		l.log.Error("remove canary containers", "service", rec.Service, "error", err)
+	if err := cn.applier.Retire(context.WithoutCancel(ctx), p, s, cs); err != nil {
+		cn.log.Error("remove canary containers", "service", rec.Service, "error", err)
 	}
-	if err := l.opts.Store.Delete(canaryNamespace, rec.Service); err != nil {
-		l.log.Error("forget canary state", "service", rec.Service, "error", err)
+	if err := cn.store.Delete(canaryNamespace, rec.Service); err != nil {
+		cn.log.Error("forget canary state", "service", rec.Service, "error", err)
 	}
 	if pin {
-		l.pin(rec.Service, rec.Hash, reason)
-		l.recordAbort(rec, reason, cs)
+		cn.pin(rec.Service, rec.Hash, reason)
+		cn.recordAbort(rec, reason, cs)
 	}
-	l.log.Warn("canary aborted", "service", rec.Service, "reason", reason)
-	l.canaryEvent(notify.CanaryAborted, rec, reason, nil)
-	l.forgetBaseline(rec.Service)
+	cn.log.Warn("canary aborted", "service", rec.Service, "reason", reason)
+	cn.event(notify.CanaryAborted, rec, reason, nil)
+	cn.forgetBaseline(rec.Service)
 }
 
 // recordAbort puts a failed canary in the history, as the failed rollout it
 // is (it ends between syncs, so no sync record tells of it).
-func (l *Loop) recordAbort(rec canaryRecord, reason string, removed []diff.Container) {
+func (cn *canaryDriver) recordAbort(rec canaryRecord, reason string, removed []diff.Container) {
 	now := time.Now()
 	p, s := splitKey(rec.Service)
 	sr := state.ServiceResult{Project: p, Service: s, Action: string(diff.ActionUpdate), Error: reason, Duration: now.Sub(rec.Started)}
@@ -306,14 +324,14 @@ func (l *Loop) recordAbort(rec canaryRecord, reason string, removed []diff.Conta
 	}
 	hr := state.SyncRecord{Commit: rec.Revision, Trigger: "canary", Started: rec.Started, Finished: now,
 		Result: ResultFailed, Error: rec.Service + ": " + reason, Plan: "canary of " + rec.Service, Services: []state.ServiceResult{sr}}
-	if _, err := l.opts.Store.AddSync(hr); err != nil {
-		l.log.Error("record canary abort in history", "service", rec.Service, "error", err)
+	if _, err := cn.store.AddSync(hr); err != nil {
+		cn.log.Error("record canary abort in history", "service", rec.Service, "error", err)
 	}
 }
 
-func (l *Loop) pin(service, hash, reason string) {
-	if err := l.opts.Store.Pin(state.Pin{Service: service, Hash: hash, Reason: firstLine(reason), Since: time.Now()}); err != nil {
-		l.log.Error("pin failed rollout", "service", service, "error", err)
+func (cn *canaryDriver) pin(service, hash, reason string) {
+	if err := cn.store.Pin(state.Pin{Service: service, Hash: hash, Reason: firstLine(reason), Since: time.Now()}); err != nil {
+		cn.log.Error("pin failed rollout", "service", service, "error", err)
 	}
 }
 
@@ -321,54 +339,54 @@ func (l *Loop) pin(service, hash, reason string) {
 // go once the stable set runs the new spec. A failed promotion was undone
 // and pinned by applyStep; its canary goes too. A sync that stopped before
 // applying leaves the promotion to the next one.
-func (l *Loop) canaryAfter(ctx context.Context, r *run) {
+func (cn *canaryDriver) after(ctx context.Context, r *run) {
 	for _, rec := range r.promoting {
 		for _, res := range r.results {
 			if res.Project+"/"+res.Service != rec.Service {
 				continue
 			}
 			if res.Failed() {
-				l.abortCanary(ctx, rec, nil, "promotion failed: "+firstLine(res.Error), false)
+				cn.abortCanary(ctx, rec, nil, "promotion failed: "+firstLine(res.Error), false)
 			} else {
-				l.finishPromotion(ctx, rec)
+				cn.finishPromotion(ctx, rec)
 			}
 		}
 	}
 }
 
 // finishPromotion removes the canary containers of a promoted canary.
-func (l *Loop) finishPromotion(ctx context.Context, rec canaryRecord) {
+func (cn *canaryDriver) finishPromotion(ctx context.Context, rec canaryRecord) {
 	p, s := splitKey(rec.Service)
 	cs := make([]diff.Container, len(rec.Containers))
 	for i, id := range rec.Containers {
 		cs[i] = diff.Container{ID: id, Name: rec.Names[i], Project: p, Service: s}
 	}
-	l.opts.Canary.SetCanaryWeight(p, s, 0)
-	if err := l.applier.Retire(context.WithoutCancel(ctx), p, s, cs); err != nil {
-		l.log.Error("remove promoted canary", "service", rec.Service, "error", err)
+	cn.proxy.SetCanaryWeight(p, s, 0)
+	if err := cn.applier.Retire(context.WithoutCancel(ctx), p, s, cs); err != nil {
+		cn.log.Error("remove promoted canary", "service", rec.Service, "error", err)
 		return
 	}
-	if err := l.opts.Store.Delete(canaryNamespace, rec.Service); err != nil {
-		l.log.Error("forget canary state", "service", rec.Service, "error", err)
+	if err := cn.store.Delete(canaryNamespace, rec.Service); err != nil {
+		cn.log.Error("forget canary state", "service", rec.Service, "error", err)
 	}
-	l.log.Info("canary promoted", "service", rec.Service)
-	l.canaryEvent(notify.CanaryPromoted, rec, "promoted: the stable set runs the new spec", nil)
-	l.forgetBaseline(rec.Service)
+	cn.log.Info("canary promoted", "service", rec.Service)
+	cn.event(notify.CanaryPromoted, rec, "promoted: the stable set runs the new spec", nil)
+	cn.forgetBaseline(rec.Service)
 }
 
-func (l *Loop) canaryEvent(kind notify.Kind, rec canaryRecord, reason string, details map[string]any) {
+func (cn *canaryDriver) event(kind notify.Kind, rec canaryRecord, reason string, details map[string]any) {
 	if details == nil {
 		details = map[string]any{}
 	}
 	details["step"], details["weight"], details["spec_hash"] = rec.Step+1, rec.Weight, rec.Hash
-	cf, sf := l.figures(rec)
+	cf, sf := cn.figures(rec)
 	details["canary"], details["stable"] = cf, sf
 	e := notify.Event{Kind: kind, Commit: rec.Revision, Services: []string{rec.Service}, Reason: reason,
 		Time: time.Now(), Details: details, Key: rec.Service + "@" + rec.Hash}
-	if d := l.lastDesired(); d != nil {
-		e.Cluster, e.Node = d.Cluster.Name, apply.NodeName(l.opts.Node, d)
+	if d := cn.last.desiredOf(); d != nil {
+		e.Cluster, e.Node = d.Cluster.Name, apply.NodeName(cn.node, d)
 	}
-	l.opts.Notifier.Notify(e)
+	cn.notifier.Notify(e)
 }
 
 func splitKey(key string) (string, string) {

@@ -125,13 +125,13 @@ func TestCanaryStepsAbortFigures(t *testing.T) {
 		t.Fatalf("status during canary: %+v %+v", s, s.Canary)
 	}
 	px.serve("canary", 19, 0)
-	l.tickCanaries(ctx)
+	l.canaries.tick(ctx)
 	if px.weight() != 20 {
 		t.Fatalf("passed a step on 19 of min 20 requests")
 	}
 	px.serve("canary", 1, 0)
 	px.serve("stable", 80, 0)
-	l.tickCanaries(ctx)
+	l.canaries.tick(ctx)
 	if px.weight() != 50 {
 		t.Fatalf("step 1 not passed at 20 requests: weight %d", px.weight())
 	}
@@ -140,7 +140,7 @@ func TestCanaryStepsAbortFigures(t *testing.T) {
 		t.Fatalf("sync during canary changed %+v", rec.Services)
 	}
 	px.serve("canary", 30, 10)
-	l.tickCanaries(ctx)
+	l.canaries.tick(ctx)
 	if s, c := images(rt); s != 2 || c != 0 || px.weight() != 0 {
 		t.Fatalf("after abort: %d stable, %d canary, weight %d", s, c, px.weight())
 	}
@@ -201,7 +201,7 @@ func TestCanaryPromoteAndResume(t *testing.T) {
 	before, _ := l.Status(ctx)
 
 	l2, px, ev := newCanaryLoop(t, db, src, rt) // a new process on the same state.db
-	l2.restoreWeights()
+	l2.canaries.restoreWeights()
 	if px.weight() != 30 {
 		t.Fatalf("restarted loop restored weight %d, want 30", px.weight())
 	}
@@ -211,7 +211,7 @@ func TestCanaryPromoteAndResume(t *testing.T) {
 		t.Fatalf("resumed canary %+v, before %+v", a, b)
 	}
 	px.serve("canary", 5, 0)
-	l2.tickCanaries(ctx)
+	l2.canaries.tick(ctx)
 	l2.SyncOnce(ctx, "canary")
 	if s, c := images(rt); s != 2 || c != 0 {
 		t.Fatalf("after promotion: %d stable, %d canary", s, c)

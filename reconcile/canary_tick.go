@@ -16,14 +16,6 @@ import (
 // running canary.
 var ErrNoCanary = errors.New("no canary is running for this service")
 
-// RoleFigures are one role's figures during the current canary step.
-type RoleFigures struct {
-	Requests  uint64  `json:"requests"`
-	Errors    uint64  `json:"errors"`
-	ErrorRate float64 `json:"error_rate"`
-	P95Ms     float64 `json:"p95_ms"`
-}
-
 // baseline is where the current step's window starts in this process: the
 // proxy's cumulative figures then, and what earlier processes had counted.
 type baseline struct {
@@ -32,36 +24,36 @@ type baseline struct {
 }
 
 // resetBaseline starts a new step's window now, at zero.
-func (l *Loop) resetBaseline(key string) {
+func (cn *canaryDriver) resetBaseline(key string) {
 	p, s := splitKey(key)
-	st := l.opts.Canary.Stats(p, s)
-	l.canaryMu.Lock()
-	l.baselines[key] = baseline{canary: st["canary"], stable: st["stable"]}
-	l.canaryMu.Unlock()
+	st := cn.proxy.Stats(p, s)
+	cn.mu.Lock()
+	cn.baselines[key] = baseline{canary: st["canary"], stable: st["stable"]}
+	cn.mu.Unlock()
 }
 
-func (l *Loop) forgetBaseline(key string) {
-	l.canaryMu.Lock()
-	delete(l.baselines, key)
-	l.canaryMu.Unlock()
+func (cn *canaryDriver) forgetBaseline(key string) {
+	cn.mu.Lock()
+	delete(cn.baselines, key)
+	cn.mu.Unlock()
 }
 
 // figures are the canary's and the stable set's figures of rec's step so far.
 // p95 covers the requests this process saw (a restart starts its window).
-func (l *Loop) figures(rec canaryRecord) (canary, stable RoleFigures) {
-	if l.opts.Canary == nil {
+func (cn *canaryDriver) figures(rec canaryRecord) (canary, stable RoleFigures) {
+	if cn.proxy == nil {
 		return
 	}
 	p, s := splitKey(rec.Service)
-	st := l.opts.Canary.Stats(p, s)
+	st := cn.proxy.Stats(p, s)
 	cur := baseline{canary: st["canary"], stable: st["stable"]}
-	l.canaryMu.Lock()
-	b, ok := l.baselines[rec.Service]
+	cn.mu.Lock()
+	b, ok := cn.baselines[rec.Service]
 	if !ok || cur.canary.Requests < b.canary.Requests || cur.stable.Requests < b.stable.Requests {
 		b = baseline{canary: cur.canary, stable: cur.stable, counted: rec.Counted}
-		l.baselines[rec.Service] = b
+		cn.baselines[rec.Service] = b
 	}
-	l.canaryMu.Unlock()
+	cn.mu.Unlock()
 	cw, sw := cur.canary.Since(b.canary), cur.stable.Since(b.stable)
 	canary = roleFigures(b.counted.CanaryRequests+cw.Requests, b.counted.CanaryErrors+cw.Errors, cw.P95())
 	stable = roleFigures(b.counted.StableRequests+sw.Requests, b.counted.StableErrors+sw.Errors, sw.P95())
@@ -112,34 +104,34 @@ func canaryWaits(rec canaryRecord, svc *config.Service) string {
 
 // tickCanaries judges every running canary once: abort on a breach, next
 // step once the pause and min_requests are met, promote after the last.
-func (l *Loop) tickCanaries(ctx context.Context) {
-	d := l.lastDesired()
-	if d == nil || l.opts.Canary == nil {
+func (cn *canaryDriver) tick(ctx context.Context) {
+	d := cn.last.desiredOf()
+	if d == nil || cn.proxy == nil {
 		return
 	}
-	for key, rec := range l.canaryRecords() {
+	for key, rec := range cn.records() {
 		p, s := splitKey(key)
 		svc := d.Project(p).Service(s)
 		if svc == nil || rec.Phase == phasePromoting || svc.Deploy.Strategy != config.StrategyCanary {
 			continue // the next sync deals with it
 		}
-		l.tickCanary(ctx, rec, svc)
+		cn.tickOne(ctx, rec, svc)
 	}
 }
 
-func (l *Loop) tickCanary(ctx context.Context, rec canaryRecord, svc *config.Service) {
-	cf, sf := l.figures(rec)
-	ask := l.takeCanaryAsk(rec.Service)
+func (cn *canaryDriver) tickOne(ctx context.Context, rec canaryRecord, svc *config.Service) {
+	cf, sf := cn.figures(rec)
+	ask := cn.takeAsk(rec.Service)
 	if ask == "abort" {
-		l.abortCanary(ctx, rec, nil, fmt.Sprintf("aborted by an operator at step %d (%d%%): canary %s", rec.Step+1, rec.Weight, describe(cf)), true)
+		cn.abortCanary(ctx, rec, nil, fmt.Sprintf("aborted by an operator at step %d (%d%%): canary %s", rec.Step+1, rec.Weight, cf), true)
 		return
 	}
 	if breach := judge(svc.Deploy.Analysis, cf); breach != "" {
-		l.abortCanary(ctx, rec, nil, fmt.Sprintf("canary aborted at step %d (%d%%): %s", rec.Step+1, rec.Weight, breach), true)
+		cn.abortCanary(ctx, rec, nil, fmt.Sprintf("canary aborted at step %d (%d%%): %s", rec.Step+1, rec.Weight, breach), true)
 		return
 	}
 	if ask == "promote" {
-		l.promote(rec, "promote asked by an operator")
+		cn.promote(rec, "promote asked by an operator")
 		return
 	}
 	steps := canarySteps(svc.Deploy)
@@ -149,99 +141,80 @@ func (l *Loop) tickCanary(ctx context.Context, rec canaryRecord, svc *config.Ser
 	if !passed {
 		if counted != rec.Counted {
 			rec.Counted = counted
-			l.saveCanary(rec)
+			cn.save(rec)
 		}
 		return
 	}
-	l.canaryEvent(notify.CanaryStep, rec, fmt.Sprintf("step %d of %d (%d%%) passed: canary %s, stable %s",
-		rec.Step+1, len(steps), rec.Weight, describe(cf), describe(sf)), map[string]any{"passed": true})
+	cn.event(notify.CanaryStep, rec, fmt.Sprintf("step %d of %d (%d%%) passed: canary %s, stable %s",
+		rec.Step+1, len(steps), rec.Weight, cf, sf), map[string]any{"passed": true})
 	rec.Step++
 	rec.Counted, rec.StepStarted = stepCounts{}, time.Now()
 	switch {
 	case rec.Step < len(steps):
 		rec.Weight = steps[rec.Step].Weight
-		l.saveCanary(rec)
-		l.resetBaseline(rec.Service)
-		l.opts.Canary.SetCanaryWeight(svc.Project, svc.Name, rec.Weight)
-		l.log.Info("canary step", "service", rec.Service, "step", rec.Step+1, "weight", rec.Weight)
+		cn.save(rec)
+		cn.resetBaseline(rec.Service)
+		cn.proxy.SetCanaryWeight(svc.Project, svc.Name, rec.Weight)
+		cn.log.Info("canary step", "service", rec.Service, "step", rec.Step+1, "weight", rec.Weight)
 	case svc.Deploy.AutoPromote:
-		l.promote(rec, "every step passed")
+		cn.promote(rec, "every step passed")
 	default:
 		rec.Phase = phaseWaiting
-		l.saveCanary(rec)
-		l.resetBaseline(rec.Service)
-		l.log.Info("canary waits for promote or abort", "service", rec.Service, "weight", rec.Weight)
+		cn.save(rec)
+		cn.resetBaseline(rec.Service)
+		cn.log.Info("canary waits for promote or abort", "service", rec.Service, "weight", rec.Weight)
 	}
 }
 
 // promote records the decision and asks for a sync, which rolls the stable
 // set to the canary's spec.
-func (l *Loop) promote(rec canaryRecord, why string) {
+func (cn *canaryDriver) promote(rec canaryRecord, why string) {
 	rec.Phase = phasePromoting
-	l.saveCanary(rec)
-	l.log.Info("promoting canary", "service", rec.Service, "why", why)
-	l.Trigger("canary", false)
-}
-
-func describe(f RoleFigures) string {
-	return fmt.Sprintf("%d requests, error rate %.1f%%, p95 %.1f ms", f.Requests, 100*f.ErrorRate, f.P95Ms)
+	cn.save(rec)
+	cn.log.Info("promoting canary", "service", rec.Service, "why", why)
+	cn.promoted()
 }
 
 // Promote asks the running canary of project/name to be promoted now.
-func (l *Loop) Promote(project, name string) error { return l.askCanary(project, name, "promote") }
+func (l *Loop) Promote(project, name string) error { return l.canaries.ask(project, name, "promote") }
 
 // Abort asks the running canary of project/name to be aborted now; its spec is
 // pinned as failed.
-func (l *Loop) Abort(project, name string) error { return l.askCanary(project, name, "abort") }
+func (l *Loop) Abort(project, name string) error { return l.canaries.ask(project, name, "abort") }
 
-func (l *Loop) askCanary(project, name, what string) error {
+func (cn *canaryDriver) ask(project, name, what string) error {
 	key := project + "/" + name
-	if d := l.lastDesired(); d == nil || d.Project(project) == nil || d.Project(project).Service(name) == nil {
+	if d := cn.last.desiredOf(); d == nil || d.Project(project) == nil || d.Project(project).Service(name) == nil {
 		return fmt.Errorf("%s: %w", key, ErrUnknownService)
 	}
 	var rec canaryRecord
-	ok, err := l.opts.Store.Get(canaryNamespace, key, &rec)
+	ok, err := cn.store.Get(canaryNamespace, key, &rec)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", what, key, err)
 	}
 	if !ok || rec.Phase == phasePromoting {
 		return fmt.Errorf("%s %s: %w", what, key, ErrNoCanary)
 	}
-	l.canaryMu.Lock()
-	l.canaryAsks[key] = what
-	l.canaryMu.Unlock()
+	cn.mu.Lock()
+	cn.asks[key] = what
+	cn.mu.Unlock()
 	select {
-	case l.canaryWake <- struct{}{}:
+	case cn.wake <- struct{}{}:
 	default:
 	}
 	return nil
 }
 
-func (l *Loop) takeCanaryAsk(key string) string {
-	l.canaryMu.Lock()
-	defer l.canaryMu.Unlock()
-	a := l.canaryAsks[key]
-	delete(l.canaryAsks, key)
+func (cn *canaryDriver) takeAsk(key string) string {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	a := cn.asks[key]
+	delete(cn.asks, key)
 	return a
 }
 
-// CanaryStatus is a running canary as status shows it.
-type CanaryStatus struct {
-	Phase       string      `json:"phase"`
-	Step        int         `json:"step"`
-	Steps       int         `json:"steps"`
-	Weight      int         `json:"weight"`
-	Hash        string      `json:"spec_hash"`
-	Containers  []string    `json:"containers"`
-	Names       []string    `json:"names"`
-	StepStarted time.Time   `json:"step_started"`
-	Canary      RoleFigures `json:"canary"`
-	Stable      RoleFigures `json:"stable"`
-	Waiting     string      `json:"waiting_for"`
-}
-
-func (l *Loop) canaryStatus(rec canaryRecord, svc *config.Service) *CanaryStatus {
-	cf, sf := l.figures(rec)
+func (cn *canaryDriver) status(rec canaryRecord, svc *config.Service) *CanaryStatus {
+	cf, sf := cn.figures(rec)
 	steps := len(canarySteps(svc.Deploy))
 	return &CanaryStatus{Phase: rec.Phase, Step: min(rec.Step+1, steps), Steps: steps, Weight: rec.Weight,
 		Hash: rec.Hash, Containers: rec.Containers, Names: rec.Names, StepStarted: rec.StepStarted,

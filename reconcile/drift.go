@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -18,29 +19,15 @@ import (
 	"github.com/orca-sync/orca-sync/notify"
 )
 
-// ConfigInspector reads a container's actual config. A runtime that has it
-// (the Docker adapter) makes drift checks field-deep; without it only state,
-// missing and extra containers are found.
-type ConfigInspector interface {
-	InspectConfig(ctx context.Context, id string) (diff.Live, error)
-}
+// driftChecker finds changes made to containers by hand and remembers, between
+// ticks, what it found and what it inspected
+// (docs/guides/drift-and-healing.md).
+type driftChecker struct {
+	inspector apply.ConfigInspector // nil: no field-deep checks
+	notifier  Notifier
+	metrics   *Metrics
+	log       *slog.Logger
 
-// DriftReport is what GET /api/v1/drift and `orca-sync drift` show.
-type DriftReport struct {
-	Commit  string    `json:"commit,omitempty"`
-	Checked time.Time `json:"checked,omitzero"`
-	// Syncing is set when a sync is under way: the report is then the one
-	// its start computed, as a check mid-rollout would take containers
-	// being started or retired for drift.
-	Syncing  bool           `json:"syncing,omitempty"`
-	Error    string         `json:"error,omitempty"`
-	Findings []diff.Finding `json:"findings"`
-	// Policies maps each drifted service to its drift policy.
-	Policies map[string]string `json:"policies,omitempty"`
-}
-
-// driftState is what drift checks remember between ticks.
-type driftState struct {
 	mu sync.Mutex
 	// cache holds inspects by container ID: a container's config cannot
 	// change without a new ID, except through the few Docker events
@@ -63,19 +50,20 @@ type deployment struct {
 	replicas int
 }
 
-func newDriftState() *driftState {
-	return &driftState{cache: map[string]*diff.Live{}, firstSeen: map[string]time.Time{}, deployed: map[string]deployment{}}
+func newDriftChecker(inspector apply.ConfigInspector, notifier Notifier, metrics *Metrics, log *slog.Logger) *driftChecker {
+	return &driftChecker{inspector: inspector, notifier: notifier, metrics: metrics, log: log,
+		cache: map[string]*diff.Live{}, firstSeen: map[string]time.Time{}, deployed: map[string]deployment{}}
 }
 
 // ran records that a service runs fully at its desired spec.
-func (s *driftState) ran(svc *diff.Service) {
+func (s *driftChecker) ran(svc *diff.Service) {
 	s.mu.Lock()
 	s.deployed[svc.Key()] = deployment{hash: svc.Hash, replicas: svc.Replicas}
 	s.mu.Unlock()
 }
 
 // deployedOf is what a service was last seen fully running with.
-func (s *driftState) deployedOf(key string) (deployment, bool) {
+func (s *driftChecker) deployedOf(key string) (deployment, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d, ok := s.deployed[key]
@@ -83,7 +71,7 @@ func (s *driftState) deployedOf(key string) (deployment, bool) {
 }
 
 // evict forgets a container's cached inspect.
-func (s *driftState) evict(id string) {
+func (s *driftChecker) evict(id string) {
 	s.mu.Lock()
 	delete(s.cache, id)
 	s.mu.Unlock()
@@ -92,8 +80,7 @@ func (s *driftState) evict(id string) {
 // inspectAll returns the inspect of every live container, from the cache or
 // with one InspectConfig each, and drops the cache entries of containers
 // that are gone.
-func (l *Loop) inspectAll(ctx context.Context, live []diff.Container) map[string]*diff.Live {
-	s := l.drift
+func (s *driftChecker) inspectAll(ctx context.Context, live []diff.Container) map[string]*diff.Live {
 	out := map[string]*diff.Live{}
 	var todo []diff.Container
 	s.mu.Lock()
@@ -107,58 +94,58 @@ func (l *Loop) inspectAll(ctx context.Context, live []diff.Container) map[string
 	}
 	s.cache = keep
 	s.mu.Unlock()
-	ins, ok := l.opts.Runtime.(ConfigInspector)
-	if !ok {
+	if s.inspector == nil {
 		return out
 	}
 	for _, c := range todo {
 		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		li, err := ins.InspectConfig(ictx, c.ID)
+		li, err := s.inspector.InspectConfig(ictx, c.ID)
 		cancel()
 		s.mu.Lock()
 		s.inspects++
+		if err == nil {
+			s.cache[c.ID] = &li
+		}
 		s.mu.Unlock()
 		if err != nil {
-			l.log.Debug("drift: inspect", "container", c.Name, "error", err)
+			s.log.Debug("drift: inspect", "container", c.Name, "error", err)
 			continue
 		}
-		s.mu.Lock()
-		s.cache[c.ID] = &li
-		s.mu.Unlock()
 		out[c.ID] = &li
 	}
 	return out
 }
 
-// checkDrift computes the drift report of live against desired, keeps
-// first-seen times, and announces a new finding set once.
-func (l *Loop) checkDrift(ctx context.Context, d *config.Desired, commit string, desired []diff.Service, live []diff.Container) []diff.Finding {
-	s := l.drift
-	node := apply.NodeName(l.opts.Node, d)
-	for i := range desired {
-		if fullyRunning(&desired[i], live, node) {
-			s.ran(&desired[i])
+// driftInput is what a drift check compares; it is read, never called.
+type driftInput struct {
+	desired   *config.Desired
+	commit    string
+	services  []diff.Service
+	live      []diff.Container
+	inspected map[string]*diff.Live
+	unhealthy map[string]string
+	node      string
+}
+
+// driftCheck is a check's outcome: the findings, how many services drifted,
+// and the event to send when the finding set is new.
+type driftCheck struct {
+	findings []diff.Finding
+	drifted  int
+	news     *notify.Event
+}
+
+// check computes the drift report of the input, keeps first-seen times, and
+// decides whether the finding set is news. It makes no call.
+func (s *driftChecker) check(in driftInput) driftCheck {
+	for i := range in.services {
+		if fullyRunning(&in.services[i], in.live, in.node) {
+			s.ran(&in.services[i])
 		}
 	}
-	deployed := map[string]int{}
-	for _, svc := range desired {
-		if dep, ok := s.deployedOf(svc.Key()); ok && dep.hash == svc.Hash {
-			deployed[svc.Key()] = dep.replicas
-		}
-	}
-	in := diff.DriftInput{
-		Desired: desired, Live: live, Inspected: l.inspectAll(ctx, live), Deployed: deployed,
-		Unhealthy: l.heal.failing(), Node: node,
-	}
-	if d.Secrets != nil {
-		// Values stay here: a finding says only that a secret changed.
-		in.Expand = func(project, v string) (string, error) {
-			return config.Expand(v, func(name string) (string, error) { return d.Secrets.Value(project, name) })
-		}
-	}
-	fs := diff.Drift(in)
+	fs := diff.Drift(s.driftOf(in))
 	policies := map[string]string{}
-	for _, svc := range desired {
+	for _, svc := range in.services {
 		policies[svc.Key()] = svc.Drift
 	}
 	now := time.Now()
@@ -172,28 +159,54 @@ func (l *Loop) checkDrift(ctx context.Context, d *config.Desired, commit string,
 			first = now
 		}
 		seen[k], fs[i].FirstSeen = first, first
+		drifted[fs[i].ServiceKey()] = config.DriftCorrect
 		if p, ok := policies[fs[i].ServiceKey()]; ok {
 			drifted[fs[i].ServiceKey()] = p
-		} else {
-			drifted[fs[i].ServiceKey()] = config.DriftCorrect
 		}
 	}
 	s.firstSeen = seen
-	s.report = DriftReport{Commit: commit, Checked: now, Findings: fs, Policies: drifted}
+	s.report = DriftReport{Commit: in.commit, Checked: now, Findings: fs, Policies: drifted}
 	set := findingSet(fs)
-	announce := set != "" && set != s.lastSet
+	isNew := set != "" && set != s.lastSet
 	s.lastSet = set
 	s.mu.Unlock()
-	l.opts.Metrics.drifted(len(drifted))
-	if announce {
-		l.log.Warn("drift detected", "findings", len(fs), "services", len(drifted), "summary", summary(fs, 5))
-		e := notify.Event{Kind: notify.DriftDetected, Cluster: d.Cluster.Name, Node: node, Commit: commit,
+	out := driftCheck{findings: fs, drifted: len(drifted)}
+	if isNew {
+		out.news = &notify.Event{Kind: notify.DriftDetected, Cluster: in.desired.Cluster.Name, Node: in.node, Commit: in.commit,
 			Services: slices.Sorted(maps.Keys(drifted)), Reason: summary(fs, 3), Time: now,
 			// Findings carry no secret value: a secret shows as "changed (secret)".
 			Details: map[string]any{"findings": findingLines(fs)}, Key: set}
-		l.opts.Notifier.Notify(e)
 	}
-	return fs
+	return out
+}
+
+// driftOf is diff's input for a check.
+func (s *driftChecker) driftOf(in driftInput) diff.DriftInput {
+	deployed := map[string]int{}
+	for _, svc := range in.services {
+		if dep, ok := s.deployedOf(svc.Key()); ok && dep.hash == svc.Hash {
+			deployed[svc.Key()] = dep.replicas
+		}
+	}
+	out := diff.DriftInput{Desired: in.services, Live: in.live, Inspected: in.inspected, Deployed: deployed,
+		Unhealthy: in.unhealthy, Node: in.node}
+	if d := in.desired; d.Secrets != nil {
+		// Values stay here: a finding says only that a secret changed.
+		out.Expand = func(project, v string) (string, error) {
+			return config.Expand(v, func(name string) (string, error) { return d.Secrets.Value(project, name) })
+		}
+	}
+	return out
+}
+
+// announce sets the drifted-services gauge and sends a new finding set once.
+func (s *driftChecker) announce(c driftCheck) {
+	s.metrics.drifted(c.drifted)
+	if c.news == nil {
+		return
+	}
+	s.log.Warn("drift detected", "findings", len(c.findings), "services", c.drifted, "summary", summary(c.findings, 5))
+	s.notifier.Notify(*c.news)
 }
 
 // fullyRunning reports whether every replica 1..replicas of svc serves at
@@ -236,15 +249,15 @@ func summary(fs []diff.Finding, n int) string {
 	return strings.Join(s, "; ")
 }
 
-// applyDriftPolicy adjusts the plan to each service's drift policy: warn
-// holds every change git did not ask for; correct also replaces the
-// containers whose config was changed by hand. It returns what each service
-// will repair.
 // driftRepair starts the reason of a change that only replaces containers
-// changed by hand; such repairs count towards the flap limit (selfHeal).
+// changed by hand; such repairs count towards the flap limit (healer.decide).
 const driftRepair = "drift: "
 
-func (l *Loop) applyDriftPolicy(plan *diff.Plan, fs []diff.Finding) map[string][]string {
+// applyPolicy adjusts the plan to each service's drift policy: warn holds
+// every change git did not ask for; correct also replaces the containers
+// whose config was changed by hand. It returns what each service will
+// repair.
+func (s *driftChecker) applyPolicy(plan *diff.Plan, fs []diff.Finding) map[string][]string {
 	by := diff.ServicesOf(fs)
 	repaired := map[string][]string{}
 	for i := range plan.Changes {
@@ -257,25 +270,15 @@ func (l *Loop) applyDriftPolicy(plan *diff.Plan, fs []diff.Finding) map[string][
 			continue
 		}
 		if c.Desired.Drift == config.DriftWarn {
-			if !l.gitChanged(c) {
+			if !s.gitChanged(c) {
 				c.Action = diff.ActionNone
 				c.Reason = fmt.Sprintf("drift = \"warn\": %d finding(s) reported, not repaired", len(found))
 			}
 			continue
 		}
-		modified := map[string]bool{}
-		for _, f := range found {
-			if f.Kind == diff.KindModified {
-				modified[f.ID] = true
-			}
-		}
-		for j := range c.Containers {
-			if modified[c.Containers[j].ID] {
-				c.Containers[j].Replace = true
-			}
-		}
-		if len(modified) > 0 && (c.Action == diff.ActionNone || c.Action == diff.ActionHeal || c.Action == diff.ActionScale) {
-			c.Action, c.Reason = diff.ActionUpdate, fmt.Sprintf("%s%d container(s) changed by hand", driftRepair, len(modified))
+		n := replaceModified(c, found)
+		if n > 0 && (c.Action == diff.ActionNone || c.Action == diff.ActionHeal || c.Action == diff.ActionScale) {
+			c.Action, c.Reason = diff.ActionUpdate, fmt.Sprintf("%s%d container(s) changed by hand", driftRepair, n)
 		}
 		if c.Action != diff.ActionNone {
 			repaired[c.Key()] = findingLines(found)
@@ -284,12 +287,29 @@ func (l *Loop) applyDriftPolicy(plan *diff.Plan, fs []diff.Finding) map[string][
 	return repaired
 }
 
+// replaceModified marks the containers of c changed by hand for
+// replacement and returns how many there are.
+func replaceModified(c *diff.Change, found []diff.Finding) int {
+	modified := map[string]bool{}
+	for _, f := range found {
+		if f.Kind == diff.KindModified {
+			modified[f.ID] = true
+		}
+	}
+	for j := range c.Containers {
+		if modified[c.Containers[j].ID] {
+			c.Containers[j].Replace = true
+		}
+	}
+	return len(modified)
+}
+
 // gitChanged reports whether a change comes from git rather than from
 // drift: a container orca-sync made from another spec is live (a stray
 // without a readable spec label is drift, not a reason to roll), or git
 // changed the replica count the service last ran with.
-func (l *Loop) gitChanged(c *diff.Change) bool {
-	if dep, ok := l.drift.deployedOf(c.Key()); ok && dep.hash == c.Desired.Hash && dep.replicas != c.Desired.Replicas {
+func (s *driftChecker) gitChanged(c *diff.Change) bool {
+	if dep, ok := s.deployedOf(c.Key()); ok && dep.hash == c.Desired.Hash && dep.replicas != c.Desired.Replicas {
 		return true
 	}
 	for _, ctr := range c.Containers {
@@ -308,52 +328,47 @@ func findingLines(fs []diff.Finding) []string {
 	return out
 }
 
+// lastReport is the newest drift report.
+func (s *driftChecker) lastReport() DriftReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.report
+}
+
+func (s *driftChecker) inspectCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inspects
+}
+
 // Drift checks for drift now, against the last valid checkout, and returns
 // the report. It costs one list call plus an inspect of each container not
 // seen before.
 func (l *Loop) Drift(ctx context.Context) (DriftReport, error) {
-	l.mu.Lock()
-	d, commit, syncing := l.last.desired, l.last.commit.SHA, l.syncing
-	l.mu.Unlock()
-	if d == nil {
+	v := l.last.view()
+	if v.desired == nil {
 		return DriftReport{}, errors.New("no valid checkout yet")
 	}
-	if syncing {
-		rep := l.lastReport()
+	if v.syncing {
+		rep := l.drift.lastReport()
 		rep.Syncing = true
 		return rep, nil
 	}
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	live, err := l.opts.Runtime.List(lctx)
+	pl := l.planner
+	pl.ListTimeout = 10 * time.Second
+	live, err := pl.List(ctx, v.desired)
 	if err != nil {
-		l.drift.mu.Lock()
-		rep := l.drift.report
-		l.drift.mu.Unlock()
-		rep.Error = "Docker: " + err.Error()
+		rep := l.drift.lastReport()
+		rep.Error = dockerReason(err)
 		return rep, nil
 	}
-	l.noteLive(live)
-	if l.opts.Canary != nil { // a canary's containers are not drift
-		live, _ = splitCanaries(d, live)
-	}
-	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
-	l.checkDrift(ctx, d, commit, desired, live)
-	l.drift.mu.Lock()
-	defer l.drift.mu.Unlock()
-	return l.drift.report, nil
-}
-
-// lastReport is the newest drift report.
-func (l *Loop) lastReport() DriftReport {
-	l.drift.mu.Lock()
-	defer l.drift.mu.Unlock()
-	return l.drift.report
+	l.last.noteLive(live.All)
+	// A canary's containers are not drift: the check sees the stable set.
+	in := driftInput{desired: v.desired, commit: v.commit.SHA, services: pl.Desire(ctx, v.desired, false),
+		live: live.Stable, inspected: l.drift.inspectAll(ctx, live.Stable), unhealthy: l.heal.failing(), node: pl.NodeOf(v.desired)}
+	l.drift.announce(l.drift.check(in))
+	return l.drift.lastReport(), nil
 }
 
 // Inspects is how many container inspects drift checks have made.
-func (l *Loop) Inspects() int {
-	l.drift.mu.Lock()
-	defer l.drift.mu.Unlock()
-	return l.drift.inspects
-}
+func (l *Loop) Inspects() int { return l.drift.inspectCount() }

@@ -133,7 +133,7 @@ func TestDriftWarnRemovedAndStopped(t *testing.T) {
 // TestFlapLimit: five replacements within the window are allowed, the sixth
 // marks the service Degraded once; a new spec starts afresh.
 func TestFlapLimit(t *testing.T) {
-	h := newHealer()
+	h := newHealer(nil, nil, nil, nil, nil)
 	now := time.Unix(1000, 0)
 	for i := 0; i < flapLimit; i++ {
 		if ok, _ := h.allow("p/web", "h1", "liveness", now.Add(time.Duration(i)*time.Second)); !ok {
@@ -154,7 +154,7 @@ func TestFlapLimit(t *testing.T) {
 		t.Fatal("a new spec is still held")
 	}
 	// Outside the window old replacements no longer count.
-	h2 := newHealer()
+	h2 := newHealer(nil, nil, nil, nil, nil)
 	for i := 0; i < 20; i++ {
 		if ok, _ := h2.allow("p/web", "h1", "crash", now.Add(time.Duration(i)*time.Minute)); !ok {
 			t.Fatalf("one replacement a minute refused at %d", i)

@@ -4,29 +4,37 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/notify"
 )
 
-// Flap suppression (SPEC section 6): more than flapLimit replacements of a
-// service within flapWindow mark it Degraded instead of looping.
+// Flap suppression (docs/guides/drift-and-healing.md): more than flapLimit
+// replacements of a service within flapWindow mark it Degraded instead of
+// looping.
 const (
 	flapLimit  = 5
 	flapWindow = 5 * time.Minute
 	// livenessTick is how often the prober looks for probes that are due;
 	// each service's interval_secs paces its own probes.
 	livenessTick = 250 * time.Millisecond
-	// eventSettle is how long after a die/oom/unhealthy event the sync starts.
-	eventSettle = 300 * time.Millisecond
 )
 
-// healer runs liveness probes and remembers replacements per service.
+// healer runs liveness probes, asks for the replacement of failing
+// containers, and remembers replacements per service for flap suppression.
 type healer struct {
+	applier  *apply.Applier
+	signals  *signals
+	last     *lastSync
+	notifier Notifier
+	log      *slog.Logger
+
 	mu     sync.Mutex
 	probes map[string]*probeState // by container ID
 	// replaced holds the times of recent replacements per service key.
@@ -58,8 +66,16 @@ type degradation struct {
 	reason string
 }
 
-func newHealer() *healer {
-	return &healer{probes: map[string]*probeState{}, replaced: map[string][]time.Time{},
+// degradedNews is a service that just reached the flap limit, for the
+// announce step.
+type degradedNews struct {
+	key, why string
+	event    notify.Event
+}
+
+func newHealer(applier *apply.Applier, sig *signals, last *lastSync, notifier Notifier, log *slog.Logger) *healer {
+	return &healer{applier: applier, signals: sig, last: last, notifier: notifier, log: log,
+		probes: map[string]*probeState{}, replaced: map[string][]time.Time{},
 		degraded: map[string]degradation{}, lastErr: map[string]string{}}
 }
 
@@ -135,7 +151,9 @@ func (h *healer) probeErr(key string) string {
 // RunLiveness probes the liveness of every running container of the last
 // valid checkout at its service's interval, and asks for a replacement after
 // failure_threshold failures in a row. It runs until ctx ends.
-func (l *Loop) RunLiveness(ctx context.Context) {
+func (l *Loop) RunLiveness(ctx context.Context) { l.heal.run(ctx) }
+
+func (h *healer) run(ctx context.Context) {
 	t := time.NewTicker(livenessTick)
 	defer t.Stop()
 	for {
@@ -143,22 +161,19 @@ func (l *Loop) RunLiveness(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			l.probeDue(ctx)
+			h.probeDue(ctx)
 		}
 	}
 }
 
-func (l *Loop) probeDue(ctx context.Context) {
-	l.mu.Lock()
-	desired, live := l.last.services, l.last.live
-	l.mu.Unlock()
+func (h *healer) probeDue(ctx context.Context) {
+	desired, live := h.last.probeView()
 	svcs := map[string]*diff.Service{}
 	for _, s := range desired {
 		if s.Liveness != nil {
 			svcs[s.Key()] = &s
 		}
 	}
-	h := l.heal
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -180,7 +195,7 @@ func (l *Loop) probeDue(ctx context.Context) {
 			continue
 		}
 		p.inflight = true
-		go l.probeOne(ctx, svc, c, p)
+		go h.probeOne(ctx, svc, c, p)
 	}
 	for id, p := range h.probes {
 		if !present[id] && !p.inflight {
@@ -189,10 +204,9 @@ func (l *Loop) probeDue(ctx context.Context) {
 	}
 }
 
-func (l *Loop) probeOne(ctx context.Context, svc *diff.Service, c diff.Container, p *probeState) {
+func (h *healer) probeOne(ctx context.Context, svc *diff.Service, c diff.Container, p *probeState) {
 	lp := svc.Liveness
-	err := l.applier.Probe(ctx, lp, svc, c.ID)
-	h := l.heal
+	err := h.applier.Probe(ctx, lp, svc, c.ID)
 	h.mu.Lock()
 	p.inflight = false
 	p.next = time.Now().Add(lp.Interval)
@@ -216,64 +230,37 @@ func (l *Loop) probeOne(ctx context.Context, svc *diff.Service, c diff.Container
 	}
 	failures := p.failures
 	h.mu.Unlock()
-	l.log.Info("liveness probe failed", "service", svc.Key(), "container", c.Name, "failures", failures, "threshold", lp.FailureThreshold, "error", err)
+	h.log.Info("liveness probe failed", "service", svc.Key(), "container", c.Name, "failures", failures, "threshold", lp.FailureThreshold, "error", err)
 	if replace {
-		l.askReplace(c.ID, fmt.Sprintf("liveness failed %d times: %v", failures, err))
+		h.signals.askReplace(c.ID, fmt.Sprintf("liveness failed %d times: %v", failures, err))
 	}
 }
 
-// askReplace asks the next sync to replace a container, and signals it.
-func (l *Loop) askReplace(id, why string) {
-	l.mu.Lock()
-	if l.pending.replace == nil {
-		l.pending.replace = map[string]string{}
-	}
-	l.pending.replace[id] = why
-	if l.pending.trigger == "" {
-		l.pending.trigger, l.pending.since = "liveness", time.Now()
-	}
-	l.mu.Unlock()
-	l.wake()
-}
-
-// selfHeal applies liveness replacements and flap suppression to the plan:
+// decide applies liveness replacements and flap suppression to the plan:
 // containers asked for are replaced (start-first by the service's rolling
 // strategy), and every replacement — liveness or a crashed container healed
-// — counts towards the flap limit; a Degraded service is left alone.
-func (l *Loop) selfHeal(r *run) {
+// — counts towards the flap limit; a Degraded service is left alone. It
+// returns the services that just became Degraded, and makes no call.
+func (h *healer) decide(r *run, node string, now time.Time) []degradedNews {
 	if r.pending.retry {
-		l.heal.reset()
+		h.reset()
 	}
-	now := time.Now()
+	var news []degradedNews
 	for i := range r.plan.Changes {
 		c := &r.plan.Changes[i]
-		if c.Desired == nil {
-			continue
-		}
-		key := c.Key()
-		why := ""
-		for j := range c.Containers {
-			if reason, ok := r.pending.replace[c.Containers[j].ID]; ok && c.Containers[j].Hash == c.Desired.Hash {
-				c.Containers[j].Replace, why = true, reason
-			}
-		}
-		// Crash heals and repairs of hand-made changes count too: whatever
-		// keeps undoing them would otherwise be fought at every tick.
-		if why == "" && (c.Action == diff.ActionHeal && c.Broken > 0 || strings.HasPrefix(c.Reason, driftRepair)) {
-			why = c.Reason
-		}
+		why := replaceWhy(c, r.pending.replace)
 		if why == "" {
 			continue
 		}
-		if d, ok := l.heal.degradedAt(key, c.Desired.Hash); ok {
+		if d, ok := h.degradedAt(c.Key(), c.Desired.Hash); ok {
 			c.Action, c.Reason = diff.ActionNone, "Degraded: "+d.reason
 			continue
 		}
-		ok, degradedNow := l.heal.allow(key, c.Desired.Hash, why, now)
+		ok, degradedNow := h.allow(c.Key(), c.Desired.Hash, why, now)
 		if !ok {
 			c.Action, c.Reason = diff.ActionNone, "Degraded: flap limit reached"
 			if degradedNow {
-				l.announceDegraded(r, c, why)
+				news = append(news, h.degradedNews(r, c, node, why, now))
 			}
 			continue
 		}
@@ -284,158 +271,57 @@ func (l *Loop) selfHeal(r *run) {
 			c.Reason = why
 		}
 	}
+	return news
 }
 
-// degradedReason says why a service at hash is Degraded, if it is.
-func (l *Loop) degradedReason(key, hash string) (string, bool) {
-	d, ok := l.heal.degradedAt(key, hash)
-	return d.reason, ok
-}
-
-// noteLive keeps the newest container list for the liveness prober.
-func (l *Loop) noteLive(live []diff.Container) {
-	l.mu.Lock()
-	l.last.live = live
-	l.mu.Unlock()
-}
-
-// EventSource is the runtime's event stream.
-type EventSource interface {
-	Events(ctx context.Context, fn func(apply.Event)) error
-}
-
-// RunEvents follows the runtime's events until ctx ends: a managed
-// container that dies, runs out of memory or turns unhealthy signals a sync
-// at once, and config changes without a new ID evict the drift cache. A
-// broken stream (the daemon restarting) is reopened with backoff, and a sync
-// then catches up on what was missed.
-func (l *Loop) RunEvents(ctx context.Context, src EventSource) {
-	backoff := time.Second
-	for ctx.Err() == nil {
-		start := time.Now()
-		err := src.Events(ctx, l.onEvent)
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(start) > time.Minute {
-			backoff = time.Second
-		}
-		l.log.Warn("Docker event stream broken; reconnecting", "error", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 30*time.Second)
-		l.Trigger("events-reconnect", false)
+// replaceWhy marks the containers of c a liveness probe asked to replace
+// and says why c replaces containers, "" when it does not.
+func replaceWhy(c *diff.Change, replace map[string]string) string {
+	if c.Desired == nil {
+		return ""
 	}
-}
-
-func (l *Loop) onEvent(e apply.Event) {
-	switch e.Action {
-	case "update", "connect", "disconnect":
-		l.drift.evict(e.ContainerID)
-		if e.Action == "update" && e.Managed {
-			l.Trigger("event", false)
-		}
-	// Docker 20.10 sends die before a stopped container lists as exited
-	// (docker stop: kill, die, then stop), so stop and destroy signal too.
-	case "die", "oom", "stop", "destroy", "pause", "health_status: unhealthy":
-		node := apply.NodeName(l.opts.Node, l.lastDesired())
-		if e.Managed && (e.Node == "" || e.Node == node) && !l.own.mine(e.ContainerID) {
-			l.log.Info("container event", "action", e.Action, "container", e.ContainerID[:min(12, len(e.ContainerID))])
-			if e.Action == "die" || e.Action == "oom" || e.Action == "stop" {
-				l.noteDied(e.ContainerID)
-			}
-			// A short wait lets what comes with the event land first (a
-			// `docker rm -f` dies, then is destroyed), so the drift check
-			// sees the end state; bursts coalesce into one sync.
-			time.AfterFunc(eventSettle, func() { l.Trigger("event", false) })
+	why := ""
+	for j := range c.Containers {
+		if reason, ok := replace[c.Containers[j].ID]; ok && c.Containers[j].Hash == c.Desired.Hash {
+			c.Containers[j].Replace, why = true, reason
 		}
 	}
-}
-
-// ownStops remembers the containers the loop's own rollouts stopped or
-// removed, so their die/stop/destroy events do not signal a sync (a sync
-// after every rollout's retirements would also fetch git unasked).
-type ownStops struct {
-	apply.Runtime
-	mu  sync.Mutex
-	ids map[string]time.Time
-}
-
-// ownStopMemory is how long an own stop is remembered: its events come
-// within seconds.
-const ownStopMemory = time.Minute
-
-func (o *ownStops) note(id string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	now := time.Now()
-	for k, t := range o.ids {
-		if now.Sub(t) > ownStopMemory {
-			delete(o.ids, k)
-		}
+	// Crash heals and repairs of hand-made changes count too: whatever
+	// keeps undoing them would otherwise be fought at every tick.
+	if why == "" && (c.Action == diff.ActionHeal && c.Broken > 0 || strings.HasPrefix(c.Reason, driftRepair)) {
+		why = c.Reason
 	}
-	o.ids[id] = now
+	return why
 }
 
-// mine reports whether the loop itself stopped or removed container id.
-func (o *ownStops) mine(id string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	_, ok := o.ids[id]
-	return ok
+func (h *healer) degradedNews(r *run, c *diff.Change, node, why string, now time.Time) degradedNews {
+	d, _ := h.degradedAt(c.Key(), c.Desired.Hash)
+	return degradedNews{key: c.Key(), why: why, event: notify.Event{Kind: notify.Degraded, Cluster: r.desired.Cluster.Name,
+		Node: node, Commit: r.commit.SHA, Subject: r.commit.Subject(),
+		Services: []string{c.Key()}, Reason: d.reason, Time: now, Key: c.Desired.Hash,
+		Details: map[string]any{"limit": flapLimit, "window_secs": int(flapWindow.Seconds()), "last": why}}}
 }
 
-func (o *ownStops) Stop(ctx context.Context, id string, grace time.Duration) error {
-	o.note(id)
-	return o.Runtime.Stop(ctx, id, grace)
+// announce logs and notifies, once per transition, that a service hit the
+// flap limit.
+func (h *healer) announce(n degradedNews) {
+	h.log.Error("service degraded: too many replacements; not replacing it any more", "service", n.key,
+		"limit", flapLimit, "window", flapWindow, "last", n.why)
+	h.notifier.Notify(n.event)
 }
 
-func (o *ownStops) Remove(ctx context.Context, id string) error {
-	o.note(id)
-	return o.Runtime.Remove(ctx, id)
-}
-
-// announceDegraded logs and notifies, once per transition, that a service
-// hit the flap limit.
-func (l *Loop) announceDegraded(r *run, c *diff.Change, why string) {
-	key := c.Key()
-	d, _ := l.heal.degradedAt(key, c.Desired.Hash)
-	l.log.Error("service degraded: too many replacements; not replacing it any more", "service", key,
-		"limit", flapLimit, "window", flapWindow, "last", why)
-	l.opts.Notifier.Notify(notify.Event{Kind: notify.Degraded, Cluster: r.desired.Cluster.Name,
-		Node: apply.NodeName(l.opts.Node, r.desired), Commit: r.commit.SHA, Subject: r.commit.Subject(),
-		Services: []string{key}, Reason: d.reason, Time: time.Now(), Key: c.Desired.Hash,
-		Details: map[string]any{"limit": flapLimit, "window_secs": int(flapWindow.Seconds()), "last": why}})
-}
-
-// noteDied remembers a container Docker reported dead, for the next sync.
-func (l *Loop) noteDied(id string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.pending.died == nil {
-		l.pending.died = map[string]bool{}
+// withSelfHealing adds what drift checks and liveness probes know to a
+// service's status.
+func (h *healer) withSelfHealing(s ServiceStatus, c diff.Change, findings []diff.Finding) ServiceStatus {
+	s.Drift, s.DriftPolicy = len(findings), c.Desired.Drift
+	s.ProbeError = h.probeErr(c.Key())
+	if d, ok := h.degradedAt(c.Key(), c.Desired.Hash); ok {
+		s.Health, s.Reason = HealthDegraded, d.reason
+		return s
 	}
-	l.pending.died[id] = true
-}
-
-// confirmDied corrects the list for containers Docker reported dead but
-// still lists as running: Docker 20.10 sends die before its container list
-// (a view updated apart) says exited, while an inspect reads the container
-// itself. One inspect per such event.
-func (l *Loop) confirmDied(ctx context.Context, r *run) {
-	for i := range r.live {
-		c := &r.live[i]
-		if !r.pending.died[c.ID] || c.State != "running" {
-			continue
-		}
-		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		st, err := l.opts.Runtime.Inspect(ictx, c.ID)
-		cancel()
-		if err == nil && !st.Running {
-			c.State = st.Status
-		}
+	if len(findings) > 0 && c.Desired.Drift == config.DriftWarn && s.Sync != SyncFailed {
+		s.Sync = SyncOutOfSync
+		s.Reason = fmt.Sprintf("drift = \"warn\": %s", summary(findings, 3))
 	}
+	return s
 }

@@ -54,9 +54,11 @@ func (s *exportSource) Export(_ context.Context, sha, dir string) (source.Commit
 // otherwise a restart during a bad commit would close the webhooks and empty
 // the proxy's route table until git is fixed.
 func TestRestartOnInvalidHeadKeepsLastValidConfig(t *testing.T) {
-	l, plain, rt, db := newTestLoop(t)
-	src := &exportSource{dirSource: plain, files: map[string]map[string]string{}}
-	l.opts.Source = src
+	src := &exportSource{files: map[string]map[string]string{}}
+	l, _, rt, db := newTestLoop(t, func(o *Options) {
+		src.dirSource = o.Source.(*dirSource)
+		o.Source = src
+	})
 	if err := os.WriteFile(filepath.Join(src.dir, "cluster.toml"), []byte("[webhook]\nsecret = \"hook-secret\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -3,18 +3,25 @@
 // applies the plan and records what happened. It is level-triggered: each
 // sync reads the live state from Docker's labels, so a restart or a lost state
 // file converges all the same.
+//
+// Loop wires a few parts, each owning its state and its lock (see
+// docs/design.md): the sync runner (syncer) runs a sync as ordered steps;
+// the canary driver judges canaries between syncs; the healer probes
+// liveness and keeps flap suppression; the drift checker finds hand-made
+// changes; the ref planner plans pull requests; the pacer decides when the
+// next automatic sync runs (stalled, retry after a backoff, or the interval).
 package reconcile
 
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/notify"
+	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -57,11 +64,20 @@ type CommitStatuses interface {
 	CommitStatus(sha, state, description string)
 }
 
+// EventSource is the runtime's event stream (apply.EventSource).
+type EventSource = apply.EventSource
+
 // Options configure a Loop.
 type Options struct {
 	Source  Source
 	Runtime apply.Runtime
-	Store   Store
+	// Inspector makes drift checks field-deep and Logs streams service
+	// logs; when nil, New takes them from Runtime if it has them (the
+	// Docker adapter does). Without an inspector only state, missing and
+	// extra containers are drift; without a log streamer Logs fails.
+	Inspector apply.ConfigInspector
+	Logs      apply.LogStreamer
+	Store     Store
 	// Path is the infra tree inside the checkout ("." for its root).
 	Path string
 	// Node names this host (label orca.node).
@@ -109,62 +125,45 @@ type Secrets interface {
 	Resolve(ctx context.Context, d *config.Desired) error
 }
 
-// Loop is the reconcile loop. Its methods are safe for concurrent use.
+// Loop is the reconcile loop: it wires its parts and runs them on one
+// goroutine (syncs and canary ticks) plus the prober's and the event
+// follower's. Its methods are safe for concurrent use.
 type Loop struct {
 	opts    Options
 	log     *slog.Logger
+	planner planner.Planner
 	applier *apply.Applier
-	secrets Secrets
-	// signal wakes the loop; its buffer of one coalesces a burst of signals
-	// into one more sync.
-	signal chan struct{}
+	loader  loader
 
-	drift *driftState
-	heal  *healer
-	own   *ownStops
-
-	mu      sync.Mutex
-	pending pending
-	last    lastSync
-	syncing bool
-	// refMu serialises PlanRef, which reuses one checkout directory.
-	refMu sync.Mutex
-
-	canaryMu   sync.Mutex
-	baselines  map[string]baseline // service key -> start of the step's window
-	canaryAsks map[string]string   // service key -> "promote" | "abort"
-	canaryWake chan struct{}
-}
-
-// pending is the work signals asked for since the last sync started.
-type pending struct {
-	trigger  string
-	since    time.Time // when the first signal arrived, for commit-to-ready
-	retry    bool
-	redeploy map[string]bool   // service keys to force-pull and replace
-	refresh  map[string]bool   // service keys to re-pull, replaced if the image moved
-	replace  map[string]string // container IDs to replace (liveness) → why
-	died     map[string]bool   // container IDs Docker reported dead
-}
-
-// lastSync is what the last sync learnt, for status and the API.
-type lastSync struct {
-	commit   source.Commit
-	desired  *config.Desired // last valid checkout
-	record   state.SyncRecord
-	fetchErr string
-	errs     config.Errors    // validation errors of the newest commit
-	live     []diff.Container // the newest container list
-	services []diff.Service   // the desired services of the newest sync
-	// recordedOK is the commit of the newest history record when that record
-	// is a success; quiet syncs of it are not recorded again.
-	recordedOK string
-	// statusCommit is the newest commit given a final commit status.
-	statusCommit string
+	signals  *signals
+	last     *lastSync
+	pacer    *pacer
+	syncer   *syncer
+	canaries *canaryDriver
+	heal     *healer
+	drift    *driftChecker
+	refs     *refPlanner
+	own      *ownStops
 }
 
 // New returns a loop; Run starts it.
 func New(opts Options) *Loop {
+	opts = withDefaults(opts)
+	l := &Loop{opts: opts, log: opts.Log, signals: newSignals(), last: &lastSync{}, pacer: newPacer(),
+		own: &ownStops{Runtime: opts.Runtime, ids: map[string]time.Time{}}}
+	l.planner = planner.Planner{Runtime: opts.Runtime, Node: opts.Node, Canaries: opts.Canary != nil, ListTimeout: 30 * time.Second}
+	l.applier = apply.New(l.own, apply.Options{Node: opts.Node, Router: opts.Router, Log: opts.Log})
+	l.loader = loader{path: opts.Path, secrets: opts.Secrets}
+	l.heal = newHealer(l.applier, l.signals, l.last, opts.Notifier, opts.Log)
+	l.drift = newDriftChecker(opts.Inspector, opts.Notifier, opts.Metrics, opts.Log)
+	l.canaries = newCanaryDriver(canaryDeps{proxy: opts.Canary, store: opts.Store, applier: l.applier,
+		notifier: opts.Notifier, log: opts.Log, last: l.last, node: opts.Node, promoted: func() { l.Trigger("canary", false) }})
+	l.refs = &refPlanner{opts: opts, loader: l.loader, planner: l.planner}
+	l.syncer = newSyncer(l)
+	return l
+}
+
+func withDefaults(opts Options) Options {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -183,38 +182,30 @@ func New(opts Options) *Loop {
 	if opts.Statuses == nil {
 		opts.Statuses = nopReporter{}
 	}
-	var sec Secrets = secrets.NewKeyring(nil)
-	if opts.Secrets != nil {
-		sec = opts.Secrets
+	if opts.Secrets == nil {
+		opts.Secrets = secrets.NewKeyring(nil)
 	}
-	own := &ownStops{Runtime: opts.Runtime, ids: map[string]time.Time{}}
-	return &Loop{
-		opts:    opts,
-		log:     opts.Log,
-		own:     own,
-		applier: apply.New(own, apply.Options{Node: opts.Node, Router: opts.Router, Log: opts.Log}),
-		secrets: sec,
-		signal:  make(chan struct{}, 1),
-		drift:   newDriftState(),
-		heal:    newHealer(),
-
-		baselines:  map[string]baseline{},
-		canaryAsks: map[string]string{},
-		canaryWake: make(chan struct{}, 1),
+	// The runtime's optional capabilities are looked up once, here.
+	if opts.Inspector == nil {
+		opts.Inspector, _ = opts.Runtime.(apply.ConfigInspector)
 	}
+	if opts.Logs == nil {
+		opts.Logs, _ = opts.Runtime.(apply.LogStreamer)
+	}
+	return opts
 }
 
 // Run syncs at once, then on every tick and signal, until ctx ends. A sync in
 // progress when ctx ends gets ShutdownGrace to finish or undo its step.
 func (l *Loop) Run(ctx context.Context) {
 	l.markInterrupted()
-	l.restoreWeights()
+	l.canaries.restoreWeights()
 	l.syncGraceful(ctx, "start")
 	// Canaries are judged between syncs on the loop's own goroutine, so a
 	// canary never holds up a sync for its pauses and never runs beside one.
 	tick := time.NewTicker(canaryTick)
 	defer tick.Stop()
-	timer := time.NewTimer(l.interval())
+	timer := time.NewTimer(l.nextWait())
 	defer timer.Stop()
 	for {
 		select {
@@ -222,17 +213,21 @@ func (l *Loop) Run(ctx context.Context) {
 			return
 		case <-timer.C:
 			l.syncGraceful(ctx, "interval")
-			timer.Reset(l.interval())
-		case <-l.signal:
+			timer.Reset(l.nextWait())
+		case <-l.signals.C():
 			l.syncGraceful(ctx, "")
-			timer.Reset(l.interval())
+			timer.Reset(l.nextWait())
 		case <-tick.C:
-			l.tickCanaries(ctx)
-		case <-l.canaryWake:
-			l.tickCanaries(ctx)
+			l.canaries.tick(ctx)
+		case <-l.canaries.wake:
+			l.canaries.tick(ctx)
 		}
 	}
 }
+
+// nextWait is how long until the next automatic sync: the retry backoff
+// after a failure, else the interval.
+func (l *Loop) nextWait() time.Duration { return l.pacer.wait(l.interval(), time.Now()) }
 
 // markInterrupted closes the records of syncs a previous process started but
 // never finished (it was killed): the history then says what happened.
@@ -268,87 +263,34 @@ func (l *Loop) interval() time.Duration {
 	if l.opts.Interval > 0 {
 		return l.opts.Interval
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.last.desired != nil {
-		return l.last.desired.Cluster.Reconcile.Interval
+	if d := l.last.desiredOf(); d != nil {
+		return d.Cluster.Reconcile.Interval
 	}
 	return config.DefaultCluster().Reconcile.Interval
 }
 
+// SyncOnce runs one sync now and returns its record. trigger names what asked
+// for it; "" takes the trigger of the pending signal.
+func (l *Loop) SyncOnce(ctx context.Context, trigger string) state.SyncRecord {
+	return l.syncer.sync(ctx, l.signals.take(trigger))
+}
+
 // Trigger signals the loop to sync now. It never blocks: signals that arrive
 // while a sync runs make exactly one more sync.
-func (l *Loop) Trigger(trigger string, retry bool) {
-	l.mu.Lock()
-	if l.pending.trigger == "" {
-		l.pending.trigger = trigger
-		l.pending.since = time.Now()
-	}
-	l.pending.retry = l.pending.retry || retry
-	l.mu.Unlock()
-	l.wake()
-}
-
-func (l *Loop) wake() {
-	select {
-	case l.signal <- struct{}{}:
-	default:
-	}
-}
-
-// takePending returns and clears what signals asked for.
-func (l *Loop) takePending(trigger string) pending {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	p := l.pending
-	l.pending = pending{}
-	if trigger != "" || p.trigger == "" {
-		if p.trigger == "" {
-			p.since = time.Now()
-		}
-		if trigger != "" {
-			p.trigger = trigger
-		}
-	}
-	return p
-}
-
-// markService asks the next sync to redeploy or refresh a service.
-func (l *Loop) markService(key string, redeploy bool) {
-	l.mu.Lock()
-	m := &l.pending.refresh
-	if redeploy {
-		m = &l.pending.redeploy
-	}
-	if *m == nil {
-		*m = map[string]bool{}
-	}
-	(*m)[key] = true
-	if l.pending.trigger == "" {
-		l.pending.trigger, l.pending.since = "api", time.Now()
-		if !redeploy {
-			l.pending.trigger = "webhook"
-		}
-	}
-	l.mu.Unlock()
-	l.wake()
-}
-
-// lastDesired returns the last valid checkout, or nil.
-func (l *Loop) lastDesired() *config.Desired {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.last.desired
-}
+func (l *Loop) Trigger(trigger string, retry bool) { l.signals.trigger(trigger, retry) }
 
 // Cluster returns the cluster configuration of the last valid checkout (the
 // defaults before the first one).
 func (l *Loop) Cluster() config.Cluster {
-	if d := l.lastDesired(); d != nil {
+	if d := l.last.desiredOf(); d != nil {
 		return d.Cluster
 	}
 	return config.DefaultCluster()
 }
+
+// Node is this host's node name: --node, else [cluster] node of the last
+// valid checkout, else the host name.
+func (l *Loop) Node() string { return l.planner.NodeOf(l.last.desiredOf()) }
 
 // nopReporter is the Notifier and CommitStatuses of a loop without them.
 type nopReporter struct{}

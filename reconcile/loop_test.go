@@ -41,7 +41,9 @@ func web(image string) string {
 	return "[[service]]\nname = \"web\"\nimage = \"" + image + "\"\n[service.deploy]\nmin_ready_secs = 0\ntimeout_secs = 2\n"
 }
 
-func newTestLoop(t *testing.T) (*Loop, *dirSource, *applytest.Runtime, *state.DB) {
+// newTestLoop is a loop on a fresh state file, a hand-written checkout and
+// a fake engine; with, if given, changes its options first.
+func newTestLoop(t *testing.T, with ...func(*Options)) (*Loop, *dirSource, *applytest.Runtime, *state.DB) {
 	t.Helper()
 	db, err := state.Open(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
@@ -50,7 +52,11 @@ func newTestLoop(t *testing.T) (*Loop, *dirSource, *applytest.Runtime, *state.DB
 	t.Cleanup(func() { db.Close() })
 	src := &dirSource{dir: t.TempDir()}
 	rt := applytest.NewRuntime()
-	return New(Options{Source: src, Runtime: rt, Store: db, Node: "n1"}), src, rt, db
+	opts := Options{Source: src, Runtime: rt, Store: db, Node: "n1"}
+	for _, f := range with {
+		f(&opts)
+	}
+	return New(opts), src, rt, db
 }
 
 func TestInvalidCommitChangesNothing(t *testing.T) {
@@ -147,14 +153,14 @@ func TestSignalsCoalesce(t *testing.T) {
 		l.Trigger("webhook", false)
 	}
 	l.Trigger("api", true)
-	if n := len(l.signal); n != 1 {
+	if n := len(l.signals.ch); n != 1 {
 		t.Fatalf("%d signals pending, want 1", n)
 	}
-	p := l.takePending("")
+	p := l.signals.take("")
 	if p.trigger != "webhook" || !p.retry {
 		t.Fatalf("pending = %+v", p)
 	}
-	if p := l.takePending("interval"); p.trigger != "interval" || p.retry {
+	if p := l.signals.take("interval"); p.trigger != "interval" || p.retry {
 		t.Fatalf("pending after take = %+v", p)
 	}
 }

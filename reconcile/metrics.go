@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the loop's Prometheus series (SPEC section 11).
+// Metrics are the loop's Prometheus series (docs/reference/metrics.md).
 type Metrics struct {
 	reconcileTotal    *prometheus.CounterVec
 	reconcileDuration prometheus.Histogram

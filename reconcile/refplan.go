@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/source"
 )
 
@@ -17,22 +19,6 @@ import (
 // own (source.Repo.FetchRef), leaving the tracked checkout alone.
 type RefFetcher interface {
 	FetchRef(ctx context.Context, ref, dir string) (source.Commit, error)
-}
-
-// RefPlan is the plan of a ref's head (a pull request) against the live
-// host: what merging it would do. An invalid head has Errors and no Plan.
-type RefPlan struct {
-	Ref     string        `json:"ref"`
-	Commit  string        `json:"commit"`
-	Subject string        `json:"subject,omitempty"`
-	Valid   bool          `json:"valid"`
-	Errors  config.Errors `json:"errors,omitempty"`
-	Plan    *diff.Plan    `json:"plan,omitempty"`
-	// Changes counts the services the plan changes.
-	Changes int `json:"changes"`
-	// Text is the plan as `orca-sync plan` prints it, or the validation
-	// errors one per line.
-	Text string `json:"text"`
 }
 
 // ErrNoRefFetch means the loop's source cannot fetch other refs, or no
@@ -44,52 +30,67 @@ var ErrNoRefFetch = errors.New("this source cannot check out other refs")
 // It applies nothing and never touches the tracked checkout. Calls run one
 // at a time.
 func (l *Loop) PlanRef(ctx context.Context, ref string) (RefPlan, error) {
-	fetcher, ok := l.opts.Source.(RefFetcher)
-	if !ok || l.opts.RefDir == "" {
+	return l.refs.plan(ctx, ref)
+}
+
+// refPlanner plans other refs than the tracked branch (pull request heads)
+// in a checkout directory of its own, one at a time.
+type refPlanner struct {
+	opts    Options
+	loader  loader
+	planner planner.Planner
+	// mu serialises plans, which reuse one checkout directory.
+	mu sync.Mutex
+}
+
+func (rp *refPlanner) plan(ctx context.Context, ref string) (RefPlan, error) {
+	fetcher, ok := rp.opts.Source.(RefFetcher)
+	if !ok || rp.opts.RefDir == "" {
 		return RefPlan{}, ErrNoRefFetch
 	}
-	l.refMu.Lock()
-	defer l.refMu.Unlock()
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	commit, err := fetcher.FetchRef(fctx, ref, l.opts.RefDir)
+	commit, err := fetcher.FetchRef(fctx, ref, rp.opts.RefDir)
 	if err != nil {
 		return RefPlan{}, err
 	}
-	rp := RefPlan{Ref: ref, Commit: commit.SHA, Subject: commit.Subject()}
-	d, err := l.loadDir(ctx, l.opts.RefDir)
+	out := RefPlan{Ref: ref, Commit: commit.SHA, Subject: commit.Subject()}
+	d, err := rp.loader.load(ctx, rp.opts.RefDir)
 	var errs config.Errors
 	if errors.As(err, &errs) {
-		rp.Errors = errs
+		out.Errors = errs
 		lines := make([]string, len(errs))
 		for i, e := range errs {
 			lines[i] = e.Error()
 		}
-		rp.Text = strings.Join(lines, "\n")
-		return rp, nil
+		out.Text = strings.Join(lines, "\n")
+		return out, nil
 	}
 	if err != nil {
-		return rp, fmt.Errorf("load %s at %s: %w", ref, short(commit.SHA), err)
+		return out, fmt.Errorf("load %s at %s: %w", ref, short(commit.SHA), err)
 	}
 	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer pcancel()
-	plan, err := l.planOf(pctx, d)
+	res, err := rp.planner.Plan(pctx, d, false)
 	if err != nil {
-		return rp, fmt.Errorf("plan %s at %s: %w", ref, short(commit.SHA), err)
+		return out, fmt.Errorf("plan %s at %s: %w", ref, short(commit.SHA), err)
 	}
+	plan := res.Plan
 	var buf bytes.Buffer
 	if err := plan.WriteText(&buf); err != nil {
-		return rp, err
+		return out, err
 	}
 	rc := d.Cluster.Reconcile
-	if err := plan.CheckPruneGuard(rc.PruneGuard, rc.AllowEmpty || l.opts.AllowMassPrune); err != nil {
+	if err := plan.CheckPruneGuard(rc.PruneGuard, rc.AllowEmpty || rp.opts.AllowMassPrune); err != nil {
 		fmt.Fprintf(&buf, "\nwarning: a sync would refuse this plan: %v\n", err)
 	}
-	rp.Valid, rp.Plan, rp.Text = true, &plan, strings.TrimRight(buf.String(), "\n")
+	out.Valid, out.Plan, out.Text = true, &plan, strings.TrimRight(buf.String(), "\n")
 	for _, c := range plan.Changes {
 		if c.Action != diff.ActionNone {
-			rp.Changes++
+			out.Changes++
 		}
 	}
-	return rp, nil
+	return out, nil
 }

@@ -4,20 +4,47 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
-	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/notify"
+	"github.com/orca-sync/orca-sync/planner"
 )
 
-// report tells the notifier and the commit statuses what a finished sync
-// did. A rollout failure is one rollout_failed event per service; any other
-// failure (invalid commit, refused prune, Docker or git unreachable) is
-// sync_failed; a sync that changed something and failed nothing is
-// sync_succeeded. Quiet ticks send nothing.
-func (l *Loop) report(r *run, err error) {
+// reporter tells the notifier and the commit statuses what each sync did.
+type reporter struct {
+	notifier Notifier
+	statuses CommitStatuses
+	last     *lastSync
+	planner  planner.Planner
+
+	mu sync.Mutex
+	// statusCommit is the newest commit given a final commit status.
+	statusCommit string
+}
+
+// pending sets the commit status to pending as the apply starts.
+func (rp *reporter) pending(r *run) {
+	rp.statuses.CommitStatus(r.commit.SHA, "pending", "applying: "+r.record.Plan)
+	r.pendingSent = true
+}
+
+// report tells what a finished sync did. A rollout failure is one
+// rollout_failed event per service; any other failure (invalid commit,
+// refused prune, Docker or git unreachable) is sync_failed; a sync that
+// changed something and failed nothing is sync_succeeded. Quiet ticks send
+// nothing.
+func (rp *reporter) report(r *run, err error) {
 	rec := r.record
-	base := notify.Event{Node: l.nodeName(r), Cluster: l.Cluster().Name, Commit: rec.Commit, Subject: rec.Message, Time: rec.Finished}
+	cluster := config.DefaultCluster()
+	if d := rp.last.desiredOf(); d != nil {
+		cluster = d.Cluster
+	}
+	node := rp.planner.NodeOf(r.desired)
+	if r.desired == nil {
+		node = rp.planner.NodeOf(rp.last.desiredOf())
+	}
+	base := notify.Event{Node: node, Cluster: cluster.Name, Commit: rec.Commit, Subject: rec.Message, Time: rec.Finished}
 	var rolloutFailures []string
 	for _, res := range r.results {
 		if !res.Failed() {
@@ -31,7 +58,7 @@ func (l *Loop) report(r *run, err error) {
 		// The same spec failing again (sync --retry) is the same failure,
 		// though its error names other containers.
 		e.Key = string(res.Action) + " " + hashOf(r.plan, res)
-		l.opts.Notifier.Notify(e)
+		rp.notifier.Notify(e)
 	}
 	reason := failureReason(rec.Result, rec.Error, err)
 	switch {
@@ -41,28 +68,28 @@ func (l *Loop) report(r *run, err error) {
 		for _, res := range r.results {
 			e.Services = append(e.Services, res.Project+"/"+res.Service)
 		}
-		l.opts.Notifier.Notify(e)
+		rp.notifier.Notify(e)
 	case len(rolloutFailures) == 0 && rec.Result != ResultSucceeded:
 		e := base
 		e.Kind, e.Reason = notify.SyncFailed, reason
 		e.Details = map[string]any{"result": rec.Result}
-		l.opts.Notifier.Notify(e)
+		rp.notifier.Notify(e)
 	}
-	l.finalStatus(r, rolloutFailures, reason)
+	rp.finalStatus(r, rolloutFailures, reason)
 }
 
 // finalStatus sets the commit status of a sync's commit: after every apply,
 // and once for a commit that needed none or was refused. A failed fetch says
 // nothing about the commit applied, and is not reported.
-func (l *Loop) finalStatus(r *run, rolloutFailures []string, reason string) {
+func (rp *reporter) finalStatus(r *run, rolloutFailures []string, reason string) {
 	rec := r.record
 	if rec.Commit == "" || rec.Result == ResultFetchFailed && !r.pendingSent {
 		return
 	}
-	l.mu.Lock()
-	seen := l.last.statusCommit == rec.Commit
-	l.last.statusCommit = rec.Commit
-	l.mu.Unlock()
+	rp.mu.Lock()
+	seen := rp.statusCommit == rec.Commit
+	rp.statusCommit = rec.Commit
+	rp.mu.Unlock()
 	if seen && !r.pendingSent {
 		return
 	}
@@ -72,15 +99,15 @@ func (l *Loop) finalStatus(r *run, rolloutFailures []string, reason string) {
 		if len(rolloutFailures) > 1 {
 			desc = fmt.Sprintf("%d services failed; %s", len(rolloutFailures), desc)
 		}
-		l.opts.Statuses.CommitStatus(rec.Commit, "failure", desc)
+		rp.statuses.CommitStatus(rec.Commit, "failure", desc)
 	case rec.Result == ResultSucceeded || rec.Result == ResultFetchFailed:
 		desc := "in sync: nothing to change on this host"
 		if len(r.results) > 0 {
 			desc = "deployed: " + rec.Plan
 		}
-		l.opts.Statuses.CommitStatus(rec.Commit, "success", desc)
+		rp.statuses.CommitStatus(rec.Commit, "success", desc)
 	default:
-		l.opts.Statuses.CommitStatus(rec.Commit, "failure", reason)
+		rp.statuses.CommitStatus(rec.Commit, "failure", reason)
 	}
 }
 
@@ -97,15 +124,3 @@ func failureReason(result, recErr string, err error) string {
 	}
 	return firstLine(strings.TrimSpace(recErr))
 }
-
-// nodeName is this host's node as the sync's checkout names it.
-func (l *Loop) nodeName(r *run) string {
-	if r.desired != nil {
-		return apply.NodeName(l.opts.Node, r.desired)
-	}
-	return l.Node()
-}
-
-// Node is this host's node name: --node, else [cluster] node of the last
-// valid checkout, else the host name.
-func (l *Loop) Node() string { return apply.NodeName(l.opts.Node, l.lastDesired()) }

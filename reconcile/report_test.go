@@ -40,9 +40,8 @@ func (r *recorder) take() ([]notify.Event, []string) {
 }
 
 func newReportingLoop(t *testing.T) (*Loop, *dirSource, *recorder) {
-	l, src, _, _ := newTestLoop(t)
 	rec := &recorder{}
-	l.opts.Notifier, l.opts.Statuses = rec, rec
+	l, src, _, _ := newTestLoop(t, func(o *Options) { o.Notifier, o.Statuses = rec, rec })
 	return l, src, rec
 }
 
@@ -82,16 +81,22 @@ func TestSyncEventsAndCommitStatuses(t *testing.T) {
 		t.Fatalf("the held commit reported again: %v %v", events, statuses)
 	}
 
+	// An invalid commit stalls: the interval tick leaves it alone, an
+	// explicit sync evaluates it again (the notifier de-duplicates).
 	src.write(t, "c3", web("app:v2")+"replica = 2\n")
 	l.SyncOnce(ctx, "test")
 	l.SyncOnce(ctx, "interval")
 	events, statuses = rec.take()
-	if len(events) != 2 || events[0].Kind != notify.SyncFailed || events[0].Commit != "c3" ||
+	if len(events) != 1 || events[0].Kind != notify.SyncFailed || events[0].Commit != "c3" ||
 		!strings.HasPrefix(events[0].Reason, "invalid: services/p/service.toml:") || !strings.Contains(events[0].Reason, "unknown key") {
-		t.Fatalf("events of an invalid commit = %+v", events)
+		t.Fatalf("events of an invalid commit and a held tick = %+v", events)
 	}
 	if len(statuses) != 1 || !strings.HasPrefix(statuses[0], "c3 failure invalid: services/p/service.toml:") {
 		t.Fatalf("statuses of an invalid commit (set once) = %q", statuses)
+	}
+	l.SyncOnce(ctx, "api")
+	if events, statuses := rec.take(); len(events) != 1 || events[0].Kind != notify.SyncFailed || events[0].Commit != "c3" || len(statuses) != 0 {
+		t.Fatalf("an explicit sync of the invalid commit: events %+v, statuses %q; want sync_failed again, no status", events, statuses)
 	}
 
 	src.write(t, "c4", web("app:v1")+"# comment only\n")
@@ -118,12 +123,14 @@ func (s *refSource) FetchRef(_ context.Context, ref, dir string) (source.Commit,
 
 func TestPlanRefAppliesNothing(t *testing.T) {
 	ctx := context.Background()
-	l, src, rt, _ := newTestLoop(t)
-	rs := &refSource{dirSource: src, refs: map[string]string{
+	rs := &refSource{refs: map[string]string{
 		"refs/pull/1/head": web("app:v2"),
 		"refs/pull/2/head": web("app:v2") + "replica = 2\n",
 	}}
-	l.opts.Source, l.opts.RefDir = rs, t.TempDir()
+	l, src, rt, _ := newTestLoop(t, func(o *Options) {
+		rs.dirSource = o.Source.(*dirSource)
+		o.Source, o.RefDir = rs, t.TempDir()
+	})
 	src.write(t, "c1", web("app:v1"))
 	l.SyncOnce(ctx, "test")
 	before := rt.IDs("web")

@@ -2,106 +2,52 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/orca-sync/orca-sync/apply"
-	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/state"
 )
 
-// Sync and health states of a service (SPEC section 6).
-const (
-	SyncSynced      = "Synced"
-	SyncOutOfSync   = "OutOfSync"
-	SyncProgressing = "Progressing"
-	SyncFailed      = "Failed"
-
-	HealthHealthy  = "Healthy"
-	HealthDegraded = "Degraded"
-	HealthMissing  = "Missing"
-	HealthUnknown  = "Unknown"
-)
-
-// Status is what `orca-sync status` shows.
-type Status struct {
-	Commit     string    `json:"commit,omitempty"`
-	Message    string    `json:"message,omitempty"`
-	CommitTime time.Time `json:"commit_time,omitzero"`
-	Syncing    bool      `json:"syncing"`
-	// LastSync is the newest sync's record.
-	LastSync *state.SyncRecord `json:"last_sync,omitempty"`
-	// FetchError is set while the remote cannot be fetched.
-	FetchError string `json:"fetch_error,omitempty"`
-	// Errors are the validation errors of the newest commit, which was not applied.
-	Errors   config.Errors   `json:"errors,omitempty"`
-	Services []ServiceStatus `json:"services"`
-}
-
-// ServiceStatus is one service's state on this host.
-type ServiceStatus struct {
-	Project  string `json:"project"`
-	Name     string `json:"name"`
-	Sync     string `json:"sync"`
-	Health   string `json:"health"`
-	Replicas int    `json:"replicas"`
-	Ready    int    `json:"ready"`
-	Image    string `json:"image,omitempty"`
-	Reason   string `json:"reason,omitempty"`
-	// Drift is how many drift findings the last check had; DriftPolicy is
-	// the service's drift setting.
-	Drift       int    `json:"drift,omitempty"`
-	DriftPolicy string `json:"drift_policy,omitempty"`
-	// ProbeError is the last liveness probe failure, "" while it passes.
-	ProbeError string `json:"probe_error,omitempty"`
-	// Canary is the running canary, if any.
-	Canary *CanaryStatus `json:"canary,omitempty"`
-}
-
 // Status reads the live containers and compares them with the last valid
 // checkout.
 func (l *Loop) Status(ctx context.Context) (Status, error) {
-	l.mu.Lock()
+	v := l.last.view()
 	st := Status{
-		Commit: l.last.commit.SHA, Message: l.last.commit.Subject(), CommitTime: l.last.commit.Time,
-		Syncing: l.syncing, FetchError: l.last.fetchErr, Errors: l.last.errs,
+		Commit: v.commit.SHA, Message: v.commit.Subject(), CommitTime: v.commit.Time,
+		Syncing: v.syncing, FetchError: v.fetchErr, Errors: v.errs,
 	}
-	if !l.last.record.Started.IsZero() {
-		rec := l.last.record
+	st.Stalled, st.Retry = l.pacer.view()
+	if !v.record.Started.IsZero() {
+		rec := v.record
 		st.LastSync = &rec
 	}
-	d := l.last.desired
-	l.mu.Unlock()
+	d := v.desired
 	if d == nil {
 		return st, nil
 	}
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	live, err := l.opts.Runtime.List(lctx)
+	pl := l.planner
+	pl.ListTimeout = 10 * time.Second
+	res, err := pl.Plan(ctx, d, false)
 	if err != nil {
 		for _, s := range d.Services() {
 			st.Services = append(st.Services, ServiceStatus{Project: s.Project, Name: s.Name, Sync: SyncOutOfSync,
-				Health: HealthUnknown, Replicas: s.Replicas, Image: s.Image, Reason: "Docker: " + err.Error()})
+				Health: HealthUnknown, Replicas: s.Replicas, Image: s.Image, Reason: dockerReason(err)})
 		}
 		return st, nil
 	}
-	l.noteLive(live)
+	l.last.noteLive(res.Live.All)
 	pins, _ := l.opts.Store.Pins()
-	if l.opts.Canary != nil {
-		live, _ = splitCanaries(d, live)
-	}
-	recs := l.canaryRecords()
-	desired := apply.Desire(ctx, l.opts.Runtime, d, false)
-	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, d)})
-	drifted := diff.ServicesOf(l.lastReport().Findings)
-	for _, c := range plan.Changes {
+	recs := l.canaries.records()
+	drifted := diff.ServicesOf(l.drift.lastReport().Findings)
+	for _, c := range res.Plan.Changes {
 		if c.Desired == nil {
 			continue
 		}
-		ss := l.withSelfHealing(serviceStatus(c, pins, st.Syncing), c, drifted[c.Key()])
+		ss := l.heal.withSelfHealing(serviceStatus(c, pins, st.Syncing), c, drifted[c.Key()])
 		if rec, ok := recs[c.Key()]; ok && l.opts.Canary != nil {
-			ss.Canary = l.canaryStatus(rec, c.Desired.Service)
+			ss.Canary = l.canaries.status(rec, c.Desired.Service)
 			ss.Sync, ss.Reason = SyncProgressing, "canary: "+ss.Canary.Waiting
 		}
 		st.Services = append(st.Services, ss)
@@ -109,20 +55,13 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
-// withSelfHealing adds what drift checks and liveness probes know to a
-// service's status.
-func (l *Loop) withSelfHealing(s ServiceStatus, c diff.Change, findings []diff.Finding) ServiceStatus {
-	s.Drift, s.DriftPolicy = len(findings), c.Desired.Drift
-	s.ProbeError = l.heal.probeErr(c.Key())
-	if why, ok := l.degradedReason(c.Key(), c.Desired.Hash); ok {
-		s.Health, s.Reason = HealthDegraded, why
-		return s
+// dockerReason is "Docker: " and what the engine said, without the
+// planner's "list containers" prefix.
+func dockerReason(err error) string {
+	if inner := errors.Unwrap(err); inner != nil {
+		err = inner
 	}
-	if len(findings) > 0 && c.Desired.Drift == config.DriftWarn && s.Sync != SyncFailed {
-		s.Sync = SyncOutOfSync
-		s.Reason = fmt.Sprintf("drift = \"warn\": %s", summary(findings, 3))
-	}
-	return s
+	return "Docker: " + err.Error()
 }
 
 func serviceStatus(c diff.Change, pins map[string]state.Pin, syncing bool) ServiceStatus {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"strings"
+	"log/slog"
 	"time"
 
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -32,382 +32,218 @@ type run struct {
 	pending pending
 	record  state.SyncRecord
 	commit  source.Commit
-	desired *config.Desired
-	live    []diff.Container
-	plan    diff.Plan
-	pins    map[string]state.Pin
-	results []apply.Result
+	// fetchErr is set when the fetch failed and the sync goes on with the
+	// last good checkout.
+	fetchErr error
+	desired  *config.Desired
+	live     planner.Live
+	services []diff.Service
+	// imageIDs are, by service key, the image IDs after the re-pull a
+	// redeploy or an image webhook asked for.
+	imageIDs map[string]string
+	// inspected are the drift inspects of the stable containers by ID.
+	inspected map[string]*diff.Live
+	pins      map[string]state.Pin
+	plan      diff.Plan
+	// The plan step's decisions that other steps carry out.
+	unpins   []string
+	drift    driftCheck
+	degraded []degradedNews
 	// repaired lists, per service key, the drift findings its change repairs.
 	repaired map[string][]string
+	results  []apply.Result
 	// pendingSent: the commit status went to pending when the apply started.
 	pendingSent bool
-	// canaries are the live canary containers by service key (kept out of
-	// the plan); canaryResults what canaryStep started; promoting the
+	// canaryResults are what the canary step started; promoting the
 	// canaries whose promotion this sync rolls.
-	canaries      map[string][]diff.Container
 	canaryResults []apply.Result
 	promoting     []canaryRecord
+	// err is why the steps stopped, for the closing steps.
+	err error
 }
 
-// step is one stage of a sync. A stalledError ends the sync without retrying
-// until git changes; any other error ends it and the next tick tries again.
+// step is one stage of a sync. The steps run in order until one fails; the
+// error's type decides what comes next (outcome.go).
 type step func(ctx context.Context, r *run) error
 
-// stalledError is a problem only a new commit (or an operator) can fix: an
-// invalid checkout, a refused prune.
-type stalledError struct {
-	result string
-	err    error
+// syncer runs syncs: the ordered steps, then the closing steps that always
+// run. Only the plan step decides; the steps around it do the I/O.
+type syncer struct {
+	opts     Options
+	log      *slog.Logger
+	planner  planner.Planner
+	applier  *apply.Applier
+	loader   loader
+	valid    lastValid
+	last     *lastSync
+	pacer    *pacer
+	canaries *canaryDriver
+	heal     *healer
+	drift    *driftChecker
+	reporter *reporter
+	history  *history
+	// interval comes from the loop: it caps the retry backoff.
+	interval func() time.Duration
 }
 
-func (e *stalledError) Error() string { return e.err.Error() }
-func (e *stalledError) Unwrap() error { return e.err }
+func newSyncer(l *Loop) *syncer {
+	return &syncer{
+		opts: l.opts, log: l.log, planner: l.planner, applier: l.applier, loader: l.loader,
+		valid: lastValid{store: l.opts.Store, source: l.opts.Source, dir: l.opts.LastValidDir, loader: l.loader, last: l.last, log: l.log},
+		last:  l.last, pacer: l.pacer, canaries: l.canaries, heal: l.heal, drift: l.drift,
+		reporter: &reporter{notifier: l.opts.Notifier, statuses: l.opts.Statuses, last: l.last, planner: l.planner},
+		history:  &history{store: l.opts.Store, metrics: l.opts.Metrics, last: l.last, drift: l.drift, heal: l.heal, status: l.Status},
+		interval: l.interval,
+	}
+}
 
-// SyncOnce runs one sync now and returns its record. trigger names what asked
-// for it; "" takes the trigger of the pending signal.
-func (l *Loop) SyncOnce(ctx context.Context, trigger string) state.SyncRecord {
-	r := &run{pending: l.takePending(trigger)}
-	r.record = state.SyncRecord{Trigger: r.pending.trigger, Started: time.Now()}
-	l.setSyncing(true)
-	defer l.setSyncing(false)
+// steps are a sync's stages in order: git, the checkout, the live state
+// and images (I/O), the plan (pure), then what carries it out.
+func (s *syncer) steps() []step {
+	return []step{s.fetch, s.hold, s.load, s.list, s.images, s.inspect, s.readPins,
+		s.plan, s.unpin, s.announce, s.route, s.guard, s.canary, s.apply}
+}
 
-	var err error
-	for _, s := range []step{l.fetch, l.load, l.planStep, l.routeStep, l.guard, l.canaryStep, l.applyStep} {
-		if err = s(ctx, r); err != nil {
+// closing are the steps every sync ends with, however the steps ended.
+func (s *syncer) closing() []step {
+	return []step{s.canaryAfter, s.routeAfter, s.record}
+}
+
+// sync runs one sync and returns its record.
+func (s *syncer) sync(ctx context.Context, p pending) state.SyncRecord {
+	r := &run{pending: p, record: state.SyncRecord{Trigger: p.trigger, Started: time.Now()}}
+	s.last.setSyncing(true)
+	defer s.last.setSyncing(false)
+	for _, st := range s.steps() {
+		if r.err = st(ctx, r); r.err != nil {
 			break
 		}
 	}
-	l.canaryAfter(ctx, r)
-	l.routeAfter(ctx, r)
-	l.finish(ctx, r, err)
+	for _, st := range s.closing() {
+		if err := st(ctx, r); err != nil {
+			s.log.Error("sync", "error", err)
+		}
+	}
 	return r.record
-}
-
-func (l *Loop) setSyncing(on bool) {
-	l.mu.Lock()
-	l.syncing = on
-	l.mu.Unlock()
 }
 
 // fetch updates the checkout. A failed fetch is reported, and the sync goes on
 // with the last good checkout so drift is still repaired.
-func (l *Loop) fetch(ctx context.Context, r *run) error {
+func (s *syncer) fetch(ctx context.Context, r *run) error {
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	commit, err := l.opts.Source.Sync(fctx)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err != nil {
-		l.last.fetchErr = err.Error()
-		l.log.Warn("fetch failed; keeping the last good checkout", "error", err)
-		if l.last.commit.SHA == "" {
-			return fmt.Errorf("fetch: %w", err)
-		}
-		r.commit = l.last.commit
-		r.record.Error = "fetch failed: " + err.Error()
+	commit, err := s.opts.Source.Sync(fctx)
+	last := s.last.fetched(err)
+	if err == nil {
+		r.commit = commit
 		return nil
 	}
-	l.last.fetchErr = ""
-	r.commit = commit
+	s.log.Warn("fetch failed; keeping the last good checkout", "error", err)
+	if last.SHA == "" {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	r.commit, r.fetchErr = last, err
+	r.record.Error = "fetch failed: " + err.Error()
 	return nil
 }
 
-// loadDir parses and validates the infra tree of the checkout in dir and
-// resolves its secrets, the same way for the tracked branch and for pull
-// request heads: a file this host cannot decrypt or a missing name makes the
-// whole commit invalid.
-func (l *Loop) loadDir(ctx context.Context, dir string) (*config.Desired, error) {
-	d, err := config.Load(filepath.Join(dir, l.opts.Path))
-	if err == nil {
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err = l.secrets.Resolve(sctx, d)
-		cancel()
+// hold ends an automatic sync of the stalled commit while git has not
+// moved: loading it again would fail the same way.
+func (s *syncer) hold(_ context.Context, r *run) error {
+	if r.fetchErr == nil && s.pacer.holds(r.commit.SHA, r.pending) {
+		return errHeld
 	}
-	return d, err
+	return nil
 }
 
 // load parses and validates the checkout as a whole.
-func (l *Loop) load(ctx context.Context, r *run) error {
+func (s *syncer) load(ctx context.Context, r *run) error {
 	r.record.Commit, r.record.Message = r.commit.SHA, r.commit.Subject()
-	d, err := l.loadDir(ctx, l.opts.Source.Dir())
+	d, err := s.loader.load(ctx, s.opts.Source.Dir())
 	var errs config.Errors
 	errors.As(err, &errs)
-	l.mu.Lock()
-	l.last.errs = errs
-	if err == nil {
-		l.last.desired, l.last.commit = d, r.commit
-	}
-	l.mu.Unlock()
 	if err != nil {
-		l.recoverLastValid(ctx)
+		s.last.loaded(nil, r.commit, errs)
+		s.valid.recover(ctx)
 		return &stalledError{result: ResultInvalid, err: fmt.Errorf("commit %s is invalid, nothing applied:\n%w", short(r.commit.SHA), err)}
 	}
-	l.rememberValid(r.commit.SHA)
+	s.last.loaded(d, r.commit, errs)
+	s.valid.remember(r.commit.SHA)
 	r.desired = d
 	return nil
 }
 
-// planStep reads the live state and plans; pinned rollouts are held back,
-// redeploys and moved images are forced.
-func (l *Loop) planStep(ctx context.Context, r *run) error {
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	live, err := l.opts.Runtime.List(lctx)
+// list reads the live containers (one list call, an inspect per container
+// Docker reported dead) and sets the canaries aside.
+func (s *syncer) list(ctx context.Context, r *run) error {
+	live, err := s.planner.List(ctx, r.desired)
 	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
+		return err
 	}
-	r.live = live
-	l.confirmDied(ctx, r)
-	l.noteLive(live)
-	planned := live
-	if l.opts.Canary != nil {
-		planned, r.canaries = splitCanaries(r.desired, live)
-	}
-	desired := apply.Desire(ctx, l.opts.Runtime, r.desired, true)
-	l.mu.Lock()
-	l.last.services = desired
-	l.mu.Unlock()
-	r.plan = diff.Compute(desired, planned, diff.Options{Prune: r.desired.Cluster.Reconcile.Prune, Node: apply.NodeName(l.opts.Node, r.desired)})
-	l.forceReplace(ctx, r)
-	// The drift check reuses the plan's list call; only containers not seen
-	// before are inspected.
-	findings := l.checkDrift(ctx, r.desired, r.commit.SHA, desired, planned)
-	r.repaired = l.applyDriftPolicy(&r.plan, findings)
-	l.selfHeal(r)
-	return l.holdPinned(r)
-}
-
-// routeStep rebuilds the proxy's table from what runs now, before anything
-// changes: after a restart, serving containers are routed at once, not only
-// once a long apply ends.
-func (l *Loop) routeStep(ctx context.Context, r *run) error {
-	l.syncRoutes(ctx, r.desired, r.live)
+	r.live = s.planner.Split(r.desired, confirmDied(ctx, s.opts.Runtime, r.pending, live.All))
+	s.last.noteLive(r.live.All)
 	return nil
 }
 
-// routeAfter rebuilds the table once more after an apply that changed
-// containers, or, when the sync stopped early (an invalid commit), from the
-// last valid checkout.
-func (l *Loop) routeAfter(ctx context.Context, r *run) {
-	if l.opts.Routes == nil {
-		return
+// confirmDied corrects the list for containers Docker reported dead but
+// still lists as running: Docker 20.10 sends die before its container list
+// (a view updated apart) says exited, while an inspect reads the container
+// itself. One inspect per such event.
+func confirmDied(ctx context.Context, rt apply.Runtime, p pending, live []diff.Container) []diff.Container {
+	for i := range live {
+		c := &live[i]
+		if !p.died[c.ID] || c.State != "running" {
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := rt.Inspect(ictx, c.ID)
+		cancel()
+		if err == nil && !st.Running {
+			c.State = st.Status
+		}
 	}
-	d := r.desired
-	if d == nil {
-		d = l.lastDesired()
-	} else if r.results == nil {
-		return // nothing applied: routeStep's table stands
-	}
-	if d == nil {
-		return
-	}
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	live, err := l.opts.Runtime.List(lctx)
-	if err != nil {
-		l.log.Warn("proxy routes not refreshed: list containers", "error", err)
-		return
-	}
-	l.syncRoutes(lctx, d, live)
+	return live
 }
 
-func (l *Loop) syncRoutes(ctx context.Context, d *config.Desired, live []diff.Container) {
-	if l.opts.Routes == nil || d == nil {
-		return
+// images builds the desired services, pulling pull_policy = "always"
+// images, and re-pulls the images of redeployed and refreshed services.
+func (s *syncer) images(ctx context.Context, r *run) error {
+	r.services = s.planner.Desire(ctx, r.desired, true)
+	s.last.noteServices(r.services)
+	for _, svc := range r.services {
+		key := svc.Key()
+		if !r.pending.redeploy[key] && !r.pending.refresh[key] {
+			continue
+		}
+		if err := s.opts.Runtime.Pull(ctx, svc.Image); err != nil {
+			s.log.Warn("re-pull failed", "service", key, "error", err)
+		}
+		if r.imageIDs == nil {
+			r.imageIDs = map[string]string{}
+		}
+		r.imageIDs[key], _ = s.opts.Runtime.ImageID(ctx, svc.Image)
 	}
-	if err := l.opts.Routes.Sync(ctx, d, live, apply.NodeName(l.opts.Node, d)); err != nil {
-		l.log.Warn("proxy", "error", err)
-	}
+	return nil
 }
 
-// holdPinned turns the change of a service whose current spec already failed
-// into nothing, until git changes the spec or a retry clears the pins.
-func (l *Loop) holdPinned(r *run) error {
+// inspect reads the config of the stable containers the drift checker has
+// not seen before.
+func (s *syncer) inspect(ctx context.Context, r *run) error {
+	r.inspected = s.drift.inspectAll(ctx, r.live.Stable)
+	return nil
+}
+
+// readPins reads the specs held as failed; a retry clears them first.
+func (s *syncer) readPins(_ context.Context, r *run) error {
 	if r.pending.retry {
-		if err := l.opts.Store.ClearPins(); err != nil {
+		if err := s.opts.Store.ClearPins(); err != nil {
 			return fmt.Errorf("clear pins: %w", err)
 		}
 	}
-	pins, err := l.opts.Store.Pins()
+	pins, err := s.opts.Store.Pins()
 	if err != nil {
 		return fmt.Errorf("read pins: %w", err)
 	}
 	r.pins = pins
-	for i := range r.plan.Changes {
-		c := &r.plan.Changes[i]
-		pin, ok := pins[c.Key()]
-		if !ok {
-			continue
-		}
-		if c.Desired == nil || c.Desired.Hash != pin.Hash {
-			if err := l.opts.Store.Unpin(c.Key()); err != nil {
-				return fmt.Errorf("unpin %s: %w", c.Key(), err)
-			}
-			continue
-		}
-		if c.Action == diff.ActionCreate || c.Action == diff.ActionUpdate {
-			c.Action = diff.ActionNone
-			c.Reason = fmt.Sprintf("held: this spec failed at %s (%s); push a fix or run `orca-sync sync --retry`",
-				pin.Since.Format(time.RFC3339), pin.Reason)
-		}
-	}
 	return nil
 }
-
-// forceReplace makes redeployed services, and refreshed services whose image
-// moved, roll even though their spec did not change.
-func (l *Loop) forceReplace(ctx context.Context, r *run) {
-	for i := range r.plan.Changes {
-		c := &r.plan.Changes[i]
-		key := c.Key()
-		if c.Desired == nil || !(r.pending.redeploy[key] || r.pending.refresh[key]) || c.Action != diff.ActionNone {
-			continue
-		}
-		if err := l.opts.Runtime.Pull(ctx, c.Desired.Image); err != nil {
-			l.log.Warn("re-pull failed", "service", key, "error", err)
-		}
-		id, _ := l.opts.Runtime.ImageID(ctx, c.Desired.Image)
-		if !r.pending.redeploy[key] && !imageMoved(c.Containers, id) {
-			continue
-		}
-		outdated := make([]diff.Container, len(c.Containers))
-		for j, ctr := range c.Containers {
-			ctr.Replace = true
-			outdated[j] = ctr
-		}
-		c.Containers, c.Action, c.Reason = outdated, diff.ActionUpdate, "redeploy"
-	}
-}
-
-func imageMoved(cs []diff.Container, id string) bool {
-	for _, c := range cs {
-		if id != "" && c.ImageID != "" && c.ImageID != id {
-			return true
-		}
-	}
-	return false
-}
-
-// guard refuses a mass prune.
-func (l *Loop) guard(_ context.Context, r *run) error {
-	rc := r.desired.Cluster.Reconcile
-	if err := r.plan.CheckPruneGuard(rc.PruneGuard, rc.AllowEmpty || l.opts.AllowMassPrune); err != nil {
-		return &stalledError{result: ResultFailed, err: fmt.Errorf("nothing applied: %w", err)}
-	}
-	return nil
-}
-
-// applyStep carries out the plan and pins the specs whose rollout failed.
-func (l *Loop) applyStep(ctx context.Context, r *run) error {
-	r.record.Plan = planSummary(r.plan)
-	// The values of an unchanged commit are what a later failed rollout
-	// restores its containers with (Apply remembers those it applies).
-	l.applier.Remember(r.desired)
-	r.results = r.canaryResults
-	if !r.plan.HasChanges() {
-		return canaryFailures(r.canaryResults)
-	}
-	// Recorded before anything changes, so a sync cut short by a crash shows
-	// in the history as interrupted.
-	r.record.Result = ResultRunning
-	if id, err := l.opts.Store.AddSync(r.record); err != nil {
-		l.log.Error("record sync start", "error", err)
-	} else {
-		r.record.ID = id
-	}
-	l.opts.Statuses.CommitStatus(r.commit.SHA, "pending", "applying: "+r.record.Plan)
-	r.pendingSent = true
-	applied := l.applier.Apply(ctx, r.desired, r.plan, r.commit.SHA)
-	r.results = append(r.results, applied...)
-	var failed []string
-	for _, res := range r.canaryResults {
-		if res.Failed() {
-			failed = append(failed, fmt.Sprintf("%s/%s: %s", res.Project, res.Service, res.Error))
-		}
-	}
-	for _, res := range applied {
-		l.opts.Metrics.rollout(strategyOf(r.plan, res), res.Failed())
-		if !res.Failed() {
-			if c := changeOf(r.plan, res); c != nil && c.Desired != nil {
-				l.drift.ran(c.Desired)
-			}
-			continue
-		}
-		failed = append(failed, fmt.Sprintf("%s/%s: %s", res.Project, res.Service, res.Error))
-		// Only a rollout git (or a redeploy) asked for is pinned. A failed
-		// repair — heal, drift, liveness — keeps the deployed spec, is
-		// retried at the next sync, and repeated failures are flap
-		// suppression's to stop.
-		if hash := hashOf(r.plan, res); hash != "" && l.pinnable(changeOf(r.plan, res)) {
-			pin := state.Pin{Service: res.Project + "/" + res.Service, Hash: hash, Reason: firstLine(res.Error), Since: time.Now()}
-			if err := l.opts.Store.Pin(pin); err != nil {
-				l.log.Error("pin failed rollout", "service", pin.Service, "error", err)
-			}
-		}
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%d of %d changes failed: %s", len(failed), len(r.results), strings.Join(failed, "; "))
-	}
-	return nil
-}
-
-// pinnable reports whether a failed change is a rollout git or an operator
-// asked for, rather than a repair of the deployed spec.
-func (l *Loop) pinnable(c *diff.Change) bool {
-	switch {
-	case c == nil || c.Desired == nil || c.Action == diff.ActionRemove || c.Action == diff.ActionHeal:
-		return false
-	case c.Action == diff.ActionCreate || c.Reason == "redeploy":
-		return true
-	}
-	return l.gitChanged(c)
-}
-
-func canaryFailures(rs []apply.Result) error {
-	var failed []string
-	for _, res := range rs {
-		if res.Failed() {
-			failed = append(failed, fmt.Sprintf("%s/%s: %s", res.Project, res.Service, res.Error))
-		}
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("%d canaries failed to start: %s", len(failed), strings.Join(failed, "; "))
-	}
-	return nil
-}
-
-func planSummary(p diff.Plan) string {
-	return fmt.Sprintf("%d to create, %d to update, %d to scale, %d to heal, %d to remove",
-		p.Count(diff.ActionCreate), p.Count(diff.ActionUpdate), p.Count(diff.ActionScale),
-		p.Count(diff.ActionHeal), p.Count(diff.ActionRemove))
-}
-
-func changeOf(p diff.Plan, res apply.Result) *diff.Change {
-	for i := range p.Changes {
-		if p.Changes[i].Project == res.Project && p.Changes[i].Service == res.Service {
-			return &p.Changes[i]
-		}
-	}
-	return nil
-}
-
-func hashOf(p diff.Plan, res apply.Result) string {
-	if c := changeOf(p, res); c != nil && c.Desired != nil {
-		return c.Desired.Hash
-	}
-	return ""
-}
-
-func strategyOf(p diff.Plan, res apply.Result) string {
-	if c := changeOf(p, res); c != nil && c.Strategy != "" {
-		return c.Strategy
-	}
-	return string(res.Action)
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
-}
-
-func short(sha string) string { return sha[:min(len(sha), 12)] }

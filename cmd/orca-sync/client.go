@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/orca-sync/orca-sync/reconcile"
+	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/state"
 	"github.com/spf13/cobra"
 )
@@ -88,11 +88,11 @@ func newStatusCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "status", Short: "Show the deployed commit and each service's sync and health", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var st reconcile.Status
+			var st wire.Status
 			if raw, err := c.get(cmd, "/api/v1/status", &st); raw || err != nil {
 				return err
 			}
-			return reconcile.WriteStatus(cmd.OutOrStdout(), st)
+			return wire.WriteStatus(cmd.OutOrStdout(), st)
 		},
 	}
 	c.register(cmd)
@@ -104,11 +104,11 @@ func newDriftCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use: "drift", Short: "Check for out-of-band changes now: each finding by service, container and field", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var rep reconcile.DriftReport
+			var rep wire.DriftReport
 			if raw, err := c.get(cmd, "/api/v1/drift", &rep); raw || err != nil {
 				return err
 			}
-			return reconcile.WriteDrift(cmd.OutOrStdout(), rep)
+			return wire.WriteDrift(cmd.OutOrStdout(), rep)
 		},
 	}
 	c.register(cmd)
@@ -125,7 +125,7 @@ func newHistoryCommand() *cobra.Command {
 			if raw, err := c.get(cmd, "/api/v1/history?limit="+strconv.Itoa(limit), &recs); raw || err != nil {
 				return err
 			}
-			return reconcile.WriteHistory(cmd.OutOrStdout(), recs)
+			return wire.WriteHistory(cmd.OutOrStdout(), recs)
 		},
 	}
 	c.register(cmd)

@@ -10,10 +10,11 @@ import (
 	"os"
 	"time"
 
-	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
+	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/spf13/cobra"
 )
@@ -59,16 +60,12 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 	if err != nil {
 		return nil, err
 	}
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	live, err := rt.List(lctx)
+	res, err := planner.Planner{Runtime: rt, Node: o.node, ListTimeout: 30 * time.Second}.Plan(ctx, d, o.pull)
 	if err != nil {
 		rt.Close()
 		return nil, err
 	}
-	desired := apply.Desire(ctx, rt, d, o.pull)
-	plan := diff.Compute(desired, live, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: apply.NodeName(o.node, d)})
-	return &planned{desired: d, plan: plan, rt: rt, node: o.node}, nil
+	return &planned{desired: d, plan: res.Plan, rt: rt, node: o.node}, nil
 }
 
 func newPlanCommand(log *slog.Logger) *cobra.Command {
@@ -127,7 +124,7 @@ func newPlanCommand(log *slog.Logger) *cobra.Command {
 
 // planPR prints the plan of pull request n as a running serve computes it.
 func planPR(cmd *cobra.Command, c *clientFlags, n int, exitCode bool) error {
-	var p PRPlanAnswer
+	var p wire.PRPlan
 	if raw, err := c.get(cmd, fmt.Sprintf("/api/v1/plan?pr=%d", n), &p); raw || err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/orca-sync/orca-sync/api"
+	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/notify"
 	"github.com/orca-sync/orca-sync/notify/github"
@@ -85,21 +86,15 @@ var _ api.PullRequests = prAPI{}
 
 func (a prAPI) SignalPR(n int) { a.rp.github.PlanPR(n) }
 
-// PRPlanAnswer is the API's answer to /plan?pr=N.
-type PRPlanAnswer struct {
-	Number int `json:"number"`
-	reconcile.RefPlan
-}
-
-func (a prAPI) PRPlan(ctx context.Context, n int) (any, error) {
+func (a prAPI) PRPlan(ctx context.Context, n int) (wire.PRPlan, error) {
 	rp, err := a.rp.loop.PlanRef(ctx, prRef(n))
 	if errors.Is(err, source.ErrNoSuchRef) {
-		return nil, fmt.Errorf("%w: %v", api.ErrNotFound, err)
+		return wire.PRPlan{}, fmt.Errorf("%w: %v", api.ErrNotFound, err)
 	}
 	if err != nil {
-		return nil, err
+		return wire.PRPlan{}, err
 	}
-	return PRPlanAnswer{Number: n, RefPlan: rp}, nil
+	return wire.PRPlan{Number: n, RefPlan: rp}, nil
 }
 
 func short(sha string) string { return sha[:min(len(sha), 12)] }

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/orca-sync/orca-sync/api"
+	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
 	"github.com/orca-sync/orca-sync/proxy"
 	"github.com/orca-sync/orca-sync/reconcile"
@@ -112,7 +114,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rp := newReporting(db, f.branch, log)
 	lopts := reconcile.Options{
-		Source: src, Runtime: rt, Store: db, Path: f.path, Node: f.node, Interval: f.interval,
+		Source: src, Runtime: rt, Inspector: rt, Logs: rt, Store: db, Path: f.path, Node: f.node, Interval: f.interval,
 		AllowMassPrune: f.allowMassPrune, Secrets: secrets.NewKeyring(ids), Metrics: reconcile.NewMetrics(reg), Log: log,
 		Notifier: rp.notifier, Statuses: rp.github, RefDir: filepath.Join(f.dataDir, "pr-checkout"),
 		LastValidDir: filepath.Join(f.dataDir, "last-valid"),
@@ -215,14 +217,6 @@ func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 // The proxy follows apply's rollouts.
 var _ apply.Router = (*proxy.Proxy)(nil)
 
-// The Docker adapter has every optional capability reconcile looks for on a
-// runtime. The guards live here because docker must not import reconcile.
-var (
-	_ reconcile.ConfigInspector = (*docker.Engine)(nil)
-	_ reconcile.LogStreamer     = (*docker.Engine)(nil)
-	_ reconcile.EventSource     = (*docker.Engine)(nil)
-)
-
 // runtimeIPs reads container addresses for the proxy with the runtime's
 // inspect, so the proxy needs no runtime of its own.
 type runtimeIPs struct{ rt apply.Runtime }
@@ -242,19 +236,15 @@ type backend struct{ loop *reconcile.Loop }
 
 var _ api.Backend = backend{}
 
-func (b backend) Status(ctx context.Context) any {
-	st, err := b.loop.Status(ctx)
-	if err != nil {
-		return map[string]string{"error": err.Error()}
-	}
-	return st
+func (b backend) Status(ctx context.Context) (wire.Status, error) { return b.loop.Status(ctx) }
+
+func (b backend) Plan(ctx context.Context) (diff.Plan, error) { return b.loop.Plan(ctx) }
+
+func (b backend) Drift(ctx context.Context) (wire.DriftReport, error) { return b.loop.Drift(ctx) }
+
+func (b backend) History(_ context.Context, limit int) ([]state.SyncRecord, error) {
+	return b.loop.History(limit)
 }
-
-func (b backend) Plan(ctx context.Context) (any, error) { return b.loop.Plan(ctx) }
-
-func (b backend) Drift(ctx context.Context) (any, error) { return b.loop.Drift(ctx) }
-
-func (b backend) History(_ context.Context, limit int) (any, error) { return b.loop.History(limit) }
 
 func (b backend) Sync(trigger string, retry bool) { b.loop.Trigger(trigger, retry) }
 

@@ -1,4 +1,4 @@
-package reconcile
+package wire
 
 import (
 	"fmt"
@@ -26,6 +26,14 @@ func WriteStatus(w io.Writer, st Status) error {
 	if st.FetchError != "" {
 		fmt.Fprintf(w, "Fetch error: %s\n", st.FetchError)
 	}
+	if s := st.Stalled; s != nil {
+		fmt.Fprintf(w, "Stalled: commit %s since %s: %s\n  automatic syncs wait for a new commit, `orca-sync sync` or `sync --retry`\n",
+			short(s.Commit), s.Since.Format(time.DateTime), s.Reason)
+	}
+	if r := st.Retry; r != nil {
+		fmt.Fprintf(w, "Retrying: next attempt at %s (in %s) after %d failed sync(s): %s\n", r.NextAttempt.Format(time.DateTime),
+			max(0, time.Until(r.NextAttempt)).Round(time.Second), r.Failures, r.Reason)
+	}
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "Invalid: %s\n", e.Error())
 	}
@@ -44,7 +52,7 @@ func WriteStatus(w io.Writer, st Status) error {
 	for _, s := range st.Services {
 		if c := s.Canary; c != nil {
 			fmt.Fprintf(w, "\nCanary %s/%s: %s, step %d of %d at %d%%, %d containers\n", s.Project, s.Name, c.Phase, c.Step, c.Steps, c.Weight, len(c.Containers))
-			fmt.Fprintf(w, "  canary: %s\n  stable: %s\n  waits for: %s\n", describe(c.Canary), describe(c.Stable), c.Waiting)
+			fmt.Fprintf(w, "  canary: %s\n  stable: %s\n  waits for: %s\n", c.Canary, c.Stable, c.Waiting)
 		}
 	}
 	return nil
@@ -63,6 +71,18 @@ func WriteHistory(w io.Writer, recs []state.SyncRecord) error {
 			short(r.Commit), r.Result, r.Finished.Sub(r.Started).Round(time.Millisecond), detail)
 	}
 	return tw.Flush()
+}
+
+// String is the figures in a line: requests, error rate and p95.
+func (f RoleFigures) String() string {
+	return fmt.Sprintf("%d requests, error rate %.1f%%, p95 %.1f ms", f.Requests, 100*f.ErrorRate, f.P95Ms)
+}
+
+func short(sha string) string { return sha[:min(len(sha), 12)] }
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 // WriteDrift prints a drift report: one line per finding, with its policy

@@ -1,0 +1,119 @@
+// Package planner is the one recipe that plans a checkout against a host:
+// list the managed containers, set the live canaries aside, build the
+// desired services (resolving pull_policy = "always" images) and diff the
+// two. `orca-sync plan` and `apply`, and the daemon's sync, status, drift
+// check and pull request plans all plan through it, so they cannot disagree
+// on what a plan is.
+//
+// The stages are separate methods so that the daemon's sync can run the
+// ones that do I/O (List, Desire) as steps of their own and keep its plan
+// step pure (Compute); Plan runs them in order for everyone else.
+package planner
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/routing"
+)
+
+// Planner plans checkouts against one runtime.
+type Planner struct {
+	Runtime apply.Runtime
+	// Node is the --node flag; "" takes [cluster] node, else the host name.
+	Node string
+	// Canaries sets the live canary containers of canary services aside:
+	// the daemon's canary driver owns them, and the plan sees the stable set
+	// only. The one-shot commands leave it off.
+	Canaries bool
+	// ListTimeout bounds the list call (pulls take as long as they take);
+	// 0 leaves it to ctx.
+	ListTimeout time.Duration
+}
+
+// Live is one list call as the planner sees it.
+type Live struct {
+	// All is every managed container.
+	All []diff.Container
+	// Stable is what a plan compares against: All without the canaries.
+	Stable []diff.Container
+	// Canaries are the set-aside canary containers by service key.
+	Canaries map[string][]diff.Container
+}
+
+// Result is a planned checkout.
+type Result struct {
+	Live     Live
+	Services []diff.Service
+	Plan     diff.Plan
+}
+
+// Plan lists, desires and computes: what a sync of d would do now. With
+// pull, pull_policy = "always" images are pulled first (a sync, apply);
+// without it the local image is used (plan, status).
+func (p Planner) Plan(ctx context.Context, d *config.Desired, pull bool) (Result, error) {
+	live, err := p.List(ctx, d)
+	if err != nil {
+		return Result{}, err
+	}
+	services := p.Desire(ctx, d, pull)
+	return Result{Live: live, Services: services, Plan: p.Compute(d, services, live)}, nil
+}
+
+// List reads the managed containers with one runtime call and splits them.
+func (p Planner) List(ctx context.Context, d *config.Desired) (Live, error) {
+	if p.ListTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.ListTimeout)
+		defer cancel()
+	}
+	all, err := p.Runtime.List(ctx)
+	if err != nil {
+		return Live{}, fmt.Errorf("list containers: %w", err)
+	}
+	return p.Split(d, all), nil
+}
+
+// Split sets the canary containers of d's canary services aside, when the
+// planner does so. It makes no call.
+func (p Planner) Split(d *config.Desired, all []diff.Container) Live {
+	live := Live{All: all, Stable: all}
+	if !p.Canaries {
+		return live
+	}
+	canaryKeys := map[string]bool{}
+	for _, s := range d.Services() {
+		if s.Deploy.Strategy == config.StrategyCanary {
+			canaryKeys[s.Key()] = true
+		}
+	}
+	live.Stable, live.Canaries = nil, map[string][]diff.Container{}
+	for _, c := range all {
+		key := c.Project + "/" + c.Service
+		if c.Role == routing.RoleCanary && canaryKeys[key] {
+			live.Canaries[key] = append(live.Canaries[key], c)
+			continue
+		}
+		live.Stable = append(live.Stable, c)
+	}
+	return live
+}
+
+// Desire builds the desired services of d (apply.Desire): the image of a
+// pull_policy = "always" service is resolved, and with pull pulled first.
+func (p Planner) Desire(ctx context.Context, d *config.Desired, pull bool) []diff.Service {
+	return apply.Desire(ctx, p.Runtime, d, pull)
+}
+
+// Compute diffs the desired services against the stable containers. It
+// makes no call.
+func (p Planner) Compute(d *config.Desired, services []diff.Service, live Live) diff.Plan {
+	return diff.Compute(services, live.Stable, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: p.NodeOf(d)})
+}
+
+// NodeOf is this host's node name as d names it.
+func (p Planner) NodeOf(d *config.Desired) string { return apply.NodeName(p.Node, d) }
