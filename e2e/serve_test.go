@@ -267,14 +267,18 @@ func TestServeConvergesAfterSIGKILL(t *testing.T) {
 		cs := env.mustContainers(t, p, "")
 		return len(cs) == 2 && allRunning(cs), "containers: " + describe(cs)
 	})
-	recs := d.history()
-	var results []string
-	for _, r := range recs {
-		results = append(results, r.Result)
-	}
-	if !slices.Contains(results, reconcile.ResultInterrupted) || recs[0].Result != reconcile.ResultSucceeded {
-		t.Fatalf("history results (newest first) %v: want the killed sync marked interrupted and a later success", results)
-	}
+	// The containers converge before the restarted sync records its result
+	// (it writes the history once its rollout is over), so the history is
+	// polled, not read once.
+	env.waitFor(t, 30*time.Second, func() (bool, string) {
+		recs := d.history()
+		var results []string
+		for _, r := range recs {
+			results = append(results, r.Result)
+		}
+		return slices.Contains(results, reconcile.ResultInterrupted) && len(recs) > 0 && recs[0].Result == reconcile.ResultSucceeded,
+			fmt.Sprintf("history results (newest first) %v: want the killed sync marked interrupted and a later success", results)
+	})
 }
 
 // TestServeWatchRedeployAndLogs: a push webhook from a service's watch
