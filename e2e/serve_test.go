@@ -110,7 +110,8 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 	})
 
 	t.Run("bad webhooks change nothing", func(t *testing.T) {
-		before, syncs := containerIDs(t, env, p), len(d.history())
+		d.waitIdle(t) // the v2 sync is over
+		before, syncs, refused := containerIDs(t, env, p), len(d.history()), time.Now()
 		repo.WriteFile(file, webApp(imageV2, 1).String()+"# a commit nobody announced\n")
 		repo.Commit("comment, not announced")
 		repo.Push()
@@ -128,7 +129,13 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 				t.Errorf("%s: %d, want %d", c.name, code, c.want)
 			}
 		}
-		time.Sleep(time.Second) // a sync would have started by now
+		// Nothing happening has no event to wait for: a refused webhook's
+		// answer is sent before any sync could start, so a second after it
+		// a sync it had wrongly asked for would be under way or recorded.
+		time.Sleep(time.Second)
+		if st := d.status(); st.Syncing || (st.LastSync != nil && st.LastSync.Started.After(refused)) {
+			t.Fatalf("a refused webhook started a sync: %+v", st.LastSync)
+		}
 		if after := containerIDs(t, env, p); !slices.Equal(before, after) || len(d.history()) != syncs {
 			t.Fatalf("a refused webhook changed something: containers %v -> %v", before, after)
 		}
