@@ -50,3 +50,31 @@ func TestTimedOutRolloutNamesTheLastProbeFailure(t *testing.T) {
 		t.Errorf("error %q names the interrupted inspect", r.Error)
 	}
 }
+
+// slowStartEngine is an engine under load: its create-and-start call returns
+// only when the caller's deadline has passed.
+type slowStartEngine struct{ *applytest.Runtime }
+
+func (e *slowStartEngine) Run(ctx context.Context, cfg apply.ContainerConfig) (string, error) {
+	<-ctx.Done()
+	return "", fmt.Errorf("start container %s: %w", cfg.Name, ctx.Err())
+}
+
+// When the rollout's deadline passes during Docker's create or start, the
+// failure says the container was not ready within timeout_secs, not that a
+// context was cancelled.
+func TestTimedOutStartIsNotReady(t *testing.T) {
+	eng := &slowStartEngine{Runtime: applytest.NewRuntime()}
+	s := testService("web", "app:v1", 1, config.StrategyRolling)
+	s.Deploy.Timeout = 300 * time.Millisecond
+	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}}}
+	ctx := context.Background()
+	plan := diff.Compute(apply.Desire(ctx, eng, d, false), nil, diff.Options{})
+	r := onlyResult(t, apply.New(eng, apply.Options{}).Apply(ctx, d, plan, "rev"))
+	if !r.Failed() || !strings.Contains(r.Error, "not ready within 300ms: Docker had not created and started it yet") {
+		t.Errorf("error %q: want not ready within timeout_secs", r.Error)
+	}
+	if strings.Contains(r.Error, "context deadline exceeded") {
+		t.Errorf("error %q names the cancelled call", r.Error)
+	}
+}

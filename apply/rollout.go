@@ -375,6 +375,13 @@ func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, erro
 		return diff.Container{}, err
 	}
 	id, err := r.a.rt.Run(ctx, cfg)
+	if err != nil && ctx.Err() != nil {
+		// The rollout's deadline passed while a loaded engine was still
+		// creating or starting it: the container was not ready within
+		// timeout_secs, as for a probe that never passed, not a Docker error.
+		return diff.Container{}, &NotReadyError{Container: cfg.Name,
+			Reason: fmt.Sprintf("not ready within %s: Docker had not created and started it yet", r.svc.Deploy.Timeout)}
+	}
 	if err != nil {
 		// Docker's error names the command, which may hold a secret.
 		return diff.Container{}, fmt.Errorf("start %s: %s", cfg.Name, secrets.redactor().String(err.Error()))

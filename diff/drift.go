@@ -16,7 +16,8 @@ type Kind string
 const (
 	// KindStopped: a container is not running (exited, paused, restarting, created, dead).
 	KindStopped Kind = "stopped"
-	// KindRemoved: a replica of a deployed service is gone.
+	// KindRemoved: a replica of a deployed service is gone, or Docker is
+	// removing it.
 	KindRemoved Kind = "removed"
 	// KindExtra: a managed container no desired replica accounts for.
 	KindExtra Kind = "extra"
@@ -118,7 +119,10 @@ func Drift(in DriftInput) []Finding {
 	var out []Finding
 	byKey := map[string][]Container{}
 	for _, c := range in.Live {
-		if !OwnNode(c, in.Node) {
+		// A container Docker is removing (docker rm -f seen mid-way) is gone
+		// for the user: it is reported as removed, like one already
+		// deleted, not as stopped or extra.
+		if !OwnNode(c, in.Node) || c.State == StateRemoving {
 			continue
 		}
 		byKey[c.Project+"/"+c.Service] = append(byKey[c.Project+"/"+c.Service], c)

@@ -86,6 +86,14 @@ func TestDriftKinds(t *testing.T) {
 		}, want: "stopped web1 state running->restarting"},
 		{name: "docker rm", live: func() []Container { return running(d, 2)[:1] },
 			want: fmt.Sprintf("removed shop-web-%s-2 state running->missing", d.Hash[:8])},
+		// docker rm -f seen while the engine is still removing the
+		// container: it is being removed, not stopped.
+		{name: "docker rm -f under way", live: func() []Container {
+			cs := running(d, 2)
+			cs[1].State = StateRemoving
+			cs[1].Name = fmt.Sprintf("shop-web-%s-2", d.Hash[:8])
+			return cs
+		}, want: fmt.Sprintf("removed shop-web-%s-2 state running->missing", d.Hash[:8])},
 		{name: "healthcheck", live: func() []Container {
 			cs := running(d, 2)
 			cs[0].Health = "unhealthy"
@@ -149,6 +157,18 @@ func TestDriftRemovedOnlyOnceDeployed(t *testing.T) {
 	fs = Drift(DriftInput{Desired: []Service{d}, Live: running(d, 1), Deployed: map[string]int{d.Key(): 1}})
 	if len(fs) != 0 {
 		t.Fatalf("a replica git just added is reported: %v", fs)
+	}
+}
+
+// A container Docker is removing is no longer there for the user: not an
+// extra replica, not a stray service.
+func TestDriftIgnoresContainersBeingRemoved(t *testing.T) {
+	d := desired(svc("shop", "web", nil))
+	live := running(d, 3)
+	live[2].State = StateRemoving
+	stray := Container{ID: "s1", Name: "shop-ghost-1", Project: "shop", Service: "ghost", State: StateRemoving}
+	if fs := driftOf(d, append(live, stray), nil); len(fs) != 0 {
+		t.Fatalf("findings for containers being removed: %v", render(fs))
 	}
 }
 

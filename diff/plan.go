@@ -20,7 +20,8 @@ type Container struct {
 	Revision string `json:"revision,omitempty"`
 	Role     string `json:"role,omitempty"`
 	Node     string `json:"node,omitempty"`
-	// State is Docker's: created, running, paused, restarting, exited, dead.
+	// State is Docker's: created, running, paused, restarting, removing,
+	// exited, dead.
 	State string `json:"state"`
 	// Health is the image HEALTHCHECK's status, "" without one.
 	Health string `json:"health,omitempty"`
@@ -32,6 +33,10 @@ type Container struct {
 	// the desired one (a redeploy, or its image tag moved).
 	Replace bool `json:"-"`
 }
+
+// StateRemoving is Docker's state of a container whose removal has begun
+// and not yet finished.
+const StateRemoving = "removing"
 
 // Serving reports whether the container runs and is not known to be
 // unhealthy. It is the one rule for plan, status, drift, apply and the

@@ -109,7 +109,9 @@ func BenchmarkSyncNoChange100(b *testing.B) {
 			h := d.history()
 			return len(h) > 0 && h[0].Result == reconcile.ResultSucceeded, fmt.Sprintf("history %+v", h)
 		})
-		time.Sleep(3 * time.Second) // idle: the sync is over, the next tick is an hour away
+		// Idle: the sync is over, the next tick is an hour away; the pause
+		// lets the memory the sync used settle, which has no event.
+		time.Sleep(3 * time.Second)
 		mem := statusMiB(b, d.cmd.Process.Pid, "VmRSS", "RssAnon", "RssFile")
 		for b.Loop() {
 		}

@@ -28,6 +28,50 @@ func (l *load) snapshot() (map[string]int, int) {
 	return maps.Clone(l.bodies), len(l.failures)
 }
 
+// answered is the number of answers the load has counted so far.
+func (l *load) answered() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.bodies {
+		n += c
+	}
+	return n
+}
+
+// waitAnswers waits until the load has counted n more answers than it had
+// at the call, and returns its answer counts then: a window measured in
+// answers, not in wall time, so a loaded machine makes it longer, never
+// thinner.
+func (l *load) waitAnswers(t *testing.T, n int) map[string]int {
+	t.Helper()
+	from := l.answered()
+	var got map[string]int
+	waitFor(t, 60*time.Second, func() (bool, string) {
+		var failed int
+		got, failed = l.snapshot()
+		have := 0
+		for _, c := range got {
+			have += c
+		}
+		return have-from >= n, fmt.Sprintf("%d of %d answers (%d failures so far)", have-from, n, failed)
+	})
+	return got
+}
+
+// shareOf is the percent of the answers between a and b that were want, and
+// how many answers that is.
+func shareOf(a, b map[string]int, want string) (float64, int) {
+	total := 0
+	for body, c := range b {
+		total += c - a[body]
+	}
+	if total == 0 {
+		return 0, 0
+	}
+	return 100 * float64(b[want]-a[want]) / float64(total), total
+}
+
 // roleIDs lists the IDs of the project's web containers with orca.role role.
 func roleIDs(t *testing.T, env *Env, project, role string) []string {
 	t.Helper()
@@ -87,17 +131,14 @@ analysis = {min_requests = 20, max_error_rate = 0.05}`
 		if i == 0 && !slices.Equal(roleIDs(t, env, p, "stable"), stable) {
 			t.Errorf("stable containers changed when the canary started")
 		}
-		time.Sleep(300 * time.Millisecond)
-		a, _ := l.snapshot()
-		time.Sleep(2 * time.Second)
-		b, _ := l.snapshot()
-		v1, v2 := b["v1"]-a["v1"], b["v2"]-a["v2"]
-		share := 100 * float64(v2) / float64(v1+v2)
+		// Status shows the step just before the proxy gets its weight, and
+		// each of the load's connections may have one request in flight
+		// from before: those answers are left out of the window.
+		a := l.waitAnswers(t, 4)
+		b := l.waitAnswers(t, 200) // the split is exact per 100 requests: 200 judge it to ±7
+		share, n := shareOf(a, b, "v2")
 		t.Logf("FIGURE canary step %d at %d%%: v2 share %.1f%% of %d requests; status canary %+v stable %+v",
-			i+1, weight, share, v1+v2, s.Canary.Canary, s.Canary.Stable)
-		if v1+v2 < 200 {
-			t.Errorf("step %d: only %d requests in the window", i+1, v1+v2)
-		}
+			i+1, weight, share, n, s.Canary.Canary, s.Canary.Stable)
 		if share < float64(weight)-7 || share > float64(weight)+7 {
 			t.Errorf("step %d at %d%%: v2 share %.1f%%", i+1, weight, share)
 		}
@@ -107,7 +148,7 @@ analysis = {min_requests = 20, max_error_rate = 0.05}`
 	}
 	env.waitVersions(t, p, 90*time.Second, "v2", "v2")
 	waitSynced(t, ps, p)
-	time.Sleep(500 * time.Millisecond)
+	l.waitAnswers(t, 50) // the load goes on past the promotion's last change
 	total, bodies, failures, rate := l.finish()
 	t.Logf("FIGURE canary 20→50→100 and promotion: %d requests (%.0f/s), %d failed, answers %v", total, rate, len(failures), bodies)
 	if len(failures) > 0 {
@@ -150,7 +191,7 @@ analysis = {min_requests = 20, max_error_rate = 0.05}`
 		ids := roleIDs(t, env, p, "canary")
 		return len(ids) == 0, fmt.Sprintf("canary containers %v", ids)
 	})
-	time.Sleep(time.Second)
+	l.waitAnswers(t, 50) // v1 goes on serving once the canary is gone
 	_, bodies, failures, _ := l.finish()
 	if bodies["v1"] == 0 || !slices.Equal(roleIDs(t, env, p, "stable"), stable) {
 		t.Errorf("stable v1 did not keep serving with its containers: answers %v", bodies)
@@ -159,10 +200,7 @@ analysis = {min_requests = 20, max_error_rate = 0.05}`
 
 	// The pin holds across syncs: no new canary starts.
 	for range 2 {
-		if code, body := ps.call(http.MethodPost, "/api/v1/sync"); code/100 != 2 {
-			t.Fatalf("sync: %d %s", code, body)
-		}
-		time.Sleep(2 * time.Second)
+		ps.syncAndWait(t)
 		if s := webStatus(ps, p); s.Sync != reconcile.SyncFailed || len(roleIDs(t, env, p, "canary")) != 0 {
 			t.Errorf("pin did not hold: %+v", s)
 		}
@@ -171,7 +209,6 @@ analysis = {min_requests = 20, max_error_rate = 0.05}`
 	before := containerIDs(t, env, p)
 	ps.push(t, "revert web v2", map[string]string{file: good})
 	waitSynced(t, ps, p)
-	time.Sleep(time.Second)
 	if after := containerIDs(t, env, p); !slices.Equal(before, after) {
 		t.Errorf("the revert changed containers: %v -> %v", shortIDs(before), shortIDs(after))
 	}
@@ -201,7 +238,16 @@ analysis = {min_requests = 5}`
 	if s.Canary.Weight != 30 || !strings.Contains(s.Canary.Waiting, "promote") {
 		t.Errorf("waiting canary: %+v", s.Canary)
 	}
-	time.Sleep(2 * time.Second) // it waits: nothing moves by itself
+	// It waits: nothing moves by itself, although the canary has served
+	// four times min_requests (a canary with steps would have been judged
+	// on those) and a sync has run since.
+	waitCanary(t, ps, p, 60*time.Second, func(s reconcile.ServiceStatus) bool {
+		if s.Canary == nil || s.Canary.Phase != "waiting" {
+			t.Fatalf("manual canary did not wait: %+v", s.Canary)
+		}
+		return s.Canary.Canary.Requests >= 20
+	})
+	ps.syncAndWait(t)
 	if s := webStatus(ps, p); s.Canary == nil || s.Canary.Phase != "waiting" {
 		t.Fatalf("manual canary did not wait: %+v", s.Canary)
 	}
@@ -275,15 +321,15 @@ analysis = {min_requests = 20}`
 		!after.Canary.StepStarted.Equal(before.Canary.StepStarted) {
 		t.Errorf("after restart: canary %+v, before %+v", after.Canary, before.Canary)
 	}
-	time.Sleep(2 * time.Second) // the start-up sync has run
+	ps.waitIdle(t)
 	if now := containerIDs(t, env, p); !slices.Equal(ids, now) {
 		t.Errorf("restart changed containers: %v -> %v", shortIDs(ids), shortIDs(now))
 	}
 	l = startLoad(ps.http, "cankill.test", 4)
-	time.Sleep(2 * time.Second)
-	_, bodies, failures, _ := l.finish()
-	share := 100 * float64(bodies["v2"]) / float64(bodies["v1"]+bodies["v2"])
-	t.Logf("FIGURE canary after SIGKILL: step %d at %d%%, v2 share %.1f%% of %d", after.Canary.Step, after.Canary.Weight, share, bodies["v1"]+bodies["v2"])
+	bodies := l.waitAnswers(t, 200) // the split is exact per 100 requests: 200 judge it to ±7
+	_, _, failures, _ := l.finish()
+	share, n := shareOf(nil, bodies, "v2")
+	t.Logf("FIGURE canary after SIGKILL: step %d at %d%%, v2 share %.1f%% of %d", after.Canary.Step, after.Canary.Weight, share, n)
 	if share < 43 || share > 57 || len(failures) > 0 {
 		t.Errorf("after restart v2 share %.1f%% (want 50±7), %d failures", share, len(failures))
 	}
@@ -305,13 +351,12 @@ func TestBlueGreenUnderLoad(t *testing.T) {
 	ps.waitAnswer(t, "bgload.test", "/", "v1", 90*time.Second)
 	waitSynced(t, ps, p)
 	l := startLoad(ps.http, "bgload.test", 4)
-	time.Sleep(500 * time.Millisecond)
+	l.waitAnswers(t, 50) // v1 answers under load before the switch
 	ps.push(t, "web v2 blue-green", map[string]string{file: svc(imageV2)})
 	env.waitVersions(t, p, 60*time.Second, "v2", "v2")
 	waitSynced(t, ps, p)
 	a, _ := l.snapshot()
-	time.Sleep(1500 * time.Millisecond)
-	b, _ := l.snapshot()
+	b := l.waitAnswers(t, 200)
 	total, bodies, failures, rate := l.finish()
 	t.Logf("FIGURE blue-green under load: %d requests (%.0f/s), %d failed, answers %v; after the switch: %d v1, %d v2",
 		total, rate, len(failures), bodies, b["v1"]-a["v1"], b["v2"]-a["v2"])

@@ -309,7 +309,9 @@ func TestDriftWarnReports(t *testing.T) {
 		return true, ""
 	})
 	before := describe(env.mustContainers(t, p, "web"))
-	time.Sleep(4 * time.Second) // four ticks of interval_secs = 1
+	for range 4 { // four ticks of interval_secs = 1, each a sync that could have repaired
+		d.waitSyncSince(t, d.status().LastSync.Started)
+	}
 	if after := describe(env.mustContainers(t, p, "web")); after != before {
 		t.Fatalf("drift = \"warn\" changed containers:\n before %s\n after  %s", before, after)
 	}

@@ -50,11 +50,11 @@ func TestProxyZeroDowntime(t *testing.T) {
 
 	t.Run("rolling v1 to v2", func(t *testing.T) {
 		l := startLoad(ps.http, "zero.test", 4)
-		time.Sleep(500 * time.Millisecond)
+		l.waitAnswers(t, 50) // v1 answers under load before the rollout
 		ps.push(t, "web v2", withWeb(imageV2, 2, 0))
 		env.waitVersions(t, p, 60*time.Second, "v2", "v2")
 		waitSynced(t, ps, p)
-		time.Sleep(500 * time.Millisecond)
+		l.waitAnswers(t, 50) // and v2 answers once it is over
 		check(t, "rolling v1→v2, 2 replicas", l, "v1", "v2")
 		if l.last != "v2" {
 			t.Errorf("last answer %q, want v2", l.last)
@@ -69,7 +69,7 @@ func TestProxyZeroDowntime(t *testing.T) {
 		ps.push(t, "web x1", withWeb(imageV2, 1, 0))
 		env.waitVersions(t, p, 60*time.Second, "v2")
 		waitSynced(t, ps, p)
-		time.Sleep(500 * time.Millisecond)
+		l.waitAnswers(t, 50)
 		if bodies := check(t, "scale 2→3→1", l, "v2"); len(bodies) != 1 {
 			t.Errorf("answers %v, want only v2", bodies)
 		}
@@ -86,7 +86,7 @@ func TestProxyZeroDowntime(t *testing.T) {
 			return s.Sync == reconcile.SyncFailed, fmt.Sprintf("web: %+v", s)
 		})
 		env.waitVersions(t, p, 30*time.Second, "v2", "v2")
-		time.Sleep(500 * time.Millisecond)
+		l.waitAnswers(t, 50)
 		if bodies := check(t, "failed rollout undone", l, "v2"); len(bodies) != 1 {
 			t.Errorf("answers %v, want only v2", bodies)
 		}

@@ -22,7 +22,7 @@ import (
 // SMTP_PASSWORD from the cluster file, web uses no secret.
 func secretsServices(apiImage string) string {
 	withEnv := func(name, image string, env map[string]string) svc {
-		return svc{Name: name, Image: image, Port: 8080, Env: env, Readiness: healthz, Deploy: deploy{TimeoutSecs: 20}}
+		return svc{Name: name, Image: image, Port: 8080, Env: env, Readiness: healthz, Deploy: deploy{TimeoutSecs: passingRolloutSecs}}
 	}
 	return services(
 		withEnv("api", apiImage, map[string]string{"DB_PASSWORD": "${secrets.DB_PASSWORD}", "LITERAL": "$${secrets.DB_PASSWORD}"}),

@@ -113,7 +113,10 @@ func TestSelfHealLiveness(t *testing.T) {
 		t.Errorf("degraded status: %+v, want the flap reason and the probe error", st)
 	}
 	held, _ := env.containers(p, "web")
-	time.Sleep(6 * time.Second) // three times what a replacement takes
+	// A replacement that does not happen has no event to wait for: the
+	// liveness probe keeps failing every second, and three times what a
+	// replacement took above passes without one.
+	time.Sleep(6 * time.Second)
 	if now, _ := env.containers(p, "web"); describe(now) != describe(held) {
 		t.Fatalf("a Degraded service was replaced again:\n before %s\n after  %s", describe(held), describe(now))
 	}
@@ -137,7 +140,7 @@ func TestSelfHealLiveness(t *testing.T) {
 		return st.Health == reconcile.HealthHealthy && st.Sync == reconcile.SyncSynced && st.Ready == 1, fmt.Sprintf("status %+v", st)
 	})
 	stable, _ := env.containers(p, "web")
-	time.Sleep(4 * time.Second)
+	time.Sleep(4 * time.Second) // no replacement: nothing to wait for (see above)
 	if now, _ := env.containers(p, "web"); describe(now) != describe(stable) {
 		t.Errorf("the fixed service is still being replaced:\n %s\n %s", describe(stable), describe(now))
 	}
@@ -255,7 +258,9 @@ func TestSelfHealDockerAway(t *testing.T) {
 	if _, err := env.Docker.ContainerKill(ctx, old.ID, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // serve cannot see it meanwhile
+	// Serve staying up while Docker is away has no event to wait for: it
+	// gets three seconds of retries against a closed socket.
+	time.Sleep(3 * time.Second)
 	select {
 	case <-d.done:
 		t.Fatalf("serve exited while Docker was away:\n%s", d.logs.String())

@@ -253,3 +253,35 @@ func newServedRepo(t testing.TB) (*gittest.Repo, *gittest.Server) {
 	t.Helper()
 	return gittest.Served(t, "infra.git", gitUser, gitPass)
 }
+
+// syncAndWait asks serve to sync now and waits until a sync that started
+// after the request has finished: status shows it as the last sync and no
+// sync is under way. It returns that status.
+func (d *daemon) syncAndWait(t testing.TB) reconcile.Status {
+	t.Helper()
+	asked := time.Now()
+	if code, body := d.call(http.MethodPost, "/api/v1/sync"); code != http.StatusAccepted {
+		t.Fatalf("sync: %d %s", code, body)
+	}
+	return d.waitSyncSince(t, asked)
+}
+
+// waitIdle waits until this serve process has finished a sync (after a
+// start: its start-up sync) and no sync is under way.
+func (d *daemon) waitIdle(t testing.TB) reconcile.Status {
+	t.Helper()
+	return d.waitSyncSince(t, time.Time{})
+}
+
+// waitSyncSince waits until the last sync of this serve process started
+// after since and no sync is under way.
+func (d *daemon) waitSyncSince(t testing.TB, since time.Time) reconcile.Status {
+	t.Helper()
+	var st reconcile.Status
+	waitFor(t, 60*time.Second, func() (bool, string) {
+		st = d.status()
+		done := st.LastSync != nil && st.LastSync.Started.After(since) && !st.Syncing
+		return done, fmt.Sprintf("last sync %+v, syncing %v, want one started after %v", st.LastSync, st.Syncing, since.Format(time.RFC3339Nano))
+	})
+	return st
+}

@@ -110,7 +110,8 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 	})
 
 	t.Run("bad webhooks change nothing", func(t *testing.T) {
-		before, syncs := containerIDs(t, env, p), len(d.history())
+		d.waitIdle(t) // the v2 sync is over
+		before, syncs, refused := containerIDs(t, env, p), len(d.history()), time.Now()
 		repo.WriteFile(file, webApp(imageV2, 1).String()+"# a commit nobody announced\n")
 		repo.Commit("comment, not announced")
 		repo.Push()
@@ -128,7 +129,13 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 				t.Errorf("%s: %d, want %d", c.name, code, c.want)
 			}
 		}
-		time.Sleep(time.Second) // a sync would have started by now
+		// Nothing happening has no event to wait for: a refused webhook's
+		// answer is sent before any sync could start, so a second after it
+		// a sync it had wrongly asked for would be under way or recorded.
+		time.Sleep(time.Second)
+		if st := d.status(); st.Syncing || (st.LastSync != nil && st.LastSync.Started.After(refused)) {
+			t.Fatalf("a refused webhook started a sync: %+v", st.LastSync)
+		}
 		if after := containerIDs(t, env, p); !slices.Equal(before, after) || len(d.history()) != syncs {
 			t.Fatalf("a refused webhook changed something: containers %v -> %v", before, after)
 		}
@@ -267,14 +274,18 @@ func TestServeConvergesAfterSIGKILL(t *testing.T) {
 		cs := env.mustContainers(t, p, "")
 		return len(cs) == 2 && allRunning(cs), "containers: " + describe(cs)
 	})
-	recs := d.history()
-	var results []string
-	for _, r := range recs {
-		results = append(results, r.Result)
-	}
-	if !slices.Contains(results, reconcile.ResultInterrupted) || recs[0].Result != reconcile.ResultSucceeded {
-		t.Fatalf("history results (newest first) %v: want the killed sync marked interrupted and a later success", results)
-	}
+	// The containers converge before the restarted sync records its result
+	// (it writes the history once its rollout is over), so the history is
+	// polled, not read once.
+	env.waitFor(t, 30*time.Second, func() (bool, string) {
+		recs := d.history()
+		var results []string
+		for _, r := range recs {
+			results = append(results, r.Result)
+		}
+		return slices.Contains(results, reconcile.ResultInterrupted) && len(recs) > 0 && recs[0].Result == reconcile.ResultSucceeded,
+			fmt.Sprintf("history results (newest first) %v: want the killed sync marked interrupted and a later success", results)
+	})
 }
 
 // TestServeWatchRedeployAndLogs: a push webhook from a service's watch

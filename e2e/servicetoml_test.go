@@ -48,8 +48,15 @@ var healthz = probe{Path: "/healthz", IntervalSecs: 1}
 // webApp is service "web" of the test app on port 8080 behind healthz,
 // with a 20 s rollout deadline: what most tests deploy.
 func webApp(image string, replicas int) svc {
-	return svc{Name: "web", Image: image, Replicas: count(replicas), Port: 8080, Readiness: healthz, Deploy: deploy{TimeoutSecs: 20}}
+	return svc{Name: "web", Image: image, Replicas: count(replicas), Port: 8080, Readiness: healthz, Deploy: deploy{TimeoutSecs: passingRolloutSecs}}
 }
+
+// passingRolloutSecs is the timeout_secs of a rollout a test expects to
+// pass: timeout_secs bounds the whole rollout (every batch, every Docker
+// call), and on a shared engine at load average ~19 Docker's create and
+// start calls alone have passed a 20 s one, so a tight one makes the test a
+// timed assertion. Tests of a failing rollout set their own, short one.
+const passingRolloutSecs = 120
 
 // count is n for svc.Replicas.
 func count(n int) *int { return &n }
