@@ -48,6 +48,8 @@ type Applier struct {
 	// seen keeps the secret values of earlier checkouts by keyed hash, for
 	// undo (see secretMemory).
 	seen *secretMemory
+	// awaiting are the containers started and not yet through readiness.
+	awaiting *awaiting
 }
 
 // NodeName is the node this host acts as: the flag's value, else cluster.toml's
@@ -65,7 +67,7 @@ func NodeName(flag string, d *config.Desired) string {
 
 // New returns an Applier for rt.
 func New(rt Runtime, opts Options) *Applier {
-	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, node: opts.Node, seen: newSecretMemory()}
+	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, node: opts.Node, seen: newSecretMemory(), awaiting: newAwaiting()}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

@@ -52,6 +52,8 @@ func (e *NotReadyError) Error() string {
 // line, so a value with a tab, two spaces or a newline is still found
 // (docs/guides/secrets.md).
 func (a *Applier) waitReady(ctx context.Context, svc *diff.Service, id, name string, secrets *redact.Redactor) error {
+	a.awaiting.add(id)
+	defer a.awaiting.done(id)
 	err := a.awaitReady(ctx, svc, id, name)
 	var nre *NotReadyError
 	if errors.As(err, &nre) {

@@ -128,7 +128,7 @@ func (h *history) servicesAfter(ctx context.Context, r *run) []ServiceStatus {
 	drifted := diff.ServicesOf(h.drift.lastReport().Findings)
 	for _, c := range r.plan.Changes {
 		if c.Desired != nil {
-			out = append(out, h.heal.withSelfHealing(serviceStatus(c, r.pins, false), c, drifted[c.Key()]))
+			out = append(out, h.heal.withSelfHealing(serviceStatus(c, r.pins, false, nil), c, drifted[c.Key()]))
 		}
 	}
 	return out

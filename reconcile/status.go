@@ -45,7 +45,7 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		if c.Desired == nil {
 			continue
 		}
-		ss := l.heal.withSelfHealing(serviceStatus(c, pins, st.Syncing), c, drifted[c.Key()])
+		ss := l.heal.withSelfHealing(serviceStatus(c, pins, st.Syncing, l.applier.AwaitingReadiness), c, drifted[c.Key()])
 		if rec, ok := recs[c.Key()]; ok && l.opts.Canary != nil {
 			ss.Canary = l.canaries.status(rec, c.Desired.Service)
 			ss.Sync, ss.Reason = SyncProgressing, "canary: "+ss.Canary.Waiting
@@ -64,10 +64,20 @@ func dockerReason(err error) string {
 	return "Docker: " + err.Error()
 }
 
-func serviceStatus(c diff.Change, pins map[string]state.Pin, syncing bool) ServiceStatus {
+// serviceStatus is the status of one service from its planned change.
+// Ready counts the containers of the desired spec that serve and have passed
+// readiness: one that awaiting (nil: none) says is still in its readiness
+// wait is not ready, and makes the service Progressing until its rollout
+// ends either way (docs/reference/api.md#status).
+func serviceStatus(c diff.Change, pins map[string]state.Pin, syncing bool, awaiting func(id string) bool) ServiceStatus {
 	s := ServiceStatus{Project: c.Project, Name: c.Service, Replicas: c.Replicas, Image: c.Desired.Image, Sync: SyncSynced}
+	waiting := 0
 	for _, ctr := range c.Containers {
-		if ctr.Hash == c.Desired.Hash && ctr.Serving() {
+		switch {
+		case ctr.Hash != c.Desired.Hash || !ctr.Serving():
+		case awaiting != nil && awaiting(ctr.ID):
+			waiting++
+		default:
 			s.Ready++
 		}
 	}
@@ -83,6 +93,10 @@ func serviceStatus(c diff.Change, pins map[string]state.Pin, syncing bool) Servi
 	}
 	if pin, ok := pins[c.Key()]; ok && pin.Hash == c.Desired.Hash {
 		s.Sync, s.Reason = SyncFailed, pin.Reason
+		return s
+	}
+	if waiting > 0 {
+		s.Sync, s.Reason = SyncProgressing, fmt.Sprintf("rollout: %d new container(s) waiting for readiness", waiting)
 		return s
 	}
 	if c.Action != diff.ActionNone {
