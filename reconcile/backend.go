@@ -8,7 +8,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/redact"
 	"github.com/orca-sync/orca-sync/state"
 )
 
@@ -90,6 +92,7 @@ func (l *Loop) Logs(ctx context.Context, project, name string, tail int, follow 
 		return fmt.Errorf("%s/%s: %w", project, name, ErrUnknownService)
 	}
 	out := &lockedWriter{w: w}
+	d := l.last.desiredOf()
 	var wg sync.WaitGroup
 	errs := make([]error, len(mine))
 	for i, c := range mine {
@@ -100,7 +103,10 @@ func (l *Loop) Logs(ctx context.Context, project, name string, tail int, follow 
 			if len(mine) > 1 {
 				pw = &prefixWriter{w: out, prefix: c.Name + " | "}
 			}
-			errs[i] = streamer.StreamLogs(ctx, c.ID, tail, follow, pw)
+			// The redactor sees the raw stream, before any prefixing, for
+			// every role (docs/guides/secrets.md#secret-values-in-output).
+			rw := l.logRedactor(d, c).Writer(pw)
+			errs[i] = errors.Join(streamer.StreamLogs(ctx, c.ID, tail, follow, rw), rw.Close())
 		}()
 	}
 	wg.Wait()
@@ -142,4 +148,24 @@ func (pw *prefixWriter) Write(p []byte) (int, error) {
 		}
 		pw.buf = pw.buf[i+1:]
 	}
+}
+
+// logRedactor is the redactor of container c's output: the secret values its
+// orca.spec label says it was given (the remembered ones its hashes name,
+// else the checkout's), or, for a container without that label, every secret
+// its service references in the checkout.
+func (l *Loop) logRedactor(d *config.Desired, c diff.Container) *redact.Redactor {
+	var spec diff.Spec
+	if c.Spec != nil {
+		spec = *c.Spec
+	}
+	if len(spec.Secrets) == 0 && d != nil && d.Project(c.Project) != nil {
+		if s := d.Project(c.Project).Service(c.Service); s != nil {
+			spec.Secrets = map[string]string{}
+			for _, name := range s.SecretRefs {
+				spec.Secrets[name] = ""
+			}
+		}
+	}
+	return l.applier.Redactor(d, c.Project, spec)
 }

@@ -9,6 +9,7 @@
 //	HEALTHZ_FAIL=1 GET /healthz answers 500
 //	ERROR_RATE=F   GET / answers 500 to a random fraction F (0..1) of requests
 //	EXIT_AFTER_MS  exit with code 3 after that many milliseconds
+//	LOG_ENV=A,B    print NAME=value of those variables at start (as an app that logs its DSN)
 //
 // Endpoints:
 //
@@ -56,6 +57,16 @@ import (
 	"unicode/utf8"
 )
 
+// logEnv prints NAME=value of each comma-separated name, so tests can see
+// what orca-sync does with a container's output that holds a secret.
+func logEnv(names string) {
+	for _, n := range strings.Split(names, ",") {
+		if n != "" {
+			log.Printf("%s=%s", n, os.Getenv(n))
+		}
+	}
+}
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		os.Exit(healthcheck("http://127.0.0.1:" + port(os.LookupEnv) + "/healthz"))
@@ -72,6 +83,7 @@ func port(lookup func(string) (string, bool)) string {
 
 func run() int {
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
+	logEnv(os.Getenv("LOG_ENV"))
 	a := newApp(os.LookupEnv)
 	srv := &http.Server{
 		Addr:              ":" + port(os.LookupEnv),
