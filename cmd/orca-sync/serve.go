@@ -98,10 +98,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		return err
 	}
 	defer rt.Close()
-	opts := source.Options{URL: f.repo, Branch: f.branch, Dir: filepath.Join(f.dataDir, "repo"),
-		SSHKeyFile: f.sshKey, InsecureIgnoreHostKey: f.insecureHostKey, Log: log}
-	source.OptionsFromEnv(&opts)
-	src, err := source.New(opts)
+	src, err := newSource(f, log)
 	if err != nil {
 		return err
 	}
@@ -143,6 +140,15 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		return nil
 	}
 	return serveAPI(ctx, f, daemon{loop: loop, events: rt, reporting: rp, db: db, reg: reg, repoURL: src.URL(), log: log})
+}
+
+// newSource is the clone of the tracked branch in <data-dir>/repo, with git
+// credentials from the environment.
+func newSource(f serveFlags, log *slog.Logger) (*source.Repo, error) {
+	opts := source.Options{URL: f.repo, Branch: f.branch, Dir: filepath.Join(f.dataDir, "repo"),
+		SSHKeyFile: f.sshKey, InsecureIgnoreHostKey: f.insecureHostKey, Log: log}
+	source.OptionsFromEnv(&opts)
+	return source.New(opts)
 }
 
 // newProxy makes the proxy, with its sticky-cookie key from state.db.
