@@ -46,15 +46,7 @@ type CanaryProxy interface {
 // them, and its tick judges them between syncs. It owns the canary records
 // in state.db, the figures' baselines and the operators' asks.
 type canaryDriver struct {
-	proxy    CanaryProxy // nil: no canaries, a canary service rolls
-	store    Store
-	applier  *apply.Applier
-	notifier Notifier
-	log      *slog.Logger
-	last     *lastSync
-	node     string
-	// promoted asks for the sync that rolls a promotion.
-	promoted func()
+	canaryDeps
 	// wake makes the loop tick at once after an operator's ask.
 	wake chan struct{}
 
@@ -65,19 +57,19 @@ type canaryDriver struct {
 
 // canaryDeps are what the canary driver works with.
 type canaryDeps struct {
-	proxy    CanaryProxy
+	proxy    CanaryProxy // nil: no canaries, a canary service rolls
 	store    Store
 	applier  *apply.Applier
 	notifier Notifier
 	log      *slog.Logger
 	last     *lastSync
 	node     string
+	// promoted asks for the sync that rolls a promotion.
 	promoted func()
 }
 
 func newCanaryDriver(d canaryDeps) *canaryDriver {
-	return &canaryDriver{proxy: d.proxy, store: d.store, applier: d.applier, notifier: d.notifier, log: d.log,
-		last: d.last, node: d.node, promoted: d.promoted, wake: make(chan struct{}, 1),
+	return &canaryDriver{canaryDeps: d, wake: make(chan struct{}, 1),
 		baselines: map[string]baseline{}, asks: map[string]string{}}
 }
 
