@@ -235,5 +235,6 @@ func (a *Applier) retire(ctx context.Context, project, service string, c diff.Co
 	if err := a.rt.Remove(ctx, c.ID); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}
+	a.awaiting.done(c.ID)
 	return nil
 }

@@ -2,8 +2,9 @@ package apply
 
 import "sync"
 
-// awaiting is the set of containers an Applier started and is still
-// waiting on to pass readiness. A container runs, and so looks serving to a
+// awaiting is the set of containers an Applier started that have not passed
+// readiness: still in their wait, or failed it and not yet retired by the
+// undo. A container runs, and so looks serving to a
 // plan, well before its readiness probe passes; status must not count it
 // ready nor call its service Synced until then, or a script that polls
 // status for Synced goes on before the service answers
@@ -34,5 +35,6 @@ func (w *awaiting) has(id string) bool {
 }
 
 // AwaitingReadiness reports whether container id was started by this
-// Applier and has not passed (nor failed) its readiness wait yet.
+// Applier and has not passed readiness: it is still waiting, or it failed
+// and the undo has not removed it yet.
 func (a *Applier) AwaitingReadiness(id string) bool { return a.awaiting.has(id) }

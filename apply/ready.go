@@ -53,8 +53,10 @@ func (e *NotReadyError) Error() string {
 // (docs/guides/secrets.md).
 func (a *Applier) waitReady(ctx context.Context, svc *diff.Service, id, name string, secrets *redact.Redactor) error {
 	a.awaiting.add(id)
-	defer a.awaiting.done(id)
 	err := a.awaitReady(ctx, svc, id, name)
+	if err == nil {
+		a.awaiting.done(id) // a failed one stays not ready until it is retired
+	}
 	var nre *NotReadyError
 	if errors.As(err, &nre) {
 		nre.Reason = secrets.String(nre.Reason)

@@ -33,6 +33,9 @@ func ParseClusterFile(file string, data []byte) (Cluster, Errors) {
 	for _, k := range append(md.Undecoded(), miscasedKeys(md.Keys())...) {
 		sink.at("", -1, k.String(), "unknown key %q", k.String())
 	}
+	if md.IsDefined("backup") { // refused by its presence: even `enabled = false` means nothing yet
+		sink.at("", -1, "backup", "[backup] is not supported yet: orca-sync takes no volume backups; remove the table")
+	}
 	c := convertCluster(raw, sink)
 	validateCluster(&c, sink)
 	c.SecretRefs = clusterSecretRefs(&c, sink)
@@ -148,7 +151,6 @@ func validateCluster(c *Cluster, sink errorSink) {
 	validateNotify(c, sink)
 	validateTokens(c, sink)
 	validateNodes(c, sink)
-	validateBackup(c, sink)
 }
 
 func checkURL(sink errorSink, table string, index int, key, raw string) {
@@ -237,18 +239,12 @@ func (c *Cluster) CheckResolved(secret func(name string) (string, error)) Errors
 	return errs
 }
 
-// validateNodes and validateBackup refuse the contract's tables this build
-// does not act on yet, so that neither validates and then silently does
-// nothing (docs/reference/cluster-toml.md#not-supported-yet).
+// validateNodes refuses [[node]], which this build does not act on yet, so
+// that it never validates and then silently does nothing; ParseClusterFile
+// does the same for [backup] (docs/reference/cluster-toml.md#not-supported-yet).
 func validateNodes(c *Cluster, sink errorSink) {
 	if len(c.Nodes) > 0 {
 		sink.at("node", 0, "name", "[[node]] is not supported yet: every orca-sync host applies every service of the repository")
-	}
-}
-
-func validateBackup(c *Cluster, sink errorSink) {
-	if b := c.Backup; b.Enabled || b.Schedule != "" || b.RetentionDays != 0 || len(b.Targets) > 0 {
-		sink.at("", -1, "backup", "[backup] is not supported yet: orca-sync takes no volume backups; remove the table")
 	}
 }
 

@@ -300,6 +300,7 @@ func TestClusterValidation(t *testing.T) {
 		{"github repo shape", "[github]\nrepo = \"infra\"\ntoken = \"t\"\n", `github.repo "infra" must be "owner/name"`},
 		{"backup not supported", "[backup]\nenabled = true\nschedule = \"0 0 3 * * *\"\n", "cluster.toml:1: [backup] is not supported yet"},
 		{"backup targets not supported", "[[backup.targets]]\ntype = \"local\"\npath = \"/b\"\n", "[backup] is not supported yet"},
+		{"backup off not supported", "[backup]\nenabled = false\n", "cluster.toml:1: [backup] is not supported yet"},
 		{"node not supported", "[[node]]\nname = \"a\"\n[[node]]\nname = \"b\"\n", "cluster.toml:2: name: [[node]] is not supported yet"},
 		{"bad secret ref", "[webhook]\nsecret = \"${secrets.}\"\n", "is not a secret reference"},
 	}

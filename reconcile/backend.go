@@ -99,14 +99,15 @@ func (l *Loop) Logs(ctx context.Context, project, name string, tail int, follow 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pw := io.Writer(out)
+			var pw io.WriteCloser = nopCloser{out}
 			if len(mine) > 1 {
 				pw = &prefixWriter{w: out, prefix: c.Name + " | "}
 			}
 			// The redactor sees the raw stream, before any prefixing, for
-			// every role (docs/guides/secrets.md#secret-values-in-output).
+			// every role (docs/guides/secrets.md#secret-values-in-output);
+			// closing it, then the prefixer, writes out what each held back.
 			rw := l.logRedactor(d, c).Writer(pw)
-			errs[i] = errors.Join(streamer.StreamLogs(ctx, c.ID, tail, follow, rw), rw.Close())
+			errs[i] = errors.Join(streamer.StreamLogs(ctx, c.ID, tail, follow, rw), rw.Close(), pw.Close())
 		}()
 	}
 	wg.Wait()
@@ -129,6 +130,11 @@ func (lw *lockedWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// nopCloser is a writer with nothing to write out at the end.
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
 // prefixWriter prefixes every line; partial lines are held until complete.
 type prefixWriter struct {
 	w      io.Writer
@@ -148,6 +154,16 @@ func (pw *prefixWriter) Write(p []byte) (int, error) {
 		}
 		pw.buf = pw.buf[i+1:]
 	}
+}
+
+// Close writes out a last line that had no newline.
+func (pw *prefixWriter) Close() error {
+	if len(pw.buf) == 0 {
+		return nil
+	}
+	_, err := pw.w.Write(append([]byte(pw.prefix), pw.buf...))
+	pw.buf = nil
+	return err
 }
 
 // logRedactor is the redactor of container c's output: the secret values its
