@@ -95,9 +95,11 @@ func TestSelfHealLiveness(t *testing.T) {
 		return ok && c.ID != old.ID, "waiting for the failing container to be replaced"
 	})
 	t.Logf("FIGURE liveness failing -> replaced (interval 1 s, threshold 2): %v", time.Since(failing).Round(time.Millisecond))
-	if s := serviceOf(d.status(), p, "web"); s.Health != reconcile.HealthHealthy {
-		t.Errorf("after the replacement: %+v", s)
-	}
+	// The replacement counts as ready once serve's readiness probe passed.
+	env.waitFor(t, 30*time.Second, func() (bool, string) {
+		s := serviceOf(d.status(), p, "web")
+		return s.Health == reconcile.HealthHealthy && s.Ready == 1, fmt.Sprintf("after the replacement: %+v", s)
+	})
 
 	// Every new container fails liveness: Degraded after the flap limit.
 	repo.WriteFile(file, liveWeb("1").String())

@@ -78,9 +78,12 @@ func TestServeDeploysPushedCommits(t *testing.T) {
 
 	d := startServe(t, env, url)
 	env.waitVersions(t, p, 60*time.Second, "v1")
-	if s := serviceOf(d.status(), p, "web"); s.Sync != reconcile.SyncSynced || s.Health != reconcile.HealthHealthy {
-		t.Fatalf("after the first sync: %+v", s)
-	}
+	// The container answers before serve's readiness probe has passed; until
+	// then status says Progressing, then Synced and Healthy.
+	env.waitFor(t, 30*time.Second, func() (bool, string) {
+		s := serviceOf(d.status(), p, "web")
+		return s.Sync == reconcile.SyncSynced && s.Health == reconcile.HealthHealthy && s.Ready == 1, fmt.Sprintf("after the first sync: %+v", s)
+	})
 
 	t.Run("signed webhook deploys the pushed commit", func(t *testing.T) {
 		repo.WriteFile(file, webApp(imageV2, 1).String())
