@@ -18,7 +18,6 @@ type Cluster struct {
 	Notify    []Notify
 	Tokens    []Token
 	Nodes     []Node
-	Backup    BackupConfig
 
 	// SecretRefs are the ${secrets.NAME} names used anywhere in cluster.toml.
 	SecretRefs []string
@@ -114,23 +113,4 @@ type Token struct {
 type Node struct {
 	Name   string
 	Labels map[string]string
-}
-
-// BackupConfig is the [backup] table.
-type BackupConfig struct {
-	Enabled       bool
-	Schedule      string
-	RetentionDays int
-	Targets       []BackupTarget
-}
-
-// BackupTarget is where backups go: type "local" (Path) or "s3".
-type BackupTarget struct {
-	Type      string
-	Path      string
-	Endpoint  string
-	Bucket    string
-	Region    string
-	AccessKey string
-	SecretKey string
 }

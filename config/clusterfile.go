@@ -62,7 +62,6 @@ func convertCluster(r rawClusterFile, sink errorSink) Cluster {
 			PRPlans: deref(r.GitHub.PRPlans, true),
 		},
 		Tokens: r.Token,
-		Backup: BackupConfig{Enabled: r.Backup.Enabled, Schedule: r.Backup.Schedule, RetentionDays: r.Backup.RetentionDays},
 	}
 	c.Proxy.enabledSet = r.Proxy.Enabled
 	if r.ACME.Directory != "" {
@@ -89,9 +88,6 @@ func convertCluster(r rawClusterFile, sink errorSink) Cluster {
 	setTokenLines(c.Tokens, sink.lines)
 	for _, n := range r.Node {
 		c.Nodes = append(c.Nodes, Node{Name: n.Name, Labels: n.Labels})
-	}
-	for _, t := range r.Backup.Targets {
-		c.Backup.Targets = append(c.Backup.Targets, BackupTarget(t))
 	}
 	if n, err := ParseBytes(c.Proxy.MaxBody); err != nil {
 		sink.at("", -1, "proxy.max_body", "proxy.max_body %q: %v", c.Proxy.MaxBody, err)
