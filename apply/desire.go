@@ -26,7 +26,7 @@ func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull bool) []dif
 			}
 			imageID = id
 		}
-		spec := diff.NewSpec(s, imageID, secretHashes(d, s))
+		spec := diff.NewSpec(s, diff.Inputs{ImageID: imageID, SecretHashes: secretHashes(d, s)})
 		out = append(out, diff.Service{Service: s, Spec: spec, Hash: spec.Hash()})
 	}
 	return out

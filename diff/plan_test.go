@@ -23,7 +23,7 @@ func svc(project, name string, mod func(*config.Service)) *config.Service {
 }
 
 func desired(s *config.Service) Service {
-	spec := NewSpec(s, "", map[string]string{"DB": "h1"})
+	spec := NewSpec(s, Inputs{ImageID: "", SecretHashes: map[string]string{"DB": "h1"}})
 	return Service{Service: s, Spec: spec, Hash: spec.Hash()}
 }
 
@@ -184,8 +184,8 @@ func contains(list []string, s string) bool {
 
 func TestSecretRotationShowsOnlyChanged(t *testing.T) {
 	s := svc("shop", "web", func(s *config.Service) { s.Env["PASSWORD"] = "${secrets.DB}"; s.SecretRefs = []string{"DB"} })
-	old := NewSpec(s, "", map[string]string{"DB": "hash-of-old-value"})
-	newSpec := NewSpec(s, "", map[string]string{"DB": "hash-of-new-value"})
+	old := NewSpec(s, Inputs{ImageID: "", SecretHashes: map[string]string{"DB": "hash-of-old-value"}})
+	newSpec := NewSpec(s, Inputs{ImageID: "", SecretHashes: map[string]string{"DB": "hash-of-new-value"}})
 	if old.Hash() == newSpec.Hash() {
 		t.Fatal("rotating a secret must change the spec hash")
 	}
@@ -197,11 +197,11 @@ func TestSecretRotationShowsOnlyChanged(t *testing.T) {
 
 func TestImageIDMattersOnlyForPullAlways(t *testing.T) {
 	always := svc("shop", "web", func(s *config.Service) { s.Image = "app:latest"; s.PullPolicy = config.PullAlways })
-	if NewSpec(always, "sha256:aaa", nil).Hash() == NewSpec(always, "sha256:bbb", nil).Hash() {
+	if NewSpec(always, Inputs{ImageID: "sha256:aaa", SecretHashes: nil}).Hash() == NewSpec(always, Inputs{ImageID: "sha256:bbb", SecretHashes: nil}).Hash() {
 		t.Error("a moved :latest tag must be a new spec")
 	}
 	pinned := svc("shop", "web", nil)
-	if NewSpec(pinned, "sha256:aaa", nil).Hash() != NewSpec(pinned, "sha256:bbb", nil).Hash() {
+	if NewSpec(pinned, Inputs{ImageID: "sha256:aaa", SecretHashes: nil}).Hash() != NewSpec(pinned, Inputs{ImageID: "sha256:bbb", SecretHashes: nil}).Hash() {
 		t.Error("an if-not-present image must not depend on the image ID")
 	}
 }

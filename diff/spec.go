@@ -42,10 +42,21 @@ func NetworkName(project string) string { return "orca-" + project }
 // InternalNetwork is the network shared by every service with internal = true.
 const InternalNetwork = "orca-internal"
 
-// NewSpec derives the container spec of a service. imageID is the resolved
-// image ID for pull_policy "always" ("" otherwise); secretHashes maps each
-// secret name the service uses to a keyed hash of its value.
-func NewSpec(s *config.Service, imageID string, secretHashes map[string]string) Spec {
+// Inputs are what a spec needs beyond service.toml: values resolved on the
+// host or from the checkout. Each field enters the spec only when set, so a
+// new input leaves the hash of every service that does not use it unchanged
+// (an upgrade must not roll containers whose spec did not change).
+type Inputs struct {
+	// ImageID is the resolved image ID for pull_policy "always" ("" otherwise).
+	ImageID string
+	// SecretHashes maps each secret name the service uses to a keyed hash of
+	// its value.
+	SecretHashes map[string]string
+}
+
+// NewSpec derives the container spec of a service.
+func NewSpec(s *config.Service, in Inputs) Spec {
+	imageID, secretHashes := in.ImageID, in.SecretHashes
 	spec := Spec{
 		Image:         s.Image,
 		Command:       s.Command,
