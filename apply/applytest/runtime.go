@@ -12,6 +12,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/registryauth"
 )
 
 // Runtime keeps containers in memory. An image whose name contains
@@ -59,7 +60,7 @@ func (f *Runtime) EnsureVolume(context.Context, string) error  { return nil }
 func (f *Runtime) ImageID(context.Context, string) (string, error) {
 	return "sha256:fake", nil
 }
-func (f *Runtime) Pull(context.Context, string) error { return nil }
+func (f *Runtime) Pull(context.Context, string, registryauth.Auth) error { return nil }
 
 func (f *Runtime) Run(_ context.Context, cfg apply.ContainerConfig) (string, error) {
 	f.mu.Lock()

@@ -50,7 +50,7 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 			if err != nil {
 				log.Warn("no revision for the labels", "error", err)
 			}
-			applier := apply.New(p.rt, apply.Options{Node: node, Log: log})
+			applier := apply.New(p.rt, apply.Options{Node: node, Log: log, Credentials: p.creds})
 			results := applier.Apply(ctx, p.desired, p.plan, revision)
 			if err := writeResults(cmd.OutOrStdout(), results, output); err != nil {
 				return err

@@ -21,6 +21,7 @@ import (
 	"github.com/orca-sync/orca-sync/docker"
 	"github.com/orca-sync/orca-sync/proxy"
 	"github.com/orca-sync/orca-sync/reconcile"
+	"github.com/orca-sync/orca-sync/registryauth"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -111,7 +112,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rp := newReporting(db, f.branch, log)
 	lopts := reconcile.Options{
-		Source: src, Runtime: rt, Inspector: rt, Logs: rt, Store: db, Path: f.path, Node: f.node, Interval: f.interval,
+		Source: src, Runtime: rt, Inspector: rt, Logs: rt, Digester: rt, Credentials: registryauth.New(""), Store: db, Path: f.path, Node: f.node, Interval: f.interval,
 		AllowMassPrune: f.allowMassPrune, Secrets: secrets.NewKeyring(ids), Metrics: reconcile.NewMetrics(reg), Log: log,
 		Notifier: rp.notifier, Statuses: rp.github, RefDir: filepath.Join(f.dataDir, "pr-checkout"),
 		LastValidDir: filepath.Join(f.dataDir, "last-valid"),
