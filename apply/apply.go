@@ -36,7 +36,8 @@ type Options struct {
 	// Router is told about targets entering and leaving; nil routes nothing.
 	Router Router
 	Log    *slog.Logger
-	// Credentials are what pulls send to registries; nil pulls anonymously.
+	// Credentials are what pulls send to registries; nil sends only those
+	// of [[registry]] entries.
 	Credentials Credentials
 }
 

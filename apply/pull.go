@@ -81,8 +81,14 @@ type Puller struct {
 	creds Credentials
 }
 
-// NewPuller returns a Puller for rt; nil creds pulls anonymously.
-func NewPuller(rt Runtime, creds Credentials) *Puller { return &Puller{rt: rt, creds: creds} }
+// NewPuller returns a Puller for rt; with nil creds it sends only the
+// credentials of [[registry]] entries.
+func NewPuller(rt Runtime, creds Credentials) *Puller {
+	if creds == nil {
+		creds = registryauth.ClusterOnly()
+	}
+	return &Puller{rt: rt, creds: creds}
+}
 
 // Pull fetches ref with the credentials d's cluster.toml or the host give
 // its registry. Any failure is a *PullError naming the registry.
@@ -106,10 +112,6 @@ func (p *Puller) auth(ref string, d *config.Desired) (registryauth.Auth, error) 
 	var regs []config.Registry
 	if d != nil {
 		regs = d.Cluster.Registries
-	}
-	if p.creds == nil {
-		host, err := registryauth.Host(ref)
-		return registryauth.Auth{Registry: host}, err
 	}
 	return p.creds.For(ref, regs)
 }

@@ -31,7 +31,7 @@ type Container struct {
 	// Digest is the registry digest of that image, "" when unknown (the
 	// planner reads it when the runtime can tell).
 	Digest string `json:"digest,omitempty"`
-	Spec    *Spec  `json:"-"`
+	Spec   *Spec  `json:"-"`
 	// Replace asks a rollout to replace this container although its spec is
 	// the desired one (a redeploy, or its image tag moved).
 	Replace bool `json:"-"`

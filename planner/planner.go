@@ -33,7 +33,8 @@ type Planner struct {
 	// ListTimeout bounds the list call (pulls take as long as they take);
 	// 0 leaves it to ctx.
 	ListTimeout time.Duration
-	// Puller pulls for Plan with pull; nil pulls anonymously.
+	// Puller pulls for Plan with pull; nil sends only the credentials of
+	// [[registry]] entries.
 	Puller *apply.Puller
 	// Digests reads the registry digests plan and status show; nil shows
 	// none.

@@ -81,7 +81,7 @@ type Options struct {
 	// New takes it from Runtime if it has it.
 	Digester apply.ImageDigester
 	// Credentials are what pulls send to registries besides [[registry]];
-	// nil pulls without the host's Docker config.
+	// nil reads no host Docker config.
 	Credentials apply.Credentials
 	Store       Store
 	// Path is the infra tree inside the checkout ("." for its root).

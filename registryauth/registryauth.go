@@ -60,11 +60,17 @@ const SourceCluster = "cluster.toml [[registry]]"
 // a `docker login` on the host counts from the next pull, without a restart.
 type Resolver struct {
 	dir string
+	// clusterOnly reads no Docker config: [[registry]] or nothing.
+	clusterOnly bool
 }
 
 // New returns a resolver reading the Docker config in dir; "" is docker's
 // own default ($DOCKER_CONFIG, else ~/.docker).
 func New(dir string) *Resolver { return &Resolver{dir: dir} }
+
+// ClusterOnly returns a resolver that knows only [[registry]] entries, for
+// a runtime that is given no host Docker config.
+func ClusterOnly() *Resolver { return &Resolver{clusterOnly: true} }
 
 // Dir is the Docker config directory the resolver reads.
 func (r *Resolver) Dir() string {
@@ -99,6 +105,9 @@ func (r *Resolver) For(ref string, registries []config.Registry) (Auth, error) {
 			return Auth{Registry: host, Source: SourceCluster, ServerAddress: serverAddress(host),
 				Username: g.Username, Password: g.Password}, nil
 		}
+	}
+	if r.clusterOnly {
+		return Auth{Registry: host}, nil
 	}
 	return r.fromDockerConfig(host)
 }
