@@ -225,6 +225,16 @@ func TestRefusedPullIsNotPinned(t *testing.T) {
 			t.Errorf("status of %s = %+v; want Synced", s.Name, s)
 		}
 	}
+	// Credentials are not part of any spec: changing them rolls nothing.
+	before := rt.IDs("web")
+	writeCluster(t, src.dir, "[[registry]]\nhost = \"registry.example.com\"\nusername = \"bot2\"\npassword = \"rotated\"\n")
+	src.commit.SHA = "c2"
+	if rec := l.SyncOnce(ctx, "test"); rec.Result != ResultSucceeded || len(rec.Services) != 0 {
+		t.Fatalf("a credentials change rolled services: %+v", rec)
+	}
+	if after := rt.IDs("web"); firstKey(after) != firstKey(before) {
+		t.Errorf("web's containers %v -> %v after a credentials change", before, after)
+	}
 }
 
 func writeCluster(t *testing.T, dir, toml string) {

@@ -149,3 +149,18 @@ func TestAuthPrintsNoSecret(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterOnlyReadsNoDockerConfig(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", writeConfig(t, fmt.Sprintf(`{"auths":{"r.example.com":{"auth":%q}}}`, basic("u", "p"))))
+	r := registryauth.ClusterOnly()
+	if a, err := r.For("r.example.com/app", nil); err != nil || !a.Empty() {
+		t.Errorf("ClusterOnly without an entry = %v, %v; want no credentials", a, err)
+	}
+	regs := []config.Registry{{Host: "r.example.com", Username: "git", Password: "pw"}}
+	if a, err := r.For("r.example.com/app", regs); err != nil || a.Username != "git" {
+		t.Errorf("ClusterOnly with an entry = %v, %v; want it", a, err)
+	}
+	if a, err := registryauth.New("").For("r.example.com/app", nil); err != nil || a.Username != "u" {
+		t.Errorf("New(\"\") = %v, %v; want $DOCKER_CONFIG's credentials", a, err)
+	}
+}
