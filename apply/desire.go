@@ -23,7 +23,7 @@ func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull *Puller) []
 	ids := map[string]resolved{}
 	for _, s := range d.Services() {
 		var img resolved
-		if s.PullPolicy == config.PullAlways {
+		if s.PullPolicy == config.PullAlways && PullsOwnImage(s) {
 			var seen bool
 			if img, seen = ids[s.Image]; !seen {
 				img.id, img.err = resolveImage(ctx, rt, d, s.Image, pull)

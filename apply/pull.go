@@ -116,6 +116,7 @@ func (p *Puller) auth(ref string, d *config.Desired) (registryauth.Auth, error) 
 	return p.creds.For(ref, regs)
 }
 
-// pullsOwnImage reports whether s takes its image from a registry: with
-// pull_policy = "never" it uses only what the host holds.
-func pullsOwnImage(s *config.Service) bool { return s.PullPolicy != config.PullNever }
+// PullsOwnImage reports whether s takes its image from a registry: with
+// pull_policy = "never" it uses only what the host holds. Every pull of a
+// service's image asks it first.
+func PullsOwnImage(s *config.Service) bool { return s.PullPolicy != config.PullNever }

@@ -104,7 +104,7 @@ func (r *rollout) prepare(ctx context.Context) error {
 	case err == nil:
 	case !errors.Is(err, ErrImageNotFound):
 		return fmt.Errorf("image %s: %w", img, err)
-	case !pullsOwnImage(r.svc.Service):
+	case !PullsOwnImage(r.svc.Service):
 		return fmt.Errorf("image %s is not on this host and pull_policy is \"never\"", img)
 	default:
 		r.log.Info("pulling image", "image", img)

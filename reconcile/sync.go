@@ -209,9 +209,14 @@ func confirmDied(ctx context.Context, rt apply.Runtime, p pending, live []diff.C
 // images, and re-pulls the images of redeployed and refreshed services.
 func (s *syncer) images(ctx context.Context, r *run) error {
 	r.services = s.planner.Desire(ctx, r.desired, s.applier.Puller())
+	warned := map[string]bool{}
 	for _, svc := range r.services {
 		key := svc.Key()
-		if !r.pending.redeploy[key] && !r.pending.refresh[key] {
+		if svc.PullErr != nil && !warned[svc.Image] {
+			warned[svc.Image] = true
+			s.log.Warn("pull failed; a local image of that tag stays in use", "image", svc.Image, "error", svc.PullErr)
+		}
+		if !r.pending.redeploy[key] && !r.pending.refresh[key] || !apply.PullsOwnImage(svc.Service) {
 			continue
 		}
 		if err := s.applier.Puller().Pull(ctx, r.desired, svc.Image); err != nil {
