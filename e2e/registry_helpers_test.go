@@ -151,12 +151,15 @@ func (r *testRegistry) pushKeep(t *testing.T, src, repoTag string) string {
 	return digest
 }
 
-// untag removes a local tag (never the image another tag holds).
+// untag removes a local tag of a test's own. Force: a test's cleanups run
+// before its scope removes the containers that run the tag, and the engine
+// refuses to drop a tag a container names without it; the image itself
+// stays, held by the shared test image's tag.
 func untag(t *testing.T, ref string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := docker.ImageRemove(ctx, ref, client.ImageRemoveOptions{}); err != nil && !isNotFound(err) {
+	if _, err := docker.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true}); err != nil && !isNotFound(err) {
 		t.Errorf("untag %s: %v", ref, err)
 	}
 }
