@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 	"github.com/spf13/cobra"
@@ -15,13 +16,15 @@ import (
 func newApplyCommand(log *slog.Logger) *cobra.Command {
 	var allowMassPrune bool
 	var output, node, ageKeyFile, dataDir string
+	var allowHostPaths []string
 	cmd := &cobra.Command{
 		Use:   "apply [DIR]",
 		Short: "Converge this Docker host to a checkout once, then exit",
 		Long: "apply validates the checkout DIR, plans it against the live host and carries out the plan:\n" +
 			"create, roll, scale, heal and prune. A rollout that does not become ready in time is undone.\n" +
 			"It takes the lock of --data-dir first: while a serve (or another apply) holds it, apply\n" +
-			"changes nothing and exits 1.\n" +
+			"changes nothing and exits 1. Files of DIR that services mount are snapshotted under\n" +
+			"<data-dir>/files first: containers never mount DIR itself.\n" +
 			"Exit status: 0 when every service converged, 1 otherwise.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -36,7 +39,13 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 			}
 			defer lock.Unlock()
 			ctx := cmd.Context()
-			p, err := planCheckout(ctx, checkoutOpts{dir: dir, node: node, ageKeyFile: ageKeyFile, pull: true}, cmd.ErrOrStderr(), log)
+			// Containers mount snapshots in the data dir, never DIR itself.
+			store, err := files.NewStore(dataDir, files.NewHasher(), log)
+			if err != nil {
+				return err
+			}
+			p, err := planCheckout(ctx, checkoutOpts{dir: dir, node: node, ageKeyFile: ageKeyFile, pull: true,
+				allowHostPaths: allowHostPaths, hasher: store.Hasher()}, cmd.ErrOrStderr(), log)
 			if err != nil {
 				return err
 			}
@@ -50,7 +59,7 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 			if err != nil {
 				log.Warn("no revision for the labels", "error", err)
 			}
-			applier := apply.New(p.rt, apply.Options{Node: node, Log: log})
+			applier := apply.New(p.rt, apply.Options{Node: node, Files: store, Log: log})
 			results := applier.Apply(ctx, p.desired, p.plan, revision)
 			if err := writeResults(cmd.OutOrStdout(), results, output); err != nil {
 				return err
@@ -67,7 +76,8 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&node, "node", "", nodeFlagHelp)
 	cmd.Flags().StringVar(&ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
-	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "data dir whose lock apply takes (serve's; a running serve holds it)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "data dir whose lock apply takes (serve's; a running serve holds it) and whose files/ holds the snapshots containers mount")
+	allowHostPathFlag(cmd, &allowHostPaths)
 	return cmd
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
+	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/proxy"
 	"github.com/orca-sync/orca-sync/reconcile"
 	"github.com/orca-sync/orca-sync/secrets"
@@ -34,6 +35,7 @@ type serveFlags struct {
 	httpAddr, httpsAddr, ageKeyFile                              string
 	interval                                                     time.Duration
 	once, insecureHostKey, allowMassPrune                        bool
+	allowHostPaths                                               []string
 }
 
 func newServeCommand(stderr io.Writer) *cobra.Command {
@@ -68,6 +70,7 @@ func newServeCommand(stderr io.Writer) *cobra.Command {
 	fl.BoolVar(&f.allowMassPrune, "allow-mass-prune", false, "let syncs remove more than prune_guard of the services, or all")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.httpAddr, "http-addr", "", "proxy HTTP listen address (default: \":<[proxy] http_port>\")")
+	allowHostPathFlag(cmd, &f.allowHostPaths)
 	fl.StringVar(&f.httpsAddr, "https-addr", "", "proxy HTTPS listen address (default: \":<[proxy] https_port>\")")
 	return cmd
 }
@@ -107,6 +110,14 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	policy, err := hostPolicy(f.allowHostPaths)
+	if err != nil {
+		return err
+	}
+	store, err := files.NewStore(f.dataDir, files.NewHasher(), log)
+	if err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rp := newReporting(db, f.branch, log)
@@ -114,7 +125,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		Source: src, Runtime: rt, Inspector: rt, Logs: rt, Store: db, Path: f.path, Node: f.node, Interval: f.interval,
 		AllowMassPrune: f.allowMassPrune, Secrets: secrets.NewKeyring(ids), Metrics: reconcile.NewMetrics(reg), Log: log,
 		Notifier: rp.notifier, Statuses: rp.github, RefDir: filepath.Join(f.dataDir, "pr-checkout"),
-		LastValidDir: filepath.Join(f.dataDir, "last-valid"),
+		LastValidDir: filepath.Join(f.dataDir, "last-valid"), Files: store, HostPaths: policy,
 	}
 	if !f.once { // a one-shot sync serves no traffic
 		px, err := newProxy(f, db, rt, reg, log)
