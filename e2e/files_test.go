@@ -262,3 +262,175 @@ func TestFilesDeployLikeCode(t *testing.T) {
 		}
 	})
 }
+
+// TestFilesTrustBoundary: a symlink out of the checkout is a validation
+// error naming the file; a host path is refused by plan and apply, naming
+// the flag, until --allow-host-path allows it; the Docker socket is never
+// allowed by a prefix.
+func TestFilesTrustBoundary(t *testing.T) {
+	env := newEnv(t)
+	t.Parallel()
+	p := env.project("trust")
+
+	t.Run("a symlink to /etc", func(t *testing.T) {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
+		writeProject(t, dir, p, filesApp("web", 1, mountLines("./services/"+p+"/config/hostname", "/etc/x")).String())
+		if err := os.Symlink("/etc", filepath.Join(dir, "services", p, "config")); err != nil {
+			t.Fatal(err)
+		}
+		orca := newOrca(t, env, dir)
+		r := orca.run("validate", dir)
+		want := "services/" + p + "/service.toml:"
+		if r.Code != 1 || !strings.Contains(r.Stderr+r.Stdout, want) ||
+			!strings.Contains(r.Stderr+r.Stdout, "web: mounts: mount source ./services/"+p+"/config/hostname resolves outside the checkout") {
+			t.Errorf("validate: want exit 1 and the file, service and source named\n%s", r)
+		}
+	})
+
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "motd"), []byte("from the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml})
+	writeProject(t, dir, p, filesApp("web", 1, mountLines(host, "/host")).String())
+	orca := newOrca(t, env, dir)
+	t.Run("a host path without --allow-host-path", func(t *testing.T) {
+		if r := orca.run("validate", dir); r.Code != 0 {
+			t.Errorf("validate refuses a host path it cannot judge:\n%s", r)
+		}
+		for _, r := range []cliResult{orca.plan(), orca.apply()} {
+			if r.Code != 1 || !strings.Contains(r.Stderr, "mount source "+host+" is a host path this host does not allow") ||
+				!strings.Contains(r.Stderr, "--allow-host-path") {
+				t.Errorf("want exit 1 naming the source and the flag\n%s", r)
+			}
+		}
+		if cs, err := env.containers(p, "web"); err != nil || len(cs) != 0 {
+			t.Errorf("a refused apply started %s (%v)", describe(cs), err)
+		}
+	})
+	t.Run("with --allow-host-path", func(t *testing.T) {
+		orca.mustApply("--allow-host-path", filepath.Dir(host))
+		web := env.one(t, p, "web")
+		if got := env.get(t, env.appURL(t, web.ID, "orca-"+p)+"/file?path=/host/motd"); got != "from the host\n" {
+			t.Errorf("/host/motd = %q", got)
+		}
+	})
+	t.Run("the Docker socket under an allowed prefix", func(t *testing.T) {
+		sockDir := t.TempDir()
+		writeFiles(t, sockDir, map[string]string{"cluster.toml": clusterToml})
+		writeProject(t, sockDir, p, filesApp("web", 1, mountLines("/var/run/docker.sock", "/var/run/docker.sock")).String())
+		r := newOrca(t, env, sockDir).plan("--allow-host-path", "/")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "--allow-host-path /var/run/docker.sock") {
+			t.Errorf("plan mounting the Docker socket with --allow-host-path /: want it refused, naming the socket's own flag\n%s", r)
+		}
+	})
+}
+
+// TestFilesWritableCopies: with read_only = false each replica writes to
+// a copy of its own; neither sees the other's write, and the snapshot and
+// the checkout keep the committed content.
+func TestFilesWritableCopies(t *testing.T) {
+	env := newEnv(t)
+	t.Parallel()
+	p := env.project("rwcopy")
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"cluster.toml": clusterToml, "services/" + p + "/data/notes.txt": "committed\n"})
+	writeProject(t, dir, p, filesApp("web", 2, mountLines("./services/"+p+"/data/notes.txt", "/data/notes.txt", "read_only = false")).String())
+	orca := newOrca(t, env, dir)
+	orca.mustApply()
+	web := env.mustContainers(t, p, "web")
+	if len(web) != 2 {
+		t.Fatalf("web: %s", describe(web))
+	}
+	for _, c := range web {
+		resp, err := httpClient.Post(env.appURL(t, c.ID, "orca-"+p)+"/file?path=/data/notes.txt", "text/plain", strings.NewReader("written by "+nameOf(c)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: write to the read_only = false mount: %d", nameOf(c), resp.StatusCode)
+		}
+	}
+	for _, c := range web {
+		if got := env.get(t, env.appURL(t, c.ID, "orca-"+p)+"/file?path=/data/notes.txt"); got != "written by "+nameOf(c) {
+			t.Errorf("%s reads %q, want its own write", nameOf(c), got)
+		}
+	}
+	des, err := os.ReadDir(filepath.Join(orca.dataDir, "files"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshots := 0
+	for _, de := range des {
+		if !strings.HasPrefix(de.Name(), "rw-") {
+			snapshots++
+			if b, err := os.ReadFile(filepath.Join(orca.dataDir, "files", de.Name())); err != nil || string(b) != "committed\n" {
+				t.Errorf("snapshot %s holds %q (%v), want the committed content", de.Name(), b, err)
+			}
+		}
+	}
+	if snapshots != 1 {
+		t.Errorf("data dir files: %d snapshots, want 1", snapshots)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "services", p, "data", "notes.txt")); string(b) != "committed\n" {
+		t.Errorf("the checkout's file reads %q", b)
+	}
+	if r := orca.plan("--exit-code"); r.Code != 0 {
+		t.Errorf("plan after the writes: want no changes\n%s", r)
+	}
+}
+
+// TestFilesDriftRepaired: a snapshot file changed on the host by hand is
+// drift of the containers that mount it, and drift = "correct" replaces them
+// with a fresh copy of the committed content.
+func TestFilesDriftRepaired(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("fdrift")
+	web := driftWeb(1)
+	web.Tables = mountLines("./services/"+p+"/config/app.yaml", "/etc/app.yaml")
+	d, _ := serveRepo(t, env, map[string]string{
+		"cluster.toml":                       clusterInterval(3600),
+		"services/" + p + "/config/app.yaml": "v: 1\n",
+		"services/" + p + "/service.toml":    web.String(),
+	}, nil)
+	cs := d.waitSynced(t, p, 1)
+	old := cs[0]
+	var snap string
+	for _, m := range env.inspect(t, old.ID).Mounts {
+		if m.Destination == "/etc/app.yaml" {
+			snap = m.Source
+		}
+	}
+	if !strings.HasPrefix(snap, filepath.Join(d.dataDir, "files")+"/") {
+		t.Fatalf("/etc/app.yaml is mounted from %q, want a snapshot under %s", snap, d.dataDir)
+	}
+	d.waitQuiet(t)
+	if err := os.Chmod(snap, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(snap, []byte("v: by hand\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := d.call(http.MethodPost, "/api/v1/sync"); code != http.StatusAccepted {
+		t.Fatalf("sync: %d %s", code, body)
+	}
+	d.waitRepaired(t, "modified "+nameOf(old)+": mounts[/etc/app.yaml]: content modified")
+	env.waitFor(t, 60*time.Second, func() (bool, string) {
+		cs, _ := env.containers(p, "web")
+		for _, c := range cs {
+			if c.ID != old.ID && c.State == "running" {
+				got := env.get(t, env.appURL(t, c.ID, "orca-"+p)+"/file?path=/etc/app.yaml")
+				return got == "v: 1\n", fmt.Sprintf("the replacement reads %q", got)
+			}
+		}
+		return false, fmt.Sprintf("web: %s, want %s replaced", describe(cs), old.ID[:12])
+	})
+	d.waitSynced(t, p, 1)
+	if rep := d.drift(); len(rep.Findings) != 0 {
+		t.Errorf("after the repair the drift report still has %+v", rep.Findings)
+	}
+}

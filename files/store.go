@@ -20,8 +20,9 @@ import (
 // Dir is the store's directory under the data dir.
 const Dir = "files"
 
-// Names under the store's directory: <hash> is a snapshot; rw-<id> a
-// container's writable copy; .tmp-<hash>-<id> a copy in progress (renamed
+// Names under the store's directory: <hash> is a snapshot; rw-<hash>-<id> a
+// container's writable copy of one (which keeps the snapshot in use, so an
+// undo can copy it again); .tmp-<hash>-<id> a copy in progress (renamed
 // to <hash> once complete, so a crash leaves only a .tmp that the next prune
 // removes); .stale-<hash>-<id> a snapshot found changed by hand, set aside
 // for the containers that still mount it.
@@ -175,7 +176,7 @@ func (s *Store) copyIn(ctx context.Context, src, want string) (string, error) {
 // Writable makes a container's own writable copy of a snapshot, leased like
 // one.
 func (s *Store) Writable(ctx context.Context, snapshot string) (path string, release func(), err error) {
-	name := rwPrefix + randomID()
+	name := rwPrefix + filepath.Base(snapshot) + "-" + randomID()
 	release = s.lease(name)
 	dst := filepath.Join(s.root, name)
 	if _, _, err := copyTree(ctx, snapshot, dst, true); err != nil {
@@ -214,8 +215,15 @@ func (s *Store) Modified(ctx context.Context, hostPath string) bool {
 func (s *Store) Prune(ctx context.Context, inUse []string) ([]string, error) {
 	used := map[string]bool{}
 	for _, p := range inUse {
-		if rel, err := filepath.Rel(s.root, filepath.Clean(p)); err == nil && config.Within(s.root, filepath.Clean(p)) && rel != "." {
-			used[strings.SplitN(filepath.ToSlash(rel), "/", 2)[0]] = true
+		rel, err := filepath.Rel(s.root, filepath.Clean(p))
+		if err != nil || !config.Within(s.root, filepath.Clean(p)) || rel == "." {
+			continue
+		}
+		name := strings.SplitN(filepath.ToSlash(rel), "/", 2)[0]
+		used[name] = true
+		if h, ok := strings.CutPrefix(name, rwPrefix); ok {
+			h, _, _ = strings.Cut(h, "-")
+			used[h] = true // the snapshot a writable copy was made from
 		}
 	}
 	des, err := os.ReadDir(s.root)
