@@ -21,15 +21,15 @@ import (
 type Spec struct {
 	Image string `json:"image"`
 	// ImageID is set when pull_policy is "always": a moved tag is a new spec.
-	ImageID       string               `json:"image_id,omitempty"`
-	Command       []string             `json:"command,omitempty"`
-	Env           map[string]string    `json:"env,omitempty"`
-	Secrets       map[string]string    `json:"secrets,omitempty"`
-	Volumes       []config.Volume      `json:"volumes,omitempty"`
-	Mounts        []config.Mount       `json:"mounts,omitempty"`
+	ImageID string            `json:"image_id,omitempty"`
+	Command []string          `json:"command,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	Secrets map[string]string `json:"secrets,omitempty"`
+	Volumes []config.Volume   `json:"volumes,omitempty"`
+	Mounts  []config.Mount    `json:"mounts,omitempty"`
 	// MountHashes maps the target of each `./` mount to its content hash
 	// (docs/guides/files.md): a changed file of the checkout is a new spec.
-	MountHashes map[string]string `json:"mount_hashes,omitempty"`
+	MountHashes   map[string]string    `json:"mount_hashes,omitempty"`
 	Ports         []config.PortBinding `json:"ports,omitempty"`
 	Aliases       []string             `json:"aliases,omitempty"`
 	Networks      []string             `json:"networks"`

@@ -25,7 +25,7 @@ import (
 // (docs/guides/drift-and-healing.md).
 type driftChecker struct {
 	inspector apply.ConfigInspector // nil: no field-deep checks
-	files     *files.Store           // nil: snapshots are not checked
+	files     *files.Store          // nil: snapshots are not checked
 	notifier  Notifier
 	metrics   *Metrics
 	log       *slog.Logger

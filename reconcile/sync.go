@@ -46,8 +46,8 @@ type run struct {
 	// modified are the mounts, by container ID, whose snapshot was changed
 	// on the host by hand.
 	modified map[string][]string
-	pins      map[string]state.Pin
-	plan      diff.Plan
+	pins     map[string]state.Pin
+	plan     diff.Plan
 	// The plan step's decisions that other steps carry out.
 	unpins   []string
 	drift    driftCheck
