@@ -13,7 +13,8 @@ import (
 // without one (a plan) the local image is used. A pull that fails keeps the
 // local image and is told in the service's PullErr; the apply of a service
 // whose image is missing then reports why. Secrets enter the spec by the
-// keyed hash d.Secrets gives them.
+// keyed hash d.Secrets gives them, and the files of the checkout a service
+// mounts by their content hash.
 func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull *Puller) []diff.Service {
 	var out []diff.Service
 	type resolved struct {
@@ -30,7 +31,7 @@ func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull *Puller) []
 				ids[s.Image] = img
 			}
 		}
-		spec := diff.NewSpec(s, diff.Inputs{ImageID: img.id, SecretHashes: secretHashes(d, s)})
+		spec := diff.NewSpec(s, diff.Inputs{ImageID: img.id, SecretHashes: secretHashes(d, s), MountHashes: mountHashes(s)})
 		out = append(out, diff.Service{Service: s, Spec: spec, Hash: spec.Hash(), PullErr: img.err})
 	}
 	return out
@@ -60,6 +61,22 @@ func secretHashes(d *config.Desired, s *config.Service) map[string]string {
 	m := make(map[string]string, len(s.SecretRefs))
 	for _, name := range s.SecretRefs {
 		m[name] = d.Secrets.Hash(s.Project, name)
+	}
+	return m
+}
+
+// mountHashes are the content hashes of s's `./` mounts by target, as
+// files.Hasher's Resolve set them on the loaded checkout.
+func mountHashes(s *config.Service) map[string]string {
+	var m map[string]string
+	for _, mt := range s.Mounts {
+		if mt.Content == "" {
+			continue
+		}
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[mt.Target] = mt.Content
 	}
 	return m
 }

@@ -32,6 +32,9 @@ type Container struct {
 	// planner reads it when the runtime can tell).
 	Digest string `json:"digest,omitempty"`
 	Spec   *Spec  `json:"-"`
+	// Binds are the container's bind mounts from the list call (host path,
+	// target, mode): which snapshots are in use, and checked for drift.
+	Binds []config.Mount `json:"-"`
 	// Replace asks a rollout to replace this container although its spec is
 	// the desired one (a redeploy, or its image tag moved).
 	Replace bool `json:"-"`
