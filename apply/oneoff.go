@@ -44,8 +44,10 @@ type OneOffResult struct {
 // Failed reports whether the run did not exit 0.
 func (r OneOffResult) Failed() bool { return r.ExitCode != 0 || r.TimedOut }
 
-// oneOffs are the one-off containers this process runs now, which a sweep
-// must leave alone.
+// oneOffs are the names of the one-off containers this process runs now,
+// which a sweep must leave alone. Names, not IDs: a name is taken before
+// the create call, so a sweep listing meanwhile cannot take the container
+// for a leftover.
 type oneOffs struct {
 	mu  sync.Mutex
 	ids map[string]bool
@@ -95,12 +97,12 @@ func (a *Applier) runOneOff(ctx context.Context, j job, o OneOff) (OneOffResult,
 	cfg.Name = strings.ReplaceAll(cfg.Name, ".", "")
 	cfg.StopGrace = o.Service.StopGrace
 	res := OneOffResult{Name: cfg.Name, Started: time.Now()}
+	a.oneOffs.add(cfg.Name)
+	defer a.oneOffs.done(cfg.Name)
 	id, err := a.rt.Run(ctx, cfg)
 	if err != nil {
 		return res, fmt.Errorf("start %s: %s", cfg.Name, secrets.redactor().String(err.Error()))
 	}
-	a.oneOffs.add(id)
-	defer a.oneOffs.done(id)
 	if o.Started != nil {
 		o.Started(cfg.Name)
 	}
@@ -171,7 +173,7 @@ func (a *Applier) SweepOneOffs(ctx context.Context, node string) ([]diff.Contain
 	var removed []diff.Container
 	var errs []error
 	for _, c := range all {
-		if !diff.OwnNode(c, node) || a.oneOffs.running(c.ID) {
+		if !diff.OwnNode(c, node) || a.oneOffs.running(c.Name) {
 			continue
 		}
 		if err := a.rt.Remove(ctx, c.ID); err != nil {

@@ -52,6 +52,10 @@ type run struct {
 	// repaired lists, per service key, the drift findings its change repairs.
 	repaired map[string][]string
 	results  []apply.Result
+	// swept are the one-off containers a crash left, removed by the sweep.
+	swept []diff.Container
+	// hookResults are the post_deploy hooks run again for swept ones.
+	hookResults []apply.Result
 	// pendingSent: the commit status went to pending when the apply started.
 	pendingSent bool
 	// canaryResults are what the canary step started; promoting the
@@ -100,7 +104,7 @@ func newSyncer(l *Loop) *syncer {
 // steps are a sync's stages in order: git, the checkout, the live state
 // and images (I/O), the plan (pure), then what carries it out.
 func (s *syncer) steps() []step {
-	return []step{s.fetch, s.hold, s.load, s.list, s.images, s.inspect, s.readPins,
+	return []step{s.fetch, s.hold, s.load, s.list, s.images, s.sweep, s.inspect, s.readPins,
 		s.plan, s.unpin, s.announce, s.route, s.guard, s.canary, s.apply}
 }
 
