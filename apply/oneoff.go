@@ -73,8 +73,14 @@ func (o *oneOffs) running(id string) bool {
 
 // RunOneOff runs o with the values of checkout d (secrets, mount sources,
 // node) at revision, waits for its exit and removes its container.
+// Its image, networks and volumes are made sure of first, as for a rollout.
 func (a *Applier) RunOneOff(ctx context.Context, d *config.Desired, revision string, o OneOff) (OneOffResult, error) {
-	return a.runOneOff(ctx, a.newJob(d, revision), o)
+	j := a.newJob(d, revision)
+	r := &rollout{a: a, svc: o.Service, job: j, log: a.log.With("service", o.Service.Key())}
+	if err := r.prepare(ctx); err != nil {
+		return OneOffResult{}, err
+	}
+	return a.runOneOff(ctx, j, o)
 }
 
 // runOneOff starts the container, waits for it within o.Timeout, keeps its

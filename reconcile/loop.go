@@ -20,6 +20,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/jobs"
 	"github.com/orca-sync/orca-sync/notify"
 	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/secrets"
@@ -144,6 +145,7 @@ type Loop struct {
 	drift    *driftChecker
 	refs     *refPlanner
 	own      *ownStops
+	jobs     *jobs.Scheduler
 }
 
 // New returns a loop; Run starts it.
@@ -159,6 +161,7 @@ func New(opts Options) *Loop {
 	l.canaries = newCanaryDriver(canaryDeps{proxy: opts.Canary, store: opts.Store, applier: l.applier,
 		notifier: opts.Notifier, log: opts.Log, last: l.last, node: opts.Node, promoted: func() { l.Trigger("canary", false) }})
 	l.refs = &refPlanner{opts: opts, loader: l.loader, planner: l.planner}
+	l.jobs = jobs.New(jobs.Options{Runner: l.applier, History: opts.Store, Notifier: opts.Notifier, Log: opts.Log, Node: l.Node})
 	l.syncer = newSyncer(l)
 	return l
 }
@@ -200,6 +203,7 @@ func withDefaults(opts Options) Options {
 func (l *Loop) Run(ctx context.Context) {
 	l.markInterrupted()
 	l.canaries.restoreWeights()
+	l.jobs.Start(ctx)
 	l.syncGraceful(ctx, "start")
 	// Canaries are judged between syncs on the loop's own goroutine, so a
 	// canary never holds up a sync for its pauses and never runs beside one.

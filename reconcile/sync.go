@@ -10,6 +10,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/jobs"
 	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -86,6 +87,7 @@ type syncer struct {
 	drift    *driftChecker
 	reporter *reporter
 	history  *history
+	jobs     *jobs.Scheduler
 	// interval comes from the loop: it caps the retry backoff.
 	interval func() time.Duration
 }
@@ -97,7 +99,7 @@ func newSyncer(l *Loop) *syncer {
 		last:  l.last, pacer: l.pacer, canaries: l.canaries, heal: l.heal, drift: l.drift,
 		reporter: &reporter{notifier: l.opts.Notifier, statuses: l.opts.Statuses, last: l.last, planner: l.planner},
 		history:  &history{store: l.opts.Store, metrics: l.opts.Metrics, last: l.last, drift: l.drift, heal: l.heal, status: l.Status},
-		interval: l.interval,
+		interval: l.interval, jobs: l.jobs,
 	}
 }
 
@@ -105,7 +107,7 @@ func newSyncer(l *Loop) *syncer {
 // and images (I/O), the plan (pure), then what carries it out.
 func (s *syncer) steps() []step {
 	return []step{s.fetch, s.hold, s.load, s.list, s.images, s.sweep, s.inspect, s.readPins,
-		s.plan, s.unpin, s.announce, s.route, s.guard, s.canary, s.apply}
+		s.plan, s.unpin, s.announce, s.route, s.guard, s.scheduleJobs, s.canary, s.apply}
 }
 
 // closing are the steps every sync ends with, however the steps ended.
