@@ -63,8 +63,7 @@ func WriteStatus(w io.Writer, st Status) error {
 
 // writeJobStatus is a job's last and next run.
 func writeJobStatus(w io.Writer, key string, j *JobStatus) {
-	fmt.Fprintf(w, "
-Job %s (%s):", key, j.Schedule)
+	fmt.Fprintf(w, "\nJob %s (%s):", key, j.Schedule)
 	if !j.NextRun.IsZero() {
 		fmt.Fprintf(w, " next run %s", j.NextRun.Format(time.DateTime))
 	}
