@@ -105,7 +105,12 @@ func (a *Applier) runOneOff(ctx context.Context, j job, o OneOff) (OneOffResult,
 	res := OneOffResult{Name: cfg.Name, Started: time.Now()}
 	a.oneOffs.add(cfg.Name)
 	defer a.oneOffs.done(cfg.Name)
-	id, err := a.rt.Run(ctx, cfg)
+	// The create and start calls are not cut short by ctx: an engine may
+	// create a container for a call its client gave up, and that one would
+	// be left. A run whose ctx ended meanwhile is removed at once.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	id, err := a.rt.Run(rctx, cfg)
+	rcancel()
 	if err != nil {
 		return res, fmt.Errorf("start %s: %s", cfg.Name, secrets.redactor().String(err.Error()))
 	}

@@ -71,6 +71,9 @@ type Scheduler struct {
 	// ctx is what runs inherit: Start's.
 	ctx context.Context
 
+	// runs are the runs in flight, for Wait.
+	runs sync.WaitGroup
+
 	mu       sync.Mutex
 	desired  *config.Desired
 	revision string
@@ -112,6 +115,13 @@ func (s *Scheduler) Start(ctx context.Context) {
 	s.mu.Unlock()
 	s.cron.Start()
 	context.AfterFunc(ctx, func() { <-s.cron.Stop().Done() })
+}
+
+// Wait returns once the ticks stopped and every run ended, its container
+// removed: after Start's ctx ended, before the process exits.
+func (s *Scheduler) Wait() {
+	<-s.cron.Stop().Done()
+	s.runs.Wait()
 }
 
 // Update schedules the jobs of checkout d at revision: new ones are added,
@@ -228,14 +238,20 @@ func (s *Scheduler) start(key, trigger string) (<-chan wire.JobRun, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("%s: %w", key, ErrRunning)
 	}
-	j.running = true
 	svc, d, rev, ctx := j.svc, s.desired, s.revision, s.ctx
+	if err := ctx.Err(); err != nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%s: orca-sync is stopping: %w", key, err)
+	}
+	j.running = true
+	s.runs.Add(1)
 	s.mu.Unlock()
 	out := make(chan wire.JobRun, 2)
 	go func() {
+		defer s.runs.Done()
 		defer close(out)
 		r := s.runOnce(ctx, d, rev, svc, trigger, out)
-		s.finish(key, r)
+		s.finish(key, r, ctx.Err() != nil)
 		out <- r
 	}()
 	return out, nil

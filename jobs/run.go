@@ -18,6 +18,9 @@ const (
 	ResultSucceeded = "succeeded"
 	ResultFailed    = "failed"
 	ResultSkipped   = "skipped"
+	// ResultInterrupted is a run serve stopped: it is recorded, not
+	// announced.
+	ResultInterrupted = "interrupted"
 )
 
 // runOnce runs one container of svc and reports it on out once it runs.
@@ -40,8 +43,9 @@ func (s *Scheduler) runOnce(ctx context.Context, d *config.Desired, rev string, 
 	return run
 }
 
-// finish records a run: the job's last run, the history, job_failed.
-func (s *Scheduler) finish(key string, r wire.JobRun) {
+// finish records a run: the job's last run, the history, job_failed
+// (unless serve stopping interrupted it).
+func (s *Scheduler) finish(key string, r wire.JobRun, interrupted bool) {
 	s.mu.Lock()
 	rev := s.revision
 	if j := s.jobs[key]; j != nil {
@@ -55,6 +59,9 @@ func (s *Scheduler) finish(key string, r wire.JobRun) {
 	if r.Failed() {
 		rec.Result, rec.Error = ResultFailed, Failure(r)
 	}
+	if interrupted {
+		rec.Result = ResultInterrupted
+	}
 	code := r.ExitCode
 	s.record(key, rec, "run", r.Container, func(sr *state.ServiceResult) {
 		sr.ExitCode, sr.Output, sr.Duration = &code, r.Output, r.Duration
@@ -64,8 +71,8 @@ func (s *Scheduler) finish(key string, r wire.JobRun) {
 		log.Info("job run")
 		return
 	}
-	log.Warn("job run failed", "error", rec.Error)
-	if s.opts.Notifier != nil {
+	log.Warn("job run failed", "error", rec.Error, "result", rec.Result)
+	if s.opts.Notifier != nil && !interrupted {
 		// The same job failing with the same exit code is the same failure,
 		// sent once per the sink's repeat interval, whatever it printed.
 		s.opts.Notifier.Notify(notify.Event{Kind: notify.JobFailed, Node: s.opts.Node(), Commit: rev,

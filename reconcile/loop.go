@@ -214,6 +214,7 @@ func (l *Loop) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			l.jobs.Wait() // runs in flight remove their containers
 			return
 		case <-timer.C:
 			l.syncGraceful(ctx, "interval")
