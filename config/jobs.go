@@ -40,10 +40,12 @@ func convertJobKeys(r rawService, s *Service, sink errorSink) {
 	if s.Schedule == "" {
 		sink.service(s, "schedule", "schedule is empty")
 	}
-	s.Replicas = 0
 	for _, k := range jobRefusals(r) {
 		sink.service(s, k, "%s: a service with schedule is a job, which runs one container per tick and has no %s", k, k)
 	}
+	// What the refusals named is dropped, so that each is one error, not
+	// also the checks of what it would need (a port for a domain).
+	s.Replicas, s.Port, s.Domains, s.Health, s.Readiness, s.Liveness = 0, 0, nil, "", nil, nil
 }
 
 // jobRefusals are the keys written on a job that only long-running

@@ -65,8 +65,8 @@ func (f *Runtime) list(oneOffs bool) []diff.Container {
 	return out
 }
 
-// Wait ends a running container: it exits with the value of its env var
-// EXIT_CODE (0 without one), or 1 for a "broken" image.
+// Wait ends a running container: it exits with N for the command
+// ["exit", "N"], else 1 for a "broken" image, else 0.
 func (f *Runtime) Wait(_ context.Context, id string) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -79,7 +79,9 @@ func (f *Runtime) Wait(_ context.Context, id string) (int, error) {
 	if strings.Contains(c.cfg.Spec.Image, "broken") {
 		code = 1
 	}
-	fmt.Sscanf(c.cfg.Env["EXIT_CODE"], "%d", &code)
+	if len(c.cfg.Command) == 2 && c.cfg.Command[0] == "exit" {
+		fmt.Sscanf(c.cfg.Command[1], "%d", &code)
+	}
 	return code, nil
 }
 
