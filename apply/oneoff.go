@@ -89,7 +89,10 @@ func (a *Applier) RunOneOff(ctx context.Context, d *config.Desired, revision str
 func (a *Applier) runOneOff(ctx context.Context, j job, o OneOff) (OneOffResult, error) {
 	r := &rollout{a: a, svc: o.Service, job: j, role: o.Role, log: a.log}
 	secrets := j.current(o.Service.Project)
-	cfg, err := r.containerConfig(oneOffSpec(o), o.Service.Hash, j.revision, 0, secrets)
+	// The same container builder as a rollout's: env, networks, volumes and
+	// mounts (snapshots of the checkout's files) as the service has them.
+	cfg, release, err := r.containerConfig(ctx, oneOffSpec(o), o.Service.Hash, j.revision, 0, secrets)
+	defer release()
 	if err != nil {
 		return OneOffResult{}, err
 	}

@@ -31,7 +31,7 @@ type rawService struct {
 	Env           map[string]string `toml:"env"`
 	Resources     *rawResources     `toml:"resources"`
 	Volumes       []Volume          `toml:"volumes"`
-	Mounts        []Mount           `toml:"mounts"`
+	Mounts        []rawMount        `toml:"mounts"`
 	ExtraPorts    []string          `toml:"extra_ports"`
 	Aliases       []string          `toml:"aliases"`
 	Internal      bool              `toml:"internal"`
@@ -60,6 +60,12 @@ type rawHooks struct {
 type rawHook struct {
 	Command     []string `toml:"command"`
 	TimeoutSecs *int     `toml:"timeout_secs"`
+}
+
+type rawMount struct {
+	Source   string `toml:"source"`
+	Target   string `toml:"target"`
+	ReadOnly *bool  `toml:"read_only"`
 }
 
 type rawResources struct {
