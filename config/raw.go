@@ -47,6 +47,19 @@ type rawService struct {
 	Labels        map[string]string `toml:"labels"`
 	Backup        *rawBackup        `toml:"backup"`
 	Build         *rawBuild         `toml:"build"`
+	Hooks         *rawHooks         `toml:"hooks"`
+	Schedule      *string           `toml:"schedule"`
+	StopGraceSecs *int              `toml:"stop_grace_secs"`
+}
+
+type rawHooks struct {
+	PreDeploy  *rawHook `toml:"pre_deploy"`
+	PostDeploy *rawHook `toml:"post_deploy"`
+}
+
+type rawHook struct {
+	Command     []string `toml:"command"`
+	TimeoutSecs *int     `toml:"timeout_secs"`
 }
 
 type rawMount struct {

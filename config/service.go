@@ -201,6 +201,7 @@ func convertService(r rawService, project, file string, index, line int, sink er
 		}
 	}
 	convertOptionalTables(r, s)
+	convertJobKeys(r, s, sink)
 	s.SecretRefs = collectSecretRefs(s, sink)
 	validateService(s, sink)
 	return s
@@ -389,6 +390,11 @@ func collectSecretRefs(s *Service, sink errorSink) []string {
 	}
 	for _, a := range s.Command {
 		check("command", a)
+	}
+	for _, h := range s.hookList() {
+		for _, a := range h.hook.Command {
+			check("hooks."+h.name+".command", a)
+		}
 	}
 	names := make([]string, 0, len(seen))
 	for n := range seen {

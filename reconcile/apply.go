@@ -86,7 +86,11 @@ func (s *syncer) apply(ctx context.Context, r *run) error {
 	s.applier.Remember(r.desired)
 	r.results = r.canaryResults
 	if !r.plan.HasChanges() {
-		return canaryFailures(r.canaryResults)
+		s.rerunHooks(ctx, r)
+		if failed := failures(r.results); len(failed) > 0 {
+			return fmt.Errorf("%d changes failed: %s", len(failed), strings.Join(failed, "; "))
+		}
+		return nil
 	}
 	// Recorded before anything changes, so a sync cut short by a crash shows
 	// in the history as interrupted.
@@ -99,7 +103,9 @@ func (s *syncer) apply(ctx context.Context, r *run) error {
 	s.reporter.pending(r)
 	applied := s.applier.Apply(ctx, r.desired, r.plan, r.commit.SHA)
 	r.results = append(r.results, applied...)
+	s.rerunHooks(ctx, r)
 	failed := failures(r.canaryResults)
+	failed = append(failed, failures(r.hookResults)...)
 	for _, res := range applied {
 		s.opts.Metrics.rollout(strategyOf(r.plan, res), res.Failed())
 		if !res.Failed() {

@@ -21,6 +21,7 @@ import (
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/files"
+	"github.com/orca-sync/orca-sync/jobs"
 	"github.com/orca-sync/orca-sync/notify"
 	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/secrets"
@@ -160,6 +161,7 @@ type Loop struct {
 	drift    *driftChecker
 	refs     *refPlanner
 	own      *ownStops
+	jobs     *jobs.Scheduler
 }
 
 // New returns a loop; Run starts it.
@@ -176,6 +178,7 @@ func New(opts Options) *Loop {
 	l.canaries = newCanaryDriver(canaryDeps{proxy: opts.Canary, store: opts.Store, applier: l.applier,
 		notifier: opts.Notifier, log: opts.Log, last: l.last, node: opts.Node, promoted: func() { l.Trigger("canary", false) }})
 	l.refs = &refPlanner{opts: opts, loader: l.loader, planner: l.planner}
+	l.jobs = jobs.New(jobs.Options{Runner: l.applier, History: opts.Store, Notifier: opts.Notifier, Log: opts.Log, Node: l.Node})
 	l.syncer = newSyncer(l)
 	return l
 }
@@ -226,6 +229,7 @@ func withDefaults(opts Options) Options {
 func (l *Loop) Run(ctx context.Context) {
 	l.markInterrupted()
 	l.canaries.restoreWeights()
+	l.jobs.Start(ctx)
 	l.syncGraceful(ctx, "start")
 	// Canaries are judged between syncs on the loop's own goroutine, so a
 	// canary never holds up a sync for its pauses and never runs beside one.
@@ -236,6 +240,7 @@ func (l *Loop) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			l.jobs.Wait() // runs in flight remove their containers
 			return
 		case <-timer.C:
 			l.syncGraceful(ctx, "interval")

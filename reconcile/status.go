@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/jobs"
 	"github.com/orca-sync/orca-sync/state"
 )
 
@@ -47,6 +48,9 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		}
 		ss := l.heal.withSelfHealing(serviceStatus(c, pins, st.Syncing, l.applier.AwaitingReadiness), c, drifted[c.Key()])
 		ss = withImage(ss, c, l.last)
+		if ss.Job = l.jobs.Status(c.Key()); ss.Job != nil && ss.Job.LastRun != nil && ss.Job.LastRun.Failed() && ss.Reason == "" {
+			ss.Reason = "last run: " + jobs.Failure(*ss.Job.LastRun)
+		}
 		if rec, ok := recs[c.Key()]; ok && l.opts.Canary != nil {
 			ss.Canary = l.canaries.status(rec, c.Desired.Service)
 			ss.Sync, ss.Reason = SyncProgressing, "canary: "+ss.Canary.Waiting

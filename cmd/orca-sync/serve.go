@@ -299,6 +299,17 @@ func (b backend) Logs(ctx context.Context, project, name string, tail int, follo
 
 func (b backend) RefreshImages(repo, branch string) int { return b.loop.RefreshImages(repo, branch) }
 
+func (b backend) RunJob(ctx context.Context, project, name string, detach bool) (wire.JobRun, error) {
+	run, err := b.loop.RunJob(ctx, project, name, detach)
+	switch {
+	case errors.Is(err, reconcile.ErrNotJob):
+		return run, fmt.Errorf("%w: %v", api.ErrNotJob, err)
+	case errors.Is(err, reconcile.ErrJobRunning):
+		return run, fmt.Errorf("%w: %v", api.ErrJobRunning, err)
+	}
+	return run, notFound(err)
+}
+
 func notFound(err error) error {
 	if errors.Is(err, reconcile.ErrUnknownService) {
 		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
