@@ -108,8 +108,9 @@ type rawBackup struct {
 type rawBuild struct {
 	Repo       string `toml:"repo"`
 	Branch     string `toml:"branch"`
-	Dockerfile string `toml:"dockerfile"`
-	Context    string `toml:"context"`
+	Dockerfile string            `toml:"dockerfile"`
+	Context    string            `toml:"context"`
+	Args       map[string]string `toml:"args"`
 }
 
 // statusRange is expect_status: "200-399", "200" or 200.
