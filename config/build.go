@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/url"
 	"path"
 	"sort"
 	"strings"
@@ -52,6 +53,9 @@ func validateBuild(s *Service, sink errorSink) {
 	}
 	if b.Repo == "" {
 		sink.service(s, "build.repo", "build.repo is required")
+	}
+	if u, err := url.Parse(b.Repo); err == nil && u.User != nil && (u.Scheme == "http" || u.Scheme == "https") {
+		sink.service(s, "build.repo", "build.repo: credentials in the URL would be kept in container labels; give them as for the infra repository (ORCA_SYNC_GIT_USERNAME, ORCA_SYNC_GIT_PASSWORD or ORCA_SYNC_GIT_TOKEN)")
 	}
 	if s.Watch != nil {
 		sink.service(s, "watch", "set either watch or build: a built image is rebuilt on a push to build.repo, never pulled")

@@ -95,6 +95,7 @@ func TestServiceValidation(t *testing.T) {
 		{"build pulls", "[[service]]\nname = \"web\"\npull_policy = \"always\"\n[service.build]\nrepo = \"https://git.example.com/app.git\"\n", "a service with build never pulls its image", 3},
 		{"build and watch", "[[service]]\nname = \"web\"\nwatch = {repo = \"o/app\"}\n[service.build]\nrepo = \"https://git.example.com/app.git\"\n", "set either watch or build", 0},
 		{"build image digest", "[[service]]\nname = \"web\"\nimage = \"app@sha256:" + strings.Repeat("a", 64) + "\"\n[service.build]\nrepo = \"https://git.example.com/app.git\"\n", "a digest cannot name it", 3},
+		{"build repo credentials", "[[service]]\nname = \"web\"\n[service.build]\nrepo = \"https://u:pw@git.example.com/app.git\"\n", "credentials in the URL would be kept in container labels", 0},
 		{"build unknown key", "[[service]]\nname = \"web\"\n[service.build]\nrepo = \"https://git.example.com/app.git\"\ntarget = \"prod\"\n", `unknown key "build.target"`, 5},
 		{"no service", "# nothing here\n", "no [[service]] table", 0},
 	}
