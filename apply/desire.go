@@ -14,11 +14,26 @@ import (
 // image, and the apply of that service then reports why. Secrets enter the
 // spec by the keyed hash d.Secrets gives them.
 func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull bool) []diff.Service {
+	return DesireBuilt(ctx, rt, d, pull, nil)
+}
+
+// BuildCommits tells the app commit a service with build runs: the one the
+// last lookup of its branch found ("" for none).
+type BuildCommits interface {
+	Commit(s *config.Service) string
+}
+
+// DesireBuilt is Desire with the app commits of the services with build
+// (nil: none known). Their images are never pulled.
+func DesireBuilt(ctx context.Context, rt Runtime, d *config.Desired, pull bool, builds BuildCommits) []diff.Service {
 	var out []diff.Service
 	ids := map[string]string{}
 	for _, s := range d.Services() {
-		var imageID string
-		if s.PullPolicy == config.PullAlways {
+		var imageID, commit string
+		if s.Build != nil && builds != nil {
+			commit = builds.Commit(s)
+		}
+		if s.PullPolicy == config.PullAlways && s.Build == nil {
 			id, seen := ids[s.Image]
 			if !seen {
 				id = resolveImage(ctx, rt, s.Image, pull)
@@ -26,7 +41,7 @@ func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull bool) []dif
 			}
 			imageID = id
 		}
-		spec := diff.NewSpec(s, diff.Inputs{ImageID: imageID, SecretHashes: secretHashes(d, s)})
+		spec := diff.NewSpec(s, diff.Inputs{ImageID: imageID, SecretHashes: secretHashes(d, s), BuildCommit: commit})
 		out = append(out, diff.Service{Service: s, Spec: spec, Hash: spec.Hash()})
 	}
 	return out

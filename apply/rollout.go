@@ -104,6 +104,8 @@ func (r *rollout) prepare(ctx context.Context) error {
 	case err == nil:
 	case !errors.Is(err, ErrImageNotFound):
 		return fmt.Errorf("image %s: %w", img, err)
+	case r.svc.Build != nil: // built here, never pulled (docs/guides/builds.md)
+		return fmt.Errorf("built image %s is not on this host: its build has not run or failed", img)
 	case r.svc.PullPolicy == config.PullNever:
 		return fmt.Errorf("image %s is not on this host and pull_policy is \"never\"", img)
 	default:

@@ -33,6 +33,9 @@ type Planner struct {
 	// ListTimeout bounds the list call (pulls take as long as they take);
 	// 0 leaves it to ctx.
 	ListTimeout time.Duration
+	// Builds gives the app commit of each service with build; nil: none
+	// is known, and such a service plans as out of sync.
+	Builds apply.BuildCommits
 }
 
 // Live is one list call as the planner sees it.
@@ -106,7 +109,7 @@ func (p Planner) Split(d *config.Desired, all []diff.Container) Live {
 // Desire builds the desired services of d (apply.Desire): the image of a
 // pull_policy = "always" service is resolved, and with pull pulled first.
 func (p Planner) Desire(ctx context.Context, d *config.Desired, pull bool) []diff.Service {
-	return apply.Desire(ctx, p.Runtime, d, pull)
+	return apply.DesireBuilt(ctx, p.Runtime, d, pull, p.Builds)
 }
 
 // Compute diffs the desired services against the stable containers. It

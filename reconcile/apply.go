@@ -84,9 +84,13 @@ func (s *syncer) apply(ctx context.Context, r *run) error {
 	// The values of an unchanged commit are what a later failed rollout
 	// restores its containers with (Apply remembers those it applies).
 	s.applier.Remember(r.desired)
-	r.results = r.canaryResults
+	builds, buildFails := s.buildResults(r)
+	r.results = append(r.canaryResults, builds...)
 	if !r.plan.HasChanges() {
-		return canaryFailures(r.canaryResults)
+		if err := canaryFailures(r.canaryResults); err != nil || len(buildFails) == 0 {
+			return err
+		}
+		return fmt.Errorf("%d of %d builds failed: %s", len(buildFails), len(builds), joinFailed(buildFails))
 	}
 	// Recorded before anything changes, so a sync cut short by a crash shows
 	// in the history as interrupted.
@@ -99,7 +103,7 @@ func (s *syncer) apply(ctx context.Context, r *run) error {
 	s.reporter.pending(r)
 	applied := s.applier.Apply(ctx, r.desired, r.plan, r.commit.SHA)
 	r.results = append(r.results, applied...)
-	failed := failures(r.canaryResults)
+	failed := append(failures(r.canaryResults), buildFails...)
 	for _, res := range applied {
 		s.opts.Metrics.rollout(strategyOf(r.plan, res), res.Failed())
 		if !res.Failed() {

@@ -110,7 +110,21 @@ type Options struct {
 	// writes the last valid commit's files, so routes, tokens and webhook
 	// secrets keep the configuration that runs; "" goes without.
 	LastValidDir string
-	Log          *slog.Logger
+	// Builder makes the images of services with [service.build]; nil
+	// fails every such service.
+	Builder Builder
+	Log     *slog.Logger
+}
+
+// Builder makes the images of services with build (package build's
+// Builder): Resolve looks up each build branch, Commit tells what it found,
+// Known seeds the commit the running containers were built from, Ensure
+// builds an image the engine does not hold.
+type Builder interface {
+	apply.BuildCommits
+	Resolve(ctx context.Context, d *config.Desired) map[string]error
+	Known(s *config.Service, commit string)
+	Ensure(ctx context.Context, d *config.Desired, s *config.Service, commit string) (built bool, err error)
 }
 
 // RouteTable is the proxy's level-triggered side: the whole table from the
@@ -152,6 +166,9 @@ func New(opts Options) *Loop {
 	l := &Loop{opts: opts, log: opts.Log, signals: newSignals(), last: &lastSync{}, pacer: newPacer(),
 		own: &ownStops{Runtime: opts.Runtime, ids: map[string]time.Time{}}}
 	l.planner = planner.Planner{Runtime: opts.Runtime, Node: opts.Node, Canaries: opts.Canary != nil, ListTimeout: 30 * time.Second}
+	if opts.Builder != nil {
+		l.planner.Builds = opts.Builder
+	}
 	l.applier = apply.New(l.own, apply.Options{Node: opts.Node, Router: opts.Router, Log: opts.Log})
 	l.loader = loader{path: opts.Path, secrets: opts.Secrets}
 	l.heal = newHealer(l.applier, l.signals, l.last, opts.Notifier, opts.Log)

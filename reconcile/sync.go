@@ -38,6 +38,8 @@ type run struct {
 	desired  *config.Desired
 	live     planner.Live
 	services []diff.Service
+	// buildFailed are the failed builds by service key.
+	buildFailed map[string]error
 	// imageIDs are, by service key, the image IDs after the re-pull a
 	// redeploy or an image webhook asked for.
 	imageIDs map[string]string
@@ -100,7 +102,7 @@ func newSyncer(l *Loop) *syncer {
 // steps are a sync's stages in order: git, the checkout, the live state
 // and images (I/O), the plan (pure), then what carries it out.
 func (s *syncer) steps() []step {
-	return []step{s.fetch, s.hold, s.load, s.list, s.images, s.inspect, s.readPins,
+	return []step{s.fetch, s.hold, s.load, s.list, s.readPins, s.lookup, s.images, s.build, s.inspect,
 		s.plan, s.unpin, s.announce, s.route, s.guard, s.canary, s.apply}
 }
 
@@ -212,7 +214,7 @@ func (s *syncer) images(ctx context.Context, r *run) error {
 	s.last.noteServices(r.services)
 	for _, svc := range r.services {
 		key := svc.Key()
-		if !r.pending.redeploy[key] && !r.pending.refresh[key] {
+		if svc.Build != nil || !r.pending.redeploy[key] && !r.pending.refresh[key] {
 			continue
 		}
 		if err := s.opts.Runtime.Pull(ctx, svc.Image); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/orca-sync/orca-sync/api"
 	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/build"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
@@ -115,6 +116,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		AllowMassPrune: f.allowMassPrune, Secrets: secrets.NewKeyring(ids), Metrics: reconcile.NewMetrics(reg), Log: log,
 		Notifier: rp.notifier, Statuses: rp.github, RefDir: filepath.Join(f.dataDir, "pr-checkout"),
 		LastValidDir: filepath.Join(f.dataDir, "last-valid"),
+		Builder:      newBuilder(f, rt, log),
 	}
 	if !f.once { // a one-shot sync serves no traffic
 		px, err := newProxy(f, db, rt, reg, log)
@@ -145,10 +147,22 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 // newSource is the clone of the tracked branch in <data-dir>/repo, with git
 // credentials from the environment.
 func newSource(f serveFlags, log *slog.Logger) (*source.Repo, error) {
-	opts := source.Options{URL: f.repo, Branch: f.branch, Dir: filepath.Join(f.dataDir, "repo"),
+	return source.New(gitOptions(f, f.repo, f.branch, filepath.Join(f.dataDir, "repo"), log))
+}
+
+func gitOptions(f serveFlags, url, branch, dir string, log *slog.Logger) source.Options {
+	opts := source.Options{URL: url, Branch: branch, Dir: dir,
 		SSHKeyFile: f.sshKey, InsecureIgnoreHostKey: f.insecureHostKey, Log: log}
 	source.OptionsFromEnv(&opts)
-	return source.New(opts)
+	return opts
+}
+
+// newBuilder builds the images of services with [service.build]: app
+// repositories are reached with the infra repository's credentials and
+// cloned under <data-dir>/builds.
+func newBuilder(f serveFlags, rt build.Engine, log *slog.Logger) *build.Builder {
+	return build.New(build.Options{Engine: rt, Dir: filepath.Join(f.dataDir, "builds"),
+		Git: gitOptions(f, "", "", "", log), Log: log.With("component", "build")})
 }
 
 // newProxy makes the proxy, with its sticky-cookie key from state.db.
