@@ -98,7 +98,7 @@ func (r *rollout) run(ctx context.Context) error {
 
 // prepare makes sure the image, networks and volumes exist.
 func (r *rollout) prepare(ctx context.Context) error {
-	img := r.svc.Image
+	img := r.svc.Spec.Image
 	_, err := r.a.rt.ImageID(ctx, img)
 	switch {
 	case err == nil:

@@ -106,8 +106,8 @@ type rawBackup struct {
 }
 
 type rawBuild struct {
-	Repo       string `toml:"repo"`
-	Branch     string `toml:"branch"`
+	Repo       string            `toml:"repo"`
+	Branch     string            `toml:"branch"`
 	Dockerfile string            `toml:"dockerfile"`
 	Context    string            `toml:"context"`
 	Args       map[string]string `toml:"args"`
