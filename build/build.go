@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/source"
 )
 
@@ -268,3 +269,22 @@ func joinLines(ls []string) string {
 }
 
 var errNoCommit = errors.New("no commit of the build branch is known yet")
+
+// EnsurePlanned builds the images the changes of plan need (a create or a
+// roll of a service with build), for the one-shot apply. A change whose
+// build failed becomes no change, so the containers it would replace keep
+// running; its error is returned by service key.
+func (b *Builder) EnsurePlanned(ctx context.Context, d *config.Desired, plan *diff.Plan) map[string]error {
+	errs := map[string]error{}
+	for i := range plan.Changes {
+		c := &plan.Changes[i]
+		if c.Desired == nil || c.Desired.Build == nil || (c.Action != diff.ActionCreate && c.Action != diff.ActionUpdate) {
+			continue
+		}
+		if _, err := b.Ensure(ctx, d, c.Desired.Service, c.Desired.Spec.Build.Commit); err != nil {
+			errs[c.Key()] = err
+			c.Action, c.Reason = diff.ActionNone, "build failed"
+		}
+	}
+	return errs
+}

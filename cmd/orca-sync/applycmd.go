@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
+	"strings"
 
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 	"github.com/spf13/cobra"
@@ -36,7 +40,8 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 			}
 			defer lock.Unlock()
 			ctx := cmd.Context()
-			p, err := planCheckout(ctx, checkoutOpts{dir: dir, node: node, ageKeyFile: ageKeyFile, pull: true}, cmd.ErrOrStderr(), log)
+			p, err := planCheckout(ctx, checkoutOpts{dir: dir, node: node, ageKeyFile: ageKeyFile, pull: true,
+				buildDir: filepath.Join(dataDir, "builds")}, cmd.ErrOrStderr(), log)
 			if err != nil {
 				return err
 			}
@@ -50,8 +55,9 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 			if err != nil {
 				log.Warn("no revision for the labels", "error", err)
 			}
+			results := buildFailures(ctx, p)
 			applier := apply.New(p.rt, apply.Options{Node: node, Log: log})
-			results := applier.Apply(ctx, p.desired, p.plan, revision)
+			results = append(results, applier.Apply(ctx, p.desired, p.plan, revision)...)
 			if err := writeResults(cmd.OutOrStdout(), results, output); err != nil {
 				return err
 			}
@@ -69,6 +75,20 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 	cmd.Flags().StringVar(&ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
 	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "data dir whose lock apply takes (serve's; a running serve holds it)")
 	return cmd
+}
+
+// buildFailures builds the images the plan needs; a failed build fails its
+// service, whose containers keep running.
+func buildFailures(ctx context.Context, p *planned) []apply.Result {
+	if p.builder == nil {
+		return nil
+	}
+	var out []apply.Result
+	for key, err := range p.builder.EnsurePlanned(ctx, p.desired, &p.plan) {
+		project, name, _ := strings.Cut(key, "/")
+		out = append(out, apply.Result{Project: project, Service: name, Action: diff.ActionUpdate, Error: err.Error()})
+	}
+	return out
 }
 
 func writeResults(w io.Writer, results []apply.Result, output string) error {
