@@ -108,6 +108,8 @@ func appRepo(t *testing.T) *gittest.Repo {
 	r.WriteFile("srv/Dockerfile", "FROM scratch\nCOPY hello /hello\n")
 	r.WriteFile("srv/hello", "v1\n")
 	r.WriteFile("README", "not in the context\n")
+	r.WriteFile("srv/.dockerignore", "*.log\nDockerfile\n")
+	r.WriteFile("srv/debug.log", "ignored\n")
 	r.CommitPush("v1")
 	return r
 }
@@ -149,8 +151,8 @@ func TestBuilderBuildsEachCommitOnce(t *testing.T) {
 	if req.Tag != "orca-build/shop-web:"+commit[:12] || req.Dockerfile != "Dockerfile" || req.Labels[LabelCommit] != commit {
 		t.Errorf("request = %+v", req)
 	}
-	if files := eng.files[0]; files["hello"] != "v1\n" || files["Dockerfile"] == "" || len(files) != 2 {
-		t.Errorf("context = %v, want srv/'s Dockerfile and hello only", files)
+	if files := eng.files[0]; files["hello"] != "v1\n" || files["Dockerfile"] == "" || files[".dockerignore"] == "" || len(files) != 3 {
+		t.Errorf("context = %v, want srv/'s Dockerfile, .dockerignore and hello only (debug.log is ignored)", files)
 	}
 	if built, err := b.Ensure(t.Context(), d, s, commit); err != nil || built {
 		t.Fatalf("second Ensure of the same commit = %v, %v; want no build", built, err)

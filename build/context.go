@@ -2,32 +2,72 @@ package build
 
 import (
 	"archive/tar"
+	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 )
 
 // tarContext streams dir as a build context: regular files, directories
 // and symlinks, with their modes and zero times, so that the same tree makes
 // the same archive and the builder's cache holds across commits that did not
-// change a file.
-func tarContext(dir string) io.Reader {
+// change a file. The context's .dockerignore is honoured as the docker CLI
+// does (the Dockerfile and .dockerignore are always sent).
+func tarContext(dir, dockerfile string) io.Reader {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(writeTar(pw, dir)) }()
+	go func() { pw.CloseWithError(writeTar(pw, dir, dockerfile)) }()
 	return pr
 }
 
-func writeTar(w io.Writer, dir string) error {
+// ignored reads dir's .dockerignore (nil when there is none).
+func ignored(dir string) (*patternmatcher.PatternMatcher, error) {
+	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	patterns, err := ignorefile.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("read .dockerignore: %w", err)
+	}
+	return patternmatcher.New(patterns)
+}
+
+func writeTar(w io.Writer, dir, dockerfile string) error {
+	pm, err := ignored(dir)
+	if err != nil {
+		return err
+	}
 	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || p == dir {
 			return err
 		}
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
 			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if pm != nil && rel != dockerfile && rel != ".dockerignore" {
+			skip, err := pm.MatchesOrParentMatches(rel)
+			if err != nil {
+				return err
+			}
+			if skip && e.IsDir() && !pm.Exclusions() {
+				return filepath.SkipDir
+			}
+			if skip {
+				return nil
+			}
 		}
 		fi, err := e.Info()
 		if err != nil {
@@ -43,7 +83,7 @@ func writeTar(w io.Writer, dir string) error {
 		if err != nil {
 			return err
 		}
-		h.Name = filepath.ToSlash(rel)
+		h.Name = rel
 		h.ModTime, h.AccessTime, h.ChangeTime = time.Unix(0, 0), time.Time{}, time.Time{}
 		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
 		h.Format = tar.FormatPAX

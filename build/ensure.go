@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"time"
@@ -77,7 +78,7 @@ func (b *Builder) build(ctx context.Context, s *config.Service, commit, key stri
 	}
 	start := time.Now()
 	err = b.opts.Engine.BuildImage(ctx, Request{
-		Context: tarContext(contextDir), Dockerfile: s.Build.Dockerfile, Tag: tag, Args: s.Build.Args,
+		Context: tarContext(contextDir, path.Clean(s.Build.Dockerfile)), Dockerfile: s.Build.Dockerfile, Tag: tag, Args: s.Build.Args,
 		Labels: map[string]string{LabelService: s.Key(), LabelProject: s.Project, LabelCommit: commit, LabelKey: key},
 	}, line)
 	if err != nil {

@@ -115,8 +115,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		Source: src, Runtime: rt, Inspector: rt, Logs: rt, Store: db, Path: f.path, Node: f.node, Interval: f.interval,
 		AllowMassPrune: f.allowMassPrune, Secrets: secrets.NewKeyring(ids), Metrics: reconcile.NewMetrics(reg), Log: log,
 		Notifier: rp.notifier, Statuses: rp.github, RefDir: filepath.Join(f.dataDir, "pr-checkout"),
-		LastValidDir: filepath.Join(f.dataDir, "last-valid"),
-		Builder:      newBuilder(f, rt, log),
+		LastValidDir: filepath.Join(f.dataDir, "last-valid"), Builder: newBuilder(f, rt, log),
 	}
 	if !f.once { // a one-shot sync serves no traffic
 		px, err := newProxy(f, db, rt, reg, log)
