@@ -57,52 +57,61 @@ func writeTar(w io.Writer, dir, dockerfile string) error {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
-		if pm != nil && rel != dockerfile && rel != ".dockerignore" {
-			skip, err := pm.MatchesOrParentMatches(rel)
-			if err != nil {
-				return err
-			}
-			if skip && e.IsDir() && !pm.Exclusions() {
+		if skip, err := excluded(pm, rel, dockerfile); err != nil || skip {
+			if err == nil && e.IsDir() && !pm.Exclusions() {
 				return filepath.SkipDir
 			}
-			if skip {
-				return nil
-			}
-		}
-		fi, err := e.Info()
-		if err != nil {
 			return err
 		}
-		link := ""
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			if link, err = os.Readlink(p); err != nil {
-				return err
-			}
-		}
-		h, err := tar.FileInfoHeader(fi, link)
-		if err != nil {
-			return err
-		}
-		h.Name = rel
-		h.ModTime, h.AccessTime, h.ChangeTime = time.Unix(0, 0), time.Time{}, time.Time{}
-		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
-		h.Format = tar.FormatPAX
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if !fi.Mode().IsRegular() {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
+		return writeEntry(tw, p, rel, e)
 	})
 	if err != nil {
 		return err
 	}
 	return tw.Close()
+}
+
+// excluded reports whether .dockerignore leaves rel out; the Dockerfile and
+// .dockerignore are always sent, as the docker CLI sends them.
+func excluded(pm *patternmatcher.PatternMatcher, rel, dockerfile string) (bool, error) {
+	if pm == nil || rel == dockerfile || rel == ".dockerignore" {
+		return false, nil
+	}
+	return pm.MatchesOrParentMatches(rel)
+}
+
+// writeEntry writes one file, directory or symlink with zero times and
+// owners.
+func writeEntry(tw *tar.Writer, p, rel string, e fs.DirEntry) error {
+	fi, err := e.Info()
+	if err != nil {
+		return err
+	}
+	link := ""
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if link, err = os.Readlink(p); err != nil {
+			return err
+		}
+	}
+	h, err := tar.FileInfoHeader(fi, link)
+	if err != nil {
+		return err
+	}
+	h.Name = rel
+	h.ModTime, h.AccessTime, h.ChangeTime = time.Unix(0, 0), time.Time{}, time.Time{}
+	h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
+	h.Format = tar.FormatPAX
+	if err := tw.WriteHeader(h); err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(tw, f)
+	return err
 }
