@@ -36,6 +36,10 @@ func (s *syncer) lookup(ctx context.Context, r *run) error {
 	return nil
 }
 
+// buildTimeout bounds one build (fetch, context, builder), so a hung
+// builder cannot stop the loop for good (docs/guides/builds.md).
+const buildTimeout = 30 * time.Minute
+
 // build makes the image of every service with build whose commit the
 // engine has no image of. A spec already pinned as failed is not built
 // again until git changes it or a retry clears the pin.
@@ -53,7 +57,9 @@ func (s *syncer) build(ctx context.Context, r *run) error {
 		}
 		err := errors.New("this orca-sync builds no images")
 		if b := s.opts.Builder; b != nil {
-			_, err = b.Ensure(ctx, r.desired, svc.Service, svc.Spec.Build.Commit)
+			bctx, cancel := context.WithTimeout(ctx, buildTimeout)
+			_, err = b.Ensure(bctx, r.desired, svc.Service, svc.Spec.Build.Commit)
+			cancel()
 		}
 		if err != nil {
 			if r.buildFailed == nil {
