@@ -202,3 +202,39 @@ func logBuildFigures(t *testing.T, logs string) {
 		t.Logf("FIGURE build %d of the test app (%s): %s", i+1, kind, m[1])
 	}
 }
+
+// TestApplyBuildsFromAppRepo drives the one-shot commands: apply builds and
+// runs a service with build; plan shows a new app commit as
+// build: <repo>@<old12> -> <new12>; apply then rebuilds and rolls it.
+func TestApplyBuildsFromAppRepo(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("cbuild")
+	bin, err := testAppBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := gittest.NewRepo(t)
+	app.WriteExecutable("app", bin)
+	app.WriteFile("Dockerfile", appDockerfile("c1"))
+	c1 := app.CommitPush("app c1")
+	dir := t.TempDir()
+	writeProject(t, dir, p, builtWeb(app.FileURL()).String())
+	o := newOrca(t, env, dir)
+	o.mustApply()
+	env.waitVersions(t, p, time.Minute, "c1")
+
+	app.WriteFile("Dockerfile", appDockerfile("c2"))
+	c2 := app.CommitPush("app c2")
+	plan := o.plan()
+	if want := "build: " + app.FileURL() + "@" + c1[:12] + " -> " + c2[:12]; plan.Code != 0 || !strings.Contains(plan.Stdout, want) {
+		t.Fatalf("plan does not show %q:\n%s", want, plan)
+	}
+	o.mustApply()
+	env.waitVersions(t, p, time.Minute, "c2")
+	for _, c := range env.mustContainers(t, p, "web") {
+		if got, want := env.inspect(t, c.ID).Config.Image, "orca-build/"+p+"-web:"+c2[:12]; got != want {
+			t.Fatalf("web runs %s, want %s", got, want)
+		}
+	}
+}
