@@ -12,12 +12,14 @@ import (
 	"time"
 
 	"github.com/orca-sync/orca-sync/api/wire"
+	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/build"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
 	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/planner"
+	"github.com/orca-sync/orca-sync/registryauth"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/spf13/cobra"
 )
@@ -30,6 +32,7 @@ type planned struct {
 	node    string
 	// builder is set when the checkout has services with build.
 	builder *build.Builder
+	creds   *registryauth.Resolver
 }
 
 // checkoutOpts say which checkout to plan, and how.
@@ -81,7 +84,9 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 	if err != nil {
 		return nil, err
 	}
-	pl := planner.Planner{Runtime: rt, Node: o.node, ListTimeout: 30 * time.Second}
+	creds := registryauth.New("") // $DOCKER_CONFIG, else ~/.docker, as docker pull
+	pl := planner.Planner{Runtime: rt, Node: o.node, ListTimeout: 30 * time.Second,
+		Puller: apply.NewPuller(rt, creds), Digester: rt}
 	builder, err := lookupBuilds(ctx, d, rt, o.buildDir, log)
 	if err != nil {
 		rt.Close()
@@ -95,7 +100,7 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 		rt.Close()
 		return nil, err
 	}
-	return &planned{desired: d, plan: res.Plan, rt: rt, node: o.node, builder: builder}, nil
+	return &planned{desired: d, plan: res.Plan, rt: rt, node: o.node, builder: builder, creds: creds}, nil
 }
 
 // lookupBuilds finds the commit of every build branch of d (nil when d has
