@@ -117,12 +117,14 @@ func (r *rollout) roll(ctx context.Context, current, outdated []diff.Container) 
 
 // prepare makes sure the image, networks and volumes exist.
 func (r *rollout) prepare(ctx context.Context) error {
-	img := r.svc.Image
+	img := r.svc.Spec.Image
 	_, err := r.a.rt.ImageID(ctx, img)
 	switch {
 	case err == nil:
 	case !errors.Is(err, ErrImageNotFound):
 		return fmt.Errorf("image %s: %w", img, err)
+	case r.svc.Build != nil: // built here, never pulled (docs/guides/builds.md)
+		return fmt.Errorf("built image %s is not on this host: its build has not run or failed", img)
 	case !PullsOwnImage(r.svc.Service):
 		return fmt.Errorf("image %s is not on this host and pull_policy is \"never\"", img)
 	default:

@@ -303,12 +303,17 @@ const (
 // replicas.
 func (s *Service) IsJob() bool { return s.Schedule != "" }
 
-// Build builds the image from git instead of pulling it.
+// Build builds the image from git instead of pulling it
+// (docs/reference/service-toml.md#build). Branch, Context and Dockerfile
+// hold their defaults when not given.
 type Build struct {
-	Repo       string
-	Branch     string
-	Dockerfile string
+	Repo   string
+	Branch string
+	// Context is the build context's directory in the app repository;
+	// Dockerfile is relative to it. Both are clean relative paths.
 	Context    string
+	Dockerfile string
+	Args       map[string]string
 }
 
 func (v Volume) String() string { return v.Source + ":" + v.Target }

@@ -125,10 +125,11 @@ type rawBackup struct {
 }
 
 type rawBuild struct {
-	Repo       string `toml:"repo"`
-	Branch     string `toml:"branch"`
-	Dockerfile string `toml:"dockerfile"`
-	Context    string `toml:"context"`
+	Repo       string            `toml:"repo"`
+	Branch     string            `toml:"branch"`
+	Dockerfile string            `toml:"dockerfile"`
+	Context    string            `toml:"context"`
+	Args       map[string]string `toml:"args"`
 }
 
 // statusRange is expect_status: "200-399", "200" or 200.

@@ -127,7 +127,21 @@ type Options struct {
 	// HostPaths is what host paths a checkout may mount: a commit that
 	// mounts another is invalid. The zero value allows none.
 	HostPaths files.HostPolicy
-	Log       *slog.Logger
+	// Builder makes the images of services with [service.build]; nil
+	// fails every such service.
+	Builder Builder
+	Log     *slog.Logger
+}
+
+// Builder makes the images of services with build (package build's
+// Builder): Resolve looks up each build branch, Commit tells what it found,
+// Known seeds the commit the running containers were built from, Ensure
+// builds an image the engine does not hold.
+type Builder interface {
+	apply.BuildCommits
+	Resolve(ctx context.Context, d *config.Desired) map[string]error
+	Known(s *config.Service, commit string)
+	Ensure(ctx context.Context, d *config.Desired, s *config.Service, commit string) (built bool, err error)
 }
 
 // RouteTable is the proxy's level-triggered side: the whole table from the
@@ -172,6 +186,9 @@ func New(opts Options) *Loop {
 	l.applier = apply.New(l.own, apply.Options{Node: opts.Node, Router: opts.Router, Files: opts.Files, Log: opts.Log, Credentials: opts.Credentials})
 	l.planner = planner.Planner{Runtime: opts.Runtime, Node: opts.Node, Canaries: opts.Canary != nil, ListTimeout: 30 * time.Second,
 		Puller: l.applier.Puller(), Digester: opts.Digester}
+	if opts.Builder != nil {
+		l.planner.Builds = opts.Builder
+	}
 	l.loader = loader{path: opts.Path, secrets: opts.Secrets, hasher: opts.Hasher, hosts: opts.HostPaths}
 	l.heal = newHealer(l.applier, l.signals, l.last, opts.Notifier, opts.Log)
 	l.drift = newDriftChecker(opts.Inspector, opts.Files, opts.Notifier, opts.Metrics, opts.Log)

@@ -75,7 +75,7 @@ func dockerReason(err error) string {
 // wait is not ready, and makes the service Progressing until its rollout
 // ends either way (docs/reference/api.md#status).
 func serviceStatus(c diff.Change, pins map[string]state.Pin, syncing bool, awaiting func(id string) bool) ServiceStatus {
-	s := ServiceStatus{Project: c.Project, Name: c.Service, Replicas: c.Replicas, Image: c.Desired.Image, Sync: SyncSynced}
+	s := ServiceStatus{Project: c.Project, Name: c.Service, Replicas: c.Replicas, Image: c.Desired.Spec.Image, Sync: SyncSynced}
 	waiting := 0
 	for _, ctr := range c.Containers {
 		switch {

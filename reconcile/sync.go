@@ -39,6 +39,8 @@ type run struct {
 	desired  *config.Desired
 	live     planner.Live
 	services []diff.Service
+	// buildFailed are the failed builds by service key.
+	buildFailed map[string]error
 	// imageIDs are, by service key, the image IDs after the re-pull a
 	// redeploy or an image webhook asked for.
 	imageIDs map[string]string
@@ -109,8 +111,8 @@ func newSyncer(l *Loop) *syncer {
 // steps are a sync's stages in order: git, the checkout, the live state
 // and images (I/O), the plan (pure), then what carries it out.
 func (s *syncer) steps() []step {
-	return []step{s.fetch, s.hold, s.load, s.list, s.images, s.sweep, s.inspect, s.readPins,
-		s.plan, s.unpin, s.announce, s.route, s.guard, s.scheduleJobs, s.canary, s.apply}
+	return []step{s.fetch, s.hold, s.load, s.list, s.readPins, s.lookup, s.images, s.build, s.sweep,
+		s.inspect, s.plan, s.unpin, s.announce, s.route, s.guard, s.scheduleJobs, s.canary, s.apply}
 }
 
 // closing are the steps every sync ends with, however the steps ended.
@@ -225,7 +227,7 @@ func (s *syncer) images(ctx context.Context, r *run) error {
 			warned[svc.Image] = true
 			s.log.Warn("pull failed; a local image of that tag stays in use", "image", svc.Image, "error", svc.PullErr)
 		}
-		if !r.pending.redeploy[key] && !r.pending.refresh[key] || !apply.PullsOwnImage(svc.Service) {
+		if !r.pending.redeploy[key] && !r.pending.refresh[key] || !apply.PullsOwnImage(svc.Service) || svc.Build != nil {
 			continue
 		}
 		if err := s.applier.Puller().Pull(ctx, r.desired, svc.Image); err != nil {
