@@ -18,6 +18,7 @@ type Cluster struct {
 	Notify    []Notify
 	Tokens    []Token
 	Nodes     []Node
+	Backup    BackupConfig
 
 	// SecretRefs are the ${secrets.NAME} names used anywhere in cluster.toml.
 	SecretRefs []string
@@ -80,6 +81,7 @@ func NotifyEvents() []string {
 	return []string{
 		"sync_succeeded", "sync_failed", "rollout_failed", "drift_detected",
 		"canary_started", "canary_step", "canary_promoted", "canary_aborted", "degraded",
+		"backup_failed",
 	}
 }
 

@@ -251,9 +251,13 @@ type Watch struct {
 	Branch string
 }
 
-// Backup configures the per-service part of volume backups.
+// Backup configures the per-service part of volume backups
+// (docs/reference/service-toml.md#servicebackup).
 type Backup struct {
-	PreHook string
+	// PreHook is the argv exec'd in the service's first running replica
+	// before its volumes are archived: pre_hook = "..." is ["sh", "-c", "..."],
+	// a list is taken as given. Empty: no hook.
+	PreHook []string
 }
 
 // Build builds the image from git instead of pulling it.

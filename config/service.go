@@ -200,7 +200,7 @@ func convertService(r rawService, project, file string, index, line int, sink er
 			s.PullPolicy = PullAlways
 		}
 	}
-	convertOptionalTables(r, s)
+	convertOptionalTables(r, s, sink)
 	s.SecretRefs = collectSecretRefs(s, sink)
 	validateService(s, sink)
 	return s
@@ -222,7 +222,7 @@ func convertProbes(r rawService, s *Service, sink errorSink) {
 }
 
 // convertOptionalTables copies the tables that stay nil when absent.
-func convertOptionalTables(r rawService, s *Service) {
+func convertOptionalTables(r rawService, s *Service, sink errorSink) {
 	if r.Placement != nil {
 		s.Placement = &Placement{Node: r.Placement.Node, Labels: r.Placement.Labels}
 	}
@@ -230,7 +230,7 @@ func convertOptionalTables(r rawService, s *Service) {
 		s.Watch = &Watch{Repo: r.Watch.Repo, Branch: r.Watch.Branch}
 	}
 	if r.Backup != nil {
-		s.Backup = &Backup{PreHook: r.Backup.PreHook}
+		s.Backup = &Backup{PreHook: preHookArgv(r.Backup.PreHook, s, sink)}
 	}
 	if r.Build != nil {
 		s.Build = &Build{Repo: r.Build.Repo, Branch: r.Build.Branch, Dockerfile: r.Build.Dockerfile, Context: r.Build.Context}
@@ -404,3 +404,35 @@ func secs(n int) time.Duration { return time.Duration(n) * time.Second }
 
 // String names a service for messages: "project/name".
 func (s *Service) String() string { return fmt.Sprintf("%s/%s", s.Project, s.Name) }
+
+// preHookArgv is backup.pre_hook as the argv of an exec: a string runs as
+// `sh -c`, a list of strings as given.
+func preHookArgv(v any, s *Service, sink errorSink) []string {
+	switch h := v.(type) {
+	case nil:
+		return nil
+	case string:
+		if strings.TrimSpace(h) == "" {
+			sink.service(s, "backup.pre_hook", "backup.pre_hook is empty: remove it or give a command")
+			return nil
+		}
+		return []string{"sh", "-c", h}
+	case []any:
+		argv := make([]string, 0, len(h))
+		for _, a := range h {
+			str, ok := a.(string)
+			if !ok {
+				sink.service(s, "backup.pre_hook", "backup.pre_hook: a list must hold only strings")
+				return nil
+			}
+			argv = append(argv, str)
+		}
+		if len(argv) == 0 || argv[0] == "" {
+			sink.service(s, "backup.pre_hook", "backup.pre_hook = []: give the command to run")
+			return nil
+		}
+		return argv
+	}
+	sink.service(s, "backup.pre_hook", "backup.pre_hook must be a string (run as `sh -c`) or a list of strings")
+	return nil
+}
