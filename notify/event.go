@@ -21,7 +21,7 @@ type Kind string
 
 // The event kinds (docs/reference/events.md). Other packages emit the ones of their
 // feature: the loop the sync ones, drift detection drift_detected and
-// degraded, the canary controller canary_*.
+// degraded, the canary controller canary_*, package backup backup_failed.
 const (
 	SyncSucceeded  Kind = "sync_succeeded"
 	SyncFailed     Kind = "sync_failed"
@@ -32,13 +32,14 @@ const (
 	CanaryStep     Kind = "canary_step"
 	CanaryPromoted Kind = "canary_promoted"
 	CanaryAborted  Kind = "canary_aborted"
+	BackupFailed   Kind = "backup_failed"
 )
 
 // Failure reports whether k is a failure, whose identical repeats are sent
 // once per repeat interval. Successes and progress events are always sent.
 func (k Kind) Failure() bool {
 	switch k {
-	case SyncFailed, RolloutFailed, Degraded, DriftDetected, CanaryAborted:
+	case SyncFailed, RolloutFailed, Degraded, DriftDetected, CanaryAborted, BackupFailed:
 		return true
 	}
 	return false

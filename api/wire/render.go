@@ -55,7 +55,7 @@ func WriteStatus(w io.Writer, st Status) error {
 			fmt.Fprintf(w, "  canary: %s\n  stable: %s\n  waits for: %s\n", c.Canary, c.Stable, c.Waiting)
 		}
 	}
-	return nil
+	return writeBackupStatus(w, st.Backups)
 }
 
 // WriteHistory prints sync records as a table, newest first.

@@ -16,6 +16,7 @@ import (
 	"github.com/orca-sync/orca-sync/api"
 	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/backup"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
@@ -139,7 +140,8 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		}
 		return nil
 	}
-	return serveAPI(ctx, f, daemon{loop: loop, events: rt, reporting: rp, db: db, reg: reg, repoURL: src.URL(), log: log})
+	bk := newBackups(f.dataDir, loop, rt, db, rp.notifier, reg, log)
+	return serveAPI(ctx, f, daemon{loop: loop, events: rt, reporting: rp, backups: bk, db: db, reg: reg, repoURL: src.URL(), log: log})
 }
 
 // newSource is the clone of the tracked branch in <data-dir>/repo, with git
@@ -183,6 +185,7 @@ type daemon struct {
 	loop      *reconcile.Loop
 	events    reconcile.EventSource
 	reporting *reporting
+	backups   *backup.Manager
 	db        *state.DB
 	reg       *prometheus.Registry
 	repoURL   string // the repository URL without any user info: it may be a token
@@ -195,8 +198,8 @@ func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 		return err
 	}
 	srv, err := api.New(api.Options{
-		Backend: backend{d.loop}, Config: apiConfig{loop: d.loop, repo: f.repo, branch: f.branch},
-		Deliveries: d.db, PRs: prAPI{d.reporting}, AdminToken: admin, Registry: d.reg, Log: d.log,
+		Backend: backend{d.loop, d.backups}, Config: apiConfig{loop: d.loop, repo: f.repo, branch: f.branch},
+		Deliveries: d.db, PRs: prAPI{d.reporting}, Backups: backupAPI{d.backups}, AdminToken: admin, Registry: d.reg, Log: d.log,
 	})
 	if err != nil {
 		return err
@@ -214,6 +217,7 @@ func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 	d.log.Info("serving", "repo", d.repoURL, "branch", f.branch, "api", ln.Addr().String(), "data_dir", f.dataDir)
 	go d.loop.RunLiveness(ctx)
 	go d.loop.RunEvents(ctx, d.events)
+	go d.backups.RunSchedule(ctx)
 	d.loop.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -237,12 +241,21 @@ func (r runtimeIPs) ContainerIP(ctx context.Context, id, network string) (string
 	return st.IPs[network], nil
 }
 
-// backend adapts the loop to the API.
-type backend struct{ loop *reconcile.Loop }
+// backend adapts the loop (and, for status, the backups) to the API.
+type backend struct {
+	loop    *reconcile.Loop
+	backups *backup.Manager
+}
 
 var _ api.Backend = backend{}
 
-func (b backend) Status(ctx context.Context) (wire.Status, error) { return b.loop.Status(ctx) }
+func (b backend) Status(ctx context.Context) (wire.Status, error) {
+	st, err := b.loop.Status(ctx)
+	if b.backups != nil {
+		st.Backups = b.backups.Status()
+	}
+	return st, err
+}
 
 func (b backend) Plan(ctx context.Context) (diff.Plan, error) { return b.loop.Plan(ctx) }
 
