@@ -28,6 +28,9 @@
 //
 // Every response carries X-Version and X-Hostname.
 //
+// "testapp dump PATH TEXT" writes TEXT to PATH and says so (a backup
+// pre_hook's database dump, in a scratch image without a shell).
+//
 // "testapp healthcheck" GETs http://127.0.0.1:$PORT/healthz and exits 0 on 200,
 // else 1 (for a Docker HEALTHCHECK in a scratch image).
 package main
@@ -65,6 +68,14 @@ func logEnv(names string) {
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		os.Exit(healthcheck("http://127.0.0.1:" + port(os.LookupEnv) + "/healthz"))
+	}
+	if len(os.Args) == 4 && os.Args[1] == "dump" {
+		if err := os.WriteFile(os.Args[2], []byte(os.Args[3]), 0o644); err != nil {
+			fmt.Println("dump:", err)
+			os.Exit(2)
+		}
+		fmt.Printf("dumped %d bytes to %s\n", len(os.Args[3]), os.Args[2])
+		os.Exit(0)
 	}
 	os.Exit(run())
 }
