@@ -180,6 +180,17 @@ func appPost(t testing.TB, base, path, body string) {
 	}
 }
 
+// appGet is a GET that reads the whole body (env.httpGet stops at 1 MiB).
+func appGet(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
 var archiveRE = regexp.MustCompile(`^(.+)-(\d{8}T\d{6}Z)\.tar\.gz$`)
 
 // TestBackupRunRestore: a volume with known files and a pre_hook that
@@ -215,7 +226,7 @@ type = "webhook"
 url = %q
 events = ["backup_failed"]
 `, local, s3.addr, s3.bucket, s3.key, s3.sec, sink.URL))
-	db := webApp(imageV1, 1)
+	db := webApp(imageBackup, 1)
 	db.Name = "db"
 	db.Tables = fmt.Sprintf("[[service.volumes]]\nsource = %q\ntarget = \"/data\"\n[service.backup]\npre_hook = [\"/app\", \"dump\", \"/data/dump.sql\", \"-- dump of db\"]\n", vol)
 	repo.WriteFile("services/"+p+"/service.toml", db.String())
@@ -247,7 +258,7 @@ events = ["backup_failed"]
 		t.Fatalf("local target holds %v, want one new archive (the old one removed by retention, no temporary file)\n%s", names, r)
 	}
 	archive := names[0]
-	if !strings.Contains(r.Stdout, archive) || !strings.Contains(r.Stdout, "dumped 12 bytes") {
+	if !strings.Contains(r.Stdout, archive) || !strings.Contains(r.Stdout, "dumped 13 bytes") {
 		t.Errorf("backup run output names neither the archive nor the hook's output:\n%s", r)
 	}
 	b, err := os.ReadFile(filepath.Join(local, archive))
@@ -279,7 +290,7 @@ events = ["backup_failed"]
 		})
 		nb = dbURL(t, env, p)
 		for path, content := range want {
-			if code, body, err := env.httpGet(nb + "/file?path=/data/" + path); err != nil || code != 200 || body != content {
+			if code, body, err := appGet(nb + "/file?path=/data/" + path); err != nil || code != 200 || body != content {
 				t.Errorf("after restore %s: %d, %d bytes, %v; want the archived %d bytes", path, code, len(body), err, len(content))
 			}
 		}

@@ -15,6 +15,9 @@ const (
 	imageV3          = "orca-test/app:v3"          // VERSION=v3
 	imageBroken      = "orca-test/app:broken"      // VERSION=broken, HEALTHZ_FAIL=1: /healthz answers 500
 	imageHealthcheck = "orca-test/app:healthcheck" // VERSION=hc, Docker HEALTHCHECK /app healthcheck every 1s
+	// imageBackup is v1 under a tag of the backup tests' own, whose pre_hook
+	// runs `/app dump`.
+	imageBackup = "orca-test/app:backup" // VERSION=backup
 )
 
 // testAppPort is the port the test app listens on in every image.
@@ -28,6 +31,7 @@ var testImages = []dockertest.Image{
 	{Tag: imageV2, Lines: "ENV VERSION=v2\n" + appEntry},
 	{Tag: imageV3, Lines: "ENV VERSION=v3\n" + appEntry},
 	{Tag: imageBroken, Lines: "ENV VERSION=broken HEALTHZ_FAIL=1\n" + appEntry},
+	{Tag: imageBackup, Lines: "ENV VERSION=backup\n" + appEntry},
 	{Tag: imageHealthcheck, Lines: "ENV VERSION=hc\n" +
 		`HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD ["/app","healthcheck"]` + "\n" + appEntry},
 }
