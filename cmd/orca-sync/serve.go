@@ -140,8 +140,8 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		}
 		return nil
 	}
-	bk := newBackups(f.dataDir, loop, rt, db, rp.notifier, reg, log)
-	return serveAPI(ctx, f, daemon{loop: loop, events: rt, reporting: rp, backups: bk, db: db, reg: reg, repoURL: src.URL(), log: log})
+	return serveAPI(ctx, f, daemon{loop: loop, events: rt, reporting: rp, backups: newBackups(f.dataDir, loop, rt, db, rp.notifier, reg, log),
+		db: db, reg: reg, repoURL: src.URL(), log: log})
 }
 
 // newSource is the clone of the tracked branch in <data-dir>/repo, with git
