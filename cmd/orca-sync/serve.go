@@ -140,8 +140,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		}
 		return nil
 	}
-	return serveAPI(ctx, f, daemon{loop: loop, events: rt, reporting: rp, backups: newBackups(f.dataDir, loop, rt, db, rp.notifier, reg, log),
-		db: db, reg: reg, repoURL: src.URL(), log: log})
+	return serveAPI(ctx, f, daemon{loop: loop, rt: rt, reporting: rp, db: db, reg: reg, repoURL: src.URL(), log: log})
 }
 
 // newSource is the clone of the tracked branch in <data-dir>/repo, with git
@@ -183,9 +182,8 @@ func stickyKey(db *state.DB) ([]byte, error) {
 // daemon is what serveAPI wires to the API.
 type daemon struct {
 	loop      *reconcile.Loop
-	events    reconcile.EventSource
+	rt        *docker.Engine // the loop's events and the backups' runtime
 	reporting *reporting
-	backups   *backup.Manager
 	db        *state.DB
 	reg       *prometheus.Registry
 	repoURL   string // the repository URL without any user info: it may be a token
@@ -197,9 +195,10 @@ func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 	if err != nil {
 		return err
 	}
+	bk := newBackups(f.dataDir, d.loop, d.rt, d.db, d.reporting.notifier, d.reg, d.log)
 	srv, err := api.New(api.Options{
-		Backend: backend{d.loop, d.backups}, Config: apiConfig{loop: d.loop, repo: f.repo, branch: f.branch},
-		Deliveries: d.db, PRs: prAPI{d.reporting}, Backups: backupAPI{d.backups}, AdminToken: admin, Registry: d.reg, Log: d.log,
+		Backend: backend{d.loop, bk}, Config: apiConfig{loop: d.loop, repo: f.repo, branch: f.branch},
+		Deliveries: d.db, PRs: prAPI{d.reporting}, Backups: backupAPI{bk}, AdminToken: admin, Registry: d.reg, Log: d.log,
 	})
 	if err != nil {
 		return err
@@ -216,8 +215,8 @@ func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 	}()
 	d.log.Info("serving", "repo", d.repoURL, "branch", f.branch, "api", ln.Addr().String(), "data_dir", f.dataDir)
 	go d.loop.RunLiveness(ctx)
-	go d.loop.RunEvents(ctx, d.events)
-	go d.backups.RunSchedule(ctx)
+	go d.loop.RunEvents(ctx, d.rt)
+	go bk.RunSchedule(ctx)
 	d.loop.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
