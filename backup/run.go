@@ -234,7 +234,11 @@ func expandArgv(d *config.Desired, s *config.Service, argv []string) ([]string, 
 func redactorOf(d *config.Desired, s *config.Service) *redact.Redactor {
 	values := map[string]string{}
 	if d.Secrets != nil {
-		for _, name := range append(append([]string{}, s.SecretRefs...), d.Cluster.SecretRefs...) {
+		names := append(append([]string{}, s.SecretRefs...), d.Cluster.SecretRefs...)
+		if s.Backup != nil {
+			names = append(names, s.Backup.SecretRefs...)
+		}
+		for _, name := range names {
 			if v, err := d.Secrets.Value(s.Project, name); err == nil {
 				values[name] = v
 			}

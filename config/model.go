@@ -258,6 +258,10 @@ type Backup struct {
 	// before its volumes are archived: pre_hook = "..." is ["sh", "-c", "..."],
 	// a list is taken as given. Empty: no hook.
 	PreHook []string
+	// SecretRefs are the ${secrets.NAME} names PreHook uses. They are not
+	// the service's SecretRefs, which the spec hash covers: a secret only
+	// the hook uses never rolls the service.
+	SecretRefs []string
 }
 
 // Build builds the image from git instead of pulling it.

@@ -231,6 +231,7 @@ func convertOptionalTables(r rawService, s *Service, sink errorSink) {
 	}
 	if r.Backup != nil {
 		s.Backup = &Backup{PreHook: preHookArgv(r.Backup.PreHook, s, sink)}
+		s.Backup.SecretRefs = argvSecretRefs(s, "backup.pre_hook", s.Backup.PreHook, sink)
 	}
 	if r.Build != nil {
 		s.Build = &Build{Repo: r.Build.Repo, Branch: r.Build.Branch, Dockerfile: r.Build.Dockerfile, Context: r.Build.Context}
@@ -404,6 +405,21 @@ func secs(n int) time.Duration { return time.Duration(n) * time.Second }
 
 // String names a service for messages: "project/name".
 func (s *Service) String() string { return fmt.Sprintf("%s/%s", s.Project, s.Name) }
+
+// argvSecretRefs are the ${secrets.NAME} names of argv, sorted.
+func argvSecretRefs(s *Service, key string, argv []string, sink errorSink) []string {
+	seen := map[string]bool{}
+	for _, a := range argv {
+		names, err := SecretRefs(a)
+		if err != nil {
+			sink.service(s, key, "%s: %v", key, err)
+		}
+		for _, n := range names {
+			seen[n] = true
+		}
+	}
+	return sortedKeys(seen)
+}
 
 // preHookArgv is backup.pre_hook as the argv of an exec: a string runs as
 // `sh -c`, a list of strings as given.

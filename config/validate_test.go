@@ -235,10 +235,10 @@ func TestLoadCheckoutErrors(t *testing.T) {
 			"services/a/service.toml": svc("web", "backup = {pre_hook = \"pg_dump\"}\n"),
 		}, `services/a/service.toml:5: web: backup is set but the service has no volumes`},
 		{"backup pre_hook not a command", map[string]string{
-			"services/a/service.toml": svc("web", "volumes = [{source = \"d\", target = \"/d\"}]\nbackup = {pre_hook = 3}\n"),
+			"services/a/service.toml": svc("web", "volumes = [{source = \"data\", target = \"/d\"}]\nbackup = {pre_hook = 3}\n"),
 		}, `web: backup.pre_hook must be a string (run as ` + "`sh -c`" + `) or a list of strings`},
 		{"backup pre_hook list of numbers", map[string]string{
-			"services/a/service.toml": svc("web", "volumes = [{source = \"d\", target = \"/d\"}]\nbackup = {pre_hook = [\"dump\", 1]}\n"),
+			"services/a/service.toml": svc("web", "volumes = [{source = \"data\", target = \"/d\"}]\nbackup = {pre_hook = [\"dump\", 1]}\n"),
 		}, `web: backup.pre_hook: a list must hold only strings`},
 		{"no services dir", map[string]string{"cluster.toml": ""}, "no services/ directory here"},
 		{"cluster unknown key", map[string]string{
@@ -404,5 +404,29 @@ func TestTokenFromSecretHeldToMinimum(t *testing.T) {
 	}
 	if c.Tokens[0].Value != "${secrets.CI}" {
 		t.Errorf("CheckResolved changed the token to %q", c.Tokens[0].Value)
+	}
+}
+
+// TestBackupPreHook: a string pre_hook runs as `sh -c`, a list as given; the
+// secrets it names are the hook's, not the service's (which the spec hash
+// covers), so a secret only the hook uses never rolls the service.
+func TestBackupPreHook(t *testing.T) {
+	src := "[[service]]\nname = \"db\"\nimage = \"postgres:16\"\nvolumes = [{source = \"data\", target = \"/d\"}]\n" +
+		"backup = {pre_hook = \"pg_dump -U ${secrets.DB_USER} > /d/dump.sql\"}\n" +
+		"[[service]]\nname = \"kv\"\nimage = \"redis:7\"\nvolumes = [{source = \"kvdata\", target = \"/k\"}]\n" +
+		"backup = {pre_hook = [\"redis-cli\", \"save\"]}\n"
+	ss, errs := ParseServiceFile("services/p/service.toml", "p", []byte(src))
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	db, kv := ss[0], ss[1]
+	if got := strings.Join(db.Backup.PreHook, "|"); got != "sh|-c|pg_dump -U ${secrets.DB_USER} > /d/dump.sql" {
+		t.Errorf("string pre_hook = %q", got)
+	}
+	if strings.Join(db.Backup.SecretRefs, ",") != "DB_USER" || len(db.SecretRefs) != 0 {
+		t.Errorf("hook refs %v, service refs %v", db.Backup.SecretRefs, db.SecretRefs)
+	}
+	if got := strings.Join(kv.Backup.PreHook, "|"); got != "redis-cli|save" {
+		t.Errorf("list pre_hook = %q", got)
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/moby/moby/client"
 )
 
 // s3Server is a real S3 server (versitygw, posix backend) on loopback.
@@ -207,6 +208,9 @@ func TestBackupRunRestore(t *testing.T) {
 	local := t.TempDir()
 	p, vol := env.project("bk"), env.Prefix+"data"
 	repo, srv := newServedRepo(t)
+	id, keyFile := ageKey(t)
+	tag := canary(t, "dump")
+	repo.WriteFile(".sops.yaml", "creation_rules:\n  - path_regex: secrets\\.sops\\.yaml$\n    age: "+id.Recipient().String()+"\n")
 	repo.WriteFile("cluster.toml", fmt.Sprintf(`[backup]
 enabled = true
 schedule = "0 0 3 1 1 *"
@@ -219,19 +223,27 @@ type = "s3"
 endpoint = "http://%s"
 bucket = %q
 region = "us-east-1"
-access_key = %q
-secret_key = %q
+access_key = "${secrets.S3_ACCESS_KEY}"
+secret_key = "${secrets.S3_SECRET_KEY}"
 [[notify]]
 type = "webhook"
 url = %q
 events = ["backup_failed"]
-`, local, s3.addr, s3.bucket, s3.key, s3.sec, sink.URL))
+`, local, s3.addr, s3.bucket, sink.URL))
+	setup := newOrca(t, env, repo.Dir())
+	for name, value := range map[string]string{"S3_ACCESS_KEY": s3.key, "S3_SECRET_KEY": s3.sec, "DUMP_TAG": tag} {
+		if r := setup.run("secrets", "set", "--dir", repo.Dir(), "--age-key-file", keyFile, name, value); r.Code != 0 {
+			t.Fatalf("secrets set:\n%s", r)
+		}
+	}
 	db := webApp(imageBackup, 1)
 	db.Name = "db"
-	db.Tables = fmt.Sprintf("[[service.volumes]]\nsource = %q\ntarget = \"/data\"\n[service.backup]\npre_hook = [\"/app\", \"dump\", \"/data/dump.sql\", \"-- dump of db\"]\n", vol)
-	repo.WriteFile("services/"+p+"/service.toml", db.String())
+	volumes := fmt.Sprintf("[[service.volumes]]\nsource = %q\ntarget = \"/data\"\n", vol)
+	db.Tables = volumes + "[service.backup]\npre_hook = [\"/app\", \"dump\", \"/data/dump-${secrets.DUMP_TAG}.sql\", \"-- dump of db\"]\n"
+	file := "services/" + p + "/service.toml"
+	repo.WriteFile(file, db.String())
 	repo.CommitPush("db with a volume")
-	d := startServe(t, env, srv.URL("infra.git"))
+	d := startServeEnv(t, env, srv.URL("infra.git"), nil, "--age-key-file", keyFile)
 	d.waitIdle(t)
 	cli := &orcaCLI{t: t, dataDir: d.dataDir, docker: newScopedDocker(t, env.Prefix)}
 	server := "--server=http://" + d.api
@@ -241,7 +253,7 @@ events = ["backup_failed"]
 	rand.Read(big)
 	appPost(t, base, "/data/a.txt", "alpha\n")
 	appPost(t, base, "/data/sub/b.bin", string(big))
-	want := map[string]string{"a.txt": "alpha\n", "sub/b.bin": string(big), "dump.sql": "-- dump of db"}
+	want := map[string]string{"a.txt": "alpha\n", "sub/b.bin": string(big), "dump-" + tag + ".sql": "-- dump of db"}
 
 	old := p + "-" + vol + "-20200101T000000Z.tar.gz"
 	if err := os.WriteFile(filepath.Join(local, old), []byte("old"), 0o600); err != nil {
@@ -258,8 +270,11 @@ events = ["backup_failed"]
 		t.Fatalf("local target holds %v, want one new archive (the old one removed by retention, no temporary file)\n%s", names, r)
 	}
 	archive := names[0]
-	if !strings.Contains(r.Stdout, archive) || !strings.Contains(r.Stdout, "dumped 13 bytes") {
-		t.Errorf("backup run output names neither the archive nor the hook's output:\n%s", r)
+	if !strings.Contains(r.Stdout, archive) || !strings.Contains(r.Stdout, "dumped 13 bytes to /data/dump-${secrets.DUMP_TAG}.sql") {
+		t.Errorf("backup run output does not name the archive and the hook's output, the secret redacted:\n%s", r)
+	}
+	if strings.Contains(r.Stdout+r.Stderr+d.logs.String(), tag) {
+		t.Errorf("the hook's output leaked the secret DUMP_TAG into the report or serve's logs:\n%s", r)
 	}
 	b, err := os.ReadFile(filepath.Join(local, archive))
 	if err != nil {
@@ -300,15 +315,65 @@ events = ["backup_failed"]
 		base = nb
 	})
 
+	t.Run("a failing pre_hook fails the service's backup and archives nothing", func(t *testing.T) {
+		failing := db
+		failing.Tables = volumes + "[service.backup]\npre_hook = [\"/app\", \"dump\", \"/no/such/dir/x\", \"y\"]\n"
+		repo.WriteFile(file, failing.String())
+		repo.CommitPush("a pre_hook that fails")
+		d.syncAndWait(t)
+		before := localNames(t, local)
+		time.Sleep(1100 * time.Millisecond) // a new archive name: names are to the second
+		r := cli.run("backup", "run", p+"/db", server)
+		if r.Code != 1 || !strings.Contains(r.Stdout, "pre_hook exited 2") {
+			t.Fatalf("backup run with a failing pre_hook: want exit 1 and its exit code\n%s", r)
+		}
+		if got := localNames(t, local); len(got) != len(before) {
+			t.Errorf("local target holds %v, had %v: a failed hook archived anyway", got, before)
+		}
+	})
+
+	t.Run("with no running container the volume is archived without the hook", func(t *testing.T) {
+		stopped := db
+		stopped.Replicas = count(0)
+		repo.WriteFile(file, stopped.String())
+		repo.CommitPush("db scaled to 0")
+		d.syncAndWait(t)
+		waitFor(t, 60*time.Second, func() (bool, string) {
+			ids := runningIDs(t, env, p, "db")
+			return len(ids) == 0, fmt.Sprintf("running: %v", ids)
+		})
+		time.Sleep(1100 * time.Millisecond)
+		r := cli.run("backup", "run", p+"/db", server)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "no running container") {
+			t.Fatalf("backup run of a stopped service: want exit 0 and the report saying no hook ran\n%s", r)
+		}
+		newest := ""
+		for _, n := range localNames(t, local) {
+			newest = max(newest, n)
+		}
+		b, err := os.ReadFile(filepath.Join(local, newest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFiles(t, "archive of the stopped service", archiveFiles(t, b), want)
+		ctx, cancel := env.ctx()
+		defer cancel()
+		left, err := docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("name", p+"-db-backup")})
+		if err != nil || len(left.Items) != 0 {
+			t.Errorf("the container made to read the volume was left: %v %v", left.Items, err)
+		}
+	})
+
 	t.Run("a stopped S3 target fails the backup, the local one is still written", func(t *testing.T) {
 		s3.stop()
+		before := len(localNames(t, local))
 		time.Sleep(1100 * time.Millisecond) // a new archive name: names are to the second
 		r := cli.run("backup", "run", p, server)
 		if r.Code != 1 || !strings.Contains(r.Stdout, "FAILED") {
 			t.Fatalf("backup run with S3 down: want exit 1 and FAILED\n%s", r)
 		}
-		if got := localNames(t, local); len(got) != 2 {
-			t.Errorf("local target holds %v, want the first archive and a new one", got)
+		if got := localNames(t, local); len(got) != before+1 {
+			t.Errorf("local target holds %v, want one more archive than the %d before", got, before)
 		}
 		waitFor(t, 60*time.Second, func() (bool, string) {
 			evs := sink.all()
