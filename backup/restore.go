@@ -96,8 +96,8 @@ func (m *Manager) Restore(ctx context.Context, req RestoreRequest) (wire.Restore
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := os.MkdirAll(m.opts.SpoolDir, 0o700); err != nil {
-		return rep, fmt.Errorf("backup spool directory: %w", err)
+	if err := m.cleanSpool(); err != nil {
+		return rep, err
 	}
 	spool, target, n, err := m.fetch(ctx, d, req.Archive)
 	if spool != "" {

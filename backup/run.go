@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -55,8 +56,8 @@ func (m *Manager) Run(ctx context.Context, project, service string) (wire.Backup
 	if err != nil {
 		return rep, fmt.Errorf("list containers: %w", err)
 	}
-	if err := os.MkdirAll(m.opts.SpoolDir, 0o700); err != nil {
-		return rep, fmt.Errorf("backup spool directory: %w", err)
+	if err := m.cleanSpool(); err != nil {
+		return rep, err
 	}
 	for _, s := range svcs {
 		sr := m.backupService(ctx, d, s, live, targets, bad)
@@ -69,6 +70,24 @@ func (m *Manager) Run(ctx context.Context, project, service string) (wire.Backup
 	rep.Finished = m.opts.Now().UTC()
 	m.log.Info("backup done", "services", len(rep.Services), "ok", rep.OK, "took", rep.Finished.Sub(rep.Started).Round(time.Millisecond))
 	return rep, nil
+}
+
+// cleanSpool makes the spool directory, and empties it of what a crash
+// left: backups and restores take turns, so nothing in it is in use.
+func (m *Manager) cleanSpool() error {
+	if err := os.MkdirAll(m.opts.SpoolDir, 0o700); err != nil {
+		return fmt.Errorf("backup spool directory: %w", err)
+	}
+	entries, err := os.ReadDir(m.opts.SpoolDir)
+	if err != nil {
+		return fmt.Errorf("backup spool directory: %w", err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(m.opts.SpoolDir, e.Name())); err != nil {
+			m.log.Warn("clean the backup spool", "error", err)
+		}
+	}
+	return nil
 }
 
 // selectServices are the services with named volumes, all or the one asked.
