@@ -33,9 +33,6 @@ func ParseClusterFile(file string, data []byte) (Cluster, Errors) {
 	for _, k := range append(md.Undecoded(), miscasedKeys(md.Keys())...) {
 		sink.at("", -1, k.String(), "unknown key %q", k.String())
 	}
-	if md.IsDefined("backup") { // refused by its presence: even `enabled = false` means nothing yet
-		sink.at("", -1, "backup", "[backup] is not supported yet: orca-sync takes no volume backups; remove the table")
-	}
 	c := convertCluster(raw, sink)
 	validateCluster(&c, sink)
 	c.SecretRefs = clusterSecretRefs(&c, sink)
@@ -62,6 +59,7 @@ func convertCluster(r rawClusterFile, sink errorSink) Cluster {
 			PRPlans: deref(r.GitHub.PRPlans, true),
 		},
 		Tokens: r.Token,
+		Backup: convertBackup(r),
 	}
 	c.Proxy.enabledSet = r.Proxy.Enabled
 	if r.ACME.Directory != "" {
@@ -151,6 +149,7 @@ func validateCluster(c *Cluster, sink errorSink) {
 	validateTokens(c, sink)
 	validateNodes(c, sink)
 	validateRegistries(c, sink)
+	validateBackup(c.Backup, sink)
 }
 
 func checkURL(sink errorSink, table string, index int, key, raw string) {
@@ -240,8 +239,8 @@ func (c *Cluster) CheckResolved(secret func(name string) (string, error)) Errors
 }
 
 // validateNodes refuses [[node]], which this build does not act on yet, so
-// that it never validates and then silently does nothing; ParseClusterFile
-// does the same for [backup] (docs/reference/cluster-toml.md#not-supported-yet).
+// that it never validates and then silently does nothing
+// (docs/reference/cluster-toml.md#not-supported-yet).
 func validateNodes(c *Cluster, sink errorSink) {
 	if len(c.Nodes) > 0 {
 		sink.at("node", 0, "name", "[[node]] is not supported yet: every orca-sync host applies every service of the repository")

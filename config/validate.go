@@ -55,6 +55,9 @@ func validateService(s *Service, sink errorSink) {
 		sink.service(s, "watch.repo", "watch.repo is required")
 	}
 	validateBuild(s, sink)
+	if s.Backup != nil && len(s.Volumes) == 0 {
+		sink.service(s, "backup", "backup is set but the service has no volumes: only named volumes are backed up")
+	}
 	validateNotSupported(s, sink)
 }
 
@@ -64,9 +67,6 @@ func validateService(s *Service, sink errorSink) {
 func validateNotSupported(s *Service, sink errorSink) {
 	if s.Placement != nil {
 		sink.service(s, "placement", "placement is not supported yet: every orca-sync host applies every service of the repository; give each host its own repository or path")
-	}
-	if s.Backup != nil {
-		sink.service(s, "backup", "backup is not supported yet: orca-sync takes no volume backups")
 	}
 }
 

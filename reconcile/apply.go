@@ -163,7 +163,6 @@ func failures(rs []apply.Result) []string {
 	return failed
 }
 
-
 func planSummary(p diff.Plan) string {
 	return fmt.Sprintf("%d to create, %d to update, %d to scale, %d to heal, %d to remove",
 		p.Count(diff.ActionCreate), p.Count(diff.ActionUpdate), p.Count(diff.ActionScale),

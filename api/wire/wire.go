@@ -44,6 +44,9 @@ type Status struct {
 	// early, after a backoff, because the last sync failed.
 	Stalled *Stall `json:"stalled,omitempty"`
 	Retry   *Retry `json:"retry,omitempty"`
+	// Backups are the last backup of each volume backed up since the state
+	// file was made (docs/guides/backups.md).
+	Backups []BackupStatus `json:"backups,omitempty"`
 }
 
 // Stall is a commit automatic syncs leave alone: an invalid commit or a
