@@ -25,7 +25,7 @@ func (c *composeMapper) deploy(s *Service, cs types.ServiceConfig) {
 			"deploy.resources.reservations": d.Resources.Reservations != nil, "deploy.labels": len(d.Labels) > 0,
 			"deploy.update_config": d.UpdateConfig != nil, "deploy.rollback_config": d.RollbackConfig != nil,
 			"deploy.restart_policy": d.RestartPolicy != nil, "deploy.mode": d.Mode != "" && d.Mode != "replicated",
-			"deploy.placement": len(d.Placement.Constraints) > 0 || len(d.Placement.Preferences) > 0,
+			"deploy.placement":     len(d.Placement.Constraints) > 0 || len(d.Placement.Preferences) > 0,
 			"deploy.endpoint_mode": d.EndpointMode != "",
 		} {
 			if set {

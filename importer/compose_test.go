@@ -173,7 +173,7 @@ func TestImportTraefik(t *testing.T) {
 func TestImportEnvFileExtendsProfiles(t *testing.T) {
 	res, root, ids, text := importCompose(t, "envfile")
 	wantLines(t, text,
-		`image = "ghcr.io/example/worker:1.8.0"`, // WORKER_TAG from .env
+		`image = "ghcr.io/example/worker:1.8.0"`,                                     // WORKER_TAG from .env
 		`replicas = 3`, `QUEUE = "high"`, `QUEUE = "default"`, `LOG_FORMAT = "json"`, // extends
 		`restart_policy = "on-failure:5"`,
 		`CONCURRENCY = "4"`, `API_TOKEN = "${secrets.API_TOKEN}"`, // env_file

@@ -58,7 +58,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	log := newLoggerFormat(stderr, "text")
 	root.AddCommand(newValidateCommand(), newPlanCommand(log), newApplyCommand(log), newServeCommand(stderr), newSecretsCommand(), newVersionCommand(),
-		newInstallCommand(), newUninstallCommand())
+		newInstallCommand(), newUninstallCommand(), newImportCommand())
 	addClientCommands(root)
 	return root
 }
