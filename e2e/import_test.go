@@ -158,7 +158,8 @@ func TestImportContainersRoundTrip(t *testing.T) {
 		t.Fatalf("apply:\n%s\n--- service.toml:\n%s", r, text)
 	}
 	for _, s := range []string{"api", "worker"} {
-		cs := env.mustContainers(t, project, s)
+		// A service is named after its container.
+		cs := env.mustContainers(t, project, env.Prefix+s)
 		if len(cs) != 1 {
 			t.Fatalf("%s: %s", s, describe(cs))
 		}
