@@ -76,6 +76,11 @@ func TestImportComposeApplyConverges(t *testing.T) {
 			t.Errorf("import output lacks %q:\n%s", want, r)
 		}
 	}
+	for _, secret := range []string{"Vq3xTz8pL2mN", "r3dis-s3cret", "9f8e7d6c5b4a"} {
+		if strings.Contains(r.Stdout+r.Stderr, secret) {
+			t.Errorf("import printed the secret %q:\n%s", secret, r)
+		}
+	}
 	port := freePort(t)
 	file := filepath.Join(dir, "services", project, "service.toml")
 	text := substitute(t, file, map[string]string{"app": imageV1, "db": imageV2, "cache": imageV3})

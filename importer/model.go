@@ -160,3 +160,16 @@ func sizeString(n int64) string {
 	}
 	return fmt.Sprint(n)
 }
+
+// HostPaths are the absolute mount sources of r's services, in order.
+func HostPaths(r *Result) []string {
+	var out []string
+	for _, s := range r.Services {
+		for _, m := range s.Mounts {
+			if strings.HasPrefix(m.Source, "/") {
+				out = append(out, m.Source)
+			}
+		}
+	}
+	return out
+}

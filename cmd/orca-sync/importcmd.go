@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/docker"
@@ -98,6 +99,9 @@ func (f *importFlags) write(ctx context.Context, res *importer.Result, w io.Writ
 	}
 	if len(res.Secrets) > 0 {
 		fmt.Fprintf(w, "wrote %d secrets to services/%s/secrets.sops.yaml (encrypted)\n", len(res.Secrets), res.Project)
+	}
+	if hp := importer.HostPaths(res); len(hp) > 0 {
+		fmt.Fprintf(w, "host paths mounted (serve and apply need --allow-host-path for them): %s\n", strings.Join(hp, ", "))
 	}
 	if len(res.Unmapped) > 0 {
 		fmt.Fprintf(w, "not mapped (%d):\n", len(res.Unmapped))
