@@ -13,6 +13,7 @@ func TestInstallPrintIsWhatItWrites(t *testing.T) {
 	dir := t.TempDir()
 	unit, envFile := filepath.Join(dir, "orca-sync.service"), filepath.Join(dir, "env")
 	args := []string{"install", "--repo", "../../examples/infra", "--http-addr", ":80", "--user", "daemon",
+		"--allow-host-path", "/srv/a,/srv/b",
 		"--unit-file", unit, "--env-file", envFile}
 	code, printed, errOut := runCLI(t, append(args, "--print")...)
 	if code != 0 {
@@ -25,7 +26,7 @@ func TestInstallPrintIsWhatItWrites(t *testing.T) {
 		t.Fatalf("--print wrote the environment file: %v", err)
 	}
 	repo, _ := filepath.Abs("../../examples/infra")
-	for _, want := range []string{" serve --data-dir=/var/lib/orca-sync --http-addr=:80 --repo=" + repo + "\n", "User=daemon\n", "EnvironmentFile=-" + envFile + "\n"} {
+	for _, want := range []string{" serve --allow-host-path=/srv/a --allow-host-path=/srv/b --data-dir=/var/lib/orca-sync --http-addr=:80 --repo=" + repo + "\n", "User=daemon\n", "EnvironmentFile=-" + envFile + "\n"} {
 		if !strings.Contains(printed, want) {
 			t.Errorf("unit lacks %q:\n%s", want, printed)
 		}

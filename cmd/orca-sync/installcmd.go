@@ -97,6 +97,12 @@ func installUnit(sf serveFlags, serveSet *pflag.FlagSet, f installFlags) (instal
 		if fl.Name == "data-dir" {
 			u.DataDir = v
 		}
+		if sv, ok := fl.Value.(pflag.SliceValue); ok { // --allow-host-path: one flag per value
+			for _, item := range sv.GetSlice() {
+				u.Args = append(u.Args, "--"+fl.Name+"="+item)
+			}
+			return
+		}
 		u.Args = append(u.Args, "--"+fl.Name+"="+v)
 	})
 	if err := errors.Join(errs...); err != nil {
