@@ -53,7 +53,7 @@ func buildSelfImage(t *testing.T) {
 
 // exampleForTest is examples/infra with the test's project names and images:
 // postgres and whoami become the test app (port 8080, /healthz, its own
-// healthcheck command).
+// healthcheck command; it ignores other arguments, such as web's --name).
 func exampleForTest(t *testing.T, prefix string) map[string]string {
 	t.Helper()
 	files := map[string]string{}
@@ -78,7 +78,6 @@ func exampleForTest(t *testing.T, prefix string) map[string]string {
 		text = regexp.MustCompile(`(?m)^port = 80\b`).ReplaceAllString(text, fmt.Sprintf("port = %d", testAppPort))
 		text = strings.ReplaceAll(text, `"/health"`, `"/healthz"`)
 		text = strings.ReplaceAll(text, `["pg_isready", "-U", "shop"]`, `["/app", "healthcheck"]`)
-		text = regexp.MustCompile(`(?m)^command = \[.*\]\n`).ReplaceAllString(text, "")
 		text = strings.ReplaceAll(text, "shop-db-data", prefix+"shop-db-data")
 		files[rel] = text
 		return nil
