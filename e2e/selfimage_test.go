@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io/fs"
 	"os"
@@ -73,8 +74,8 @@ func exampleForTest(t *testing.T, prefix string) map[string]string {
 			rel = strings.Replace(rel, "services/"+project+"/", "services/"+prefix+project+"/", 1)
 			text = strings.ReplaceAll(text, "./services/"+project+"/", "./services/"+prefix+project+"/")
 		}
-		text = strings.ReplaceAll(text, `"postgres:16-alpine"`, fmt.Sprintf("%q", imageV1))
-		text = strings.ReplaceAll(text, `"traefik/whoami:v1.10"`, fmt.Sprintf("%q", imageV2))
+		text = strings.ReplaceAll(text, `"postgres:16-alpine"`, fmt.Sprintf("%q", imageV2))
+		text = strings.ReplaceAll(text, `"traefik/whoami:v1.10"`, fmt.Sprintf("%q", imageV1))
 		text = regexp.MustCompile(`(?m)^port = 80\b`).ReplaceAllString(text, fmt.Sprintf("port = %d", testAppPort))
 		text = strings.ReplaceAll(text, `"/health"`, `"/healthz"`)
 		text = strings.ReplaceAll(text, `["pg_isready", "-U", "shop"]`, `["/app", "healthcheck"]`)
@@ -140,8 +141,21 @@ func TestContainerisedServeDeploysExample(t *testing.T) {
 	})
 	shop, blog := env.project("shop"), env.project("blog")
 	ps.daemon = d
-	ps.waitAnswer(t, "shop.example.test", "/", "v2", 2*time.Minute)
-	ps.waitAnswer(t, "blog.example.test", "/", "v2", 2*time.Minute)
+	// The example's cluster.toml asks for the internal CA: HTTP redirects,
+	// HTTPS answers with a certificate of the CA the container wrote to the
+	// shared data dir.
+	var root *x509.CertPool
+	env.waitFor(t, 2*time.Minute, func() (bool, string) {
+		b, err := os.ReadFile(filepath.Join(dataDir, "certs", "internal-ca.pem"))
+		if err != nil {
+			return false, err.Error()
+		}
+		root = x509.NewCertPool()
+		return root.AppendCertsFromPEM(b), "root not PEM"
+	})
+	waitHTTPS(t, ps, "shop.example.test", root)
+	waitHTTPS(t, ps, "blog.example.test", root)
+	checkRedirect(t, ps, "shop.example.test")
 	d.waitSynced(t, shop, 1)
 	for svc, n := range map[string]int{"db": 1, "api": 2, "web": 1} {
 		if cs := env.mustContainers(t, shop, svc); len(cs) != n || !allRunning(cs) {
@@ -163,5 +177,5 @@ func TestContainerisedServeDeploysExample(t *testing.T) {
 		t.Fatalf("orca-sync's own container was touched: running %v, started %s (was %s), restarts %d",
 			after.State.Running, after.State.StartedAt, before.State.StartedAt, after.RestartCount)
 	}
-	ps.waitAnswer(t, "shop.example.test", "/", "v2", 30*time.Second)
+	waitHTTPS(t, ps, "shop.example.test", root)
 }
