@@ -40,11 +40,15 @@ type Options struct {
 	// from; without it a service with a `./` mount cannot start.
 	Files *files.Store
 	Log   *slog.Logger
+	// Credentials are what pulls send to registries; nil sends only those
+	// of [[registry]] entries.
+	Credentials Credentials
 }
 
 // Applier carries out plans on one Docker engine.
 type Applier struct {
 	rt     Runtime
+	puller *Puller
 	log    *slog.Logger
 	router Router
 	node   string
@@ -54,7 +58,9 @@ type Applier struct {
 	seen *secretMemory
 	// awaiting are the containers started and not yet through readiness.
 	awaiting *awaiting
-	files    *files.Store
+	// oneOffs are the hook and job containers running now.
+	oneOffs *oneOffs
+	files   *files.Store
 }
 
 // NodeName is the node this host acts as: the flag's value, else cluster.toml's
@@ -72,7 +78,8 @@ func NodeName(flag string, d *config.Desired) string {
 
 // New returns an Applier for rt.
 func New(rt Runtime, opts Options) *Applier {
-	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, node: opts.Node, seen: newSecretMemory(), awaiting: newAwaiting(), files: opts.Files}
+	a := &Applier{rt: rt, puller: NewPuller(rt, opts.Credentials), log: opts.Log, router: opts.Router, node: opts.Node,
+		seen: newSecretMemory(), awaiting: newAwaiting(), files: opts.Files, oneOffs: &oneOffs{ids: map[string]bool{}}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -83,15 +90,21 @@ func New(rt Runtime, opts Options) *Applier {
 	return a
 }
 
+// Puller is how the applier pulls, for the reconciler's re-pulls.
+func (a *Applier) Puller() *Puller { return a.puller }
+
 // Result is what happened to one service.
 type Result struct {
-	Project  string        `json:"project"`
-	Service  string        `json:"service"`
-	Action   diff.Action   `json:"action"`
-	Error    string        `json:"error,omitempty"`
-	Started  []string      `json:"started,omitempty"`
-	Removed  []string      `json:"removed,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Project string      `json:"project"`
+	Service string      `json:"service"`
+	Action  diff.Action `json:"action"`
+	Error   string      `json:"error,omitempty"`
+	// PullFailed: the image could not be pulled (a *PullError). Such a
+	// failure is never pinned; the next sync tries again.
+	PullFailed bool          `json:"pull_failed,omitempty"`
+	Started    []string      `json:"started,omitempty"`
+	Removed    []string      `json:"removed,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
 }
 
 // Failed reports whether the service's change failed.
@@ -215,14 +228,18 @@ type job struct {
 	node     string
 	secrets  config.SecretValues
 	seen     *secretMemory
+	// desired is the checkout, whose [[registry]] entries pulls use.
+	desired *config.Desired
 }
 
 func (a *Applier) newJob(d *config.Desired, revision string) job {
-	return job{revision: revision, root: d.Root, node: NodeName(a.node, d), secrets: d.Secrets, seen: a.seen}
+	return job{revision: revision, root: d.Root, node: NodeName(a.node, d), secrets: d.Secrets, seen: a.seen, desired: d}
 }
 
-// stopGrace is how long a container gets between SIGTERM and SIGKILL.
-const stopGrace = 10 * time.Second
+// ownGrace stops a container with its own stop timeout: the
+// stop_grace_secs it was created with (a pruned service is no longer in
+// git to say).
+const ownGrace = -1 * time.Second
 
 // run carries out one service's change.
 func (a *Applier) run(ctx context.Context, c diff.Change, j job) Result {
@@ -239,7 +256,7 @@ func (a *Applier) run(ctx context.Context, c diff.Change, j job) Result {
 	}
 	r.Duration = time.Since(start)
 	if err != nil {
-		r.Error = err.Error()
+		r.Error, r.PullFailed = err.Error(), IsPullError(err)
 		log.Error("failed", "error", err, "duration", r.Duration)
 	} else {
 		log.Info("done", "started", len(r.Started), "removed", len(r.Removed), "duration", r.Duration)
@@ -251,7 +268,7 @@ func (a *Applier) run(ctx context.Context, c diff.Change, j job) Result {
 // Volumes stay.
 func (a *Applier) removeAll(ctx context.Context, c diff.Change, r *Result) error {
 	for _, ctr := range c.Containers {
-		if err := a.retire(ctx, c.Project, c.Service, ctr); err != nil {
+		if err := a.retire(ctx, c.Project, c.Service, ctr, ownGrace); err != nil {
 			return err
 		}
 		r.Removed = append(r.Removed, ctr.Name)
@@ -259,11 +276,11 @@ func (a *Applier) removeAll(ctx context.Context, c diff.Change, r *Result) error
 	return nil
 }
 
-// retire routes a container out (the router drains it), stops it and
-// removes it.
-func (a *Applier) retire(ctx context.Context, project, service string, c diff.Container) error {
+// retire routes a container out (the router drains it), stops it with
+// grace (stop_grace_secs) and removes it.
+func (a *Applier) retire(ctx context.Context, project, service string, c diff.Container, grace time.Duration) error {
 	a.router.RouteOut(ctx, project, service, routing.Target{ContainerID: c.ID})
-	if err := a.rt.Stop(ctx, c.ID, stopGrace); err != nil {
+	if err := a.rt.Stop(ctx, c.ID, grace); err != nil {
 		return fmt.Errorf("stop %s: %w", c.Name, err)
 	}
 	if err := a.rt.Remove(ctx, c.ID); err != nil {

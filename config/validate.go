@@ -54,6 +54,7 @@ func validateService(s *Service, sink errorSink) {
 	if s.Watch != nil && s.Watch.Repo == "" {
 		sink.service(s, "watch.repo", "watch.repo is required")
 	}
+	validateBuild(s, sink)
 	validateNotSupported(s, sink)
 }
 
@@ -61,9 +62,6 @@ func validateService(s *Service, sink errorSink) {
 // on yet, so that none of them validates and then silently does nothing
 // (docs/reference/service-toml.md#not-supported-yet).
 func validateNotSupported(s *Service, sink errorSink) {
-	if s.Build != nil {
-		sink.service(s, "build", "build is not supported yet: orca-sync does not build images; build the image elsewhere and name it in image")
-	}
 	if s.Placement != nil {
 		sink.service(s, "placement", "placement is not supported yet: every orca-sync host applies every service of the repository; give each host its own repository or path")
 	}

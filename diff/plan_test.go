@@ -3,6 +3,7 @@ package diff
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -264,5 +265,71 @@ func TestPlanText(t *testing.T) {
 	js, err := json.Marshal(p)
 	if err != nil || !strings.Contains(string(js), `"field":"image","from":"app:v1","to":"api:v2"`) {
 		t.Fatalf("json: %s %v", js, err)
+	}
+}
+
+// TestBuildCommitInSpec checks that a service with build runs the image
+// tagged by its app commit, that a new commit is a new spec which plan shows
+// as build: <repo>@<old12> -> <new12>, and that a service without build has
+// no build key in its spec (its hash is what it was before builds existed).
+func TestBuildCommitInSpec(t *testing.T) {
+	const repo = "https://git.example.com/app.git"
+	built := svc("shop", "web", func(s *config.Service) {
+		s.Image = ""
+		s.PullPolicy = config.PullNever
+		s.Build = &config.Build{Repo: repo, Branch: "main", Context: ".", Dockerfile: "Dockerfile"}
+	})
+	oldC, newC := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	old := NewSpec(built, Inputs{BuildCommit: oldC})
+	next := NewSpec(built, Inputs{BuildCommit: newC})
+	if old.Image != "orca-build/shop-web:aaaaaaaaaaaa" {
+		t.Errorf("image = %q", old.Image)
+	}
+	if old.Hash() == next.Hash() {
+		t.Fatal("a new app commit must be a new spec")
+	}
+	fs := FieldChanges(&old, &next)
+	if len(fs) != 1 || fs[0].String() != "build: "+repo+"@aaaaaaaaaaaa -> bbbbbbbbbbbb" {
+		t.Fatalf("fields = %v", fs)
+	}
+	withArg := *built.Build
+	withArg.Args = map[string]string{"MODE": "debug"}
+	argSvc := *built
+	argSvc.Build = &withArg
+	argSpec := NewSpec(&argSvc, Inputs{BuildCommit: oldC})
+	if argSpec.Hash() == old.Hash() {
+		t.Error("new build args must be a new spec")
+	}
+	plain := NewSpec(svc("shop", "web", nil), Inputs{BuildCommit: oldC})
+	if plain.Build != nil || strings.Contains(plain.Encode(), `"build"`) {
+		t.Errorf("a service without build has a build in its spec: %s", plain.Encode())
+	}
+}
+
+// TestPlanShowsMovedDigest: a moved tag of a pull_policy = "always" image
+// shows as its registry digests, not its image IDs; a changed image shows
+// both the image and the digest; an unknown digest leaves the image ID line.
+func TestPlanShowsMovedDigest(t *testing.T) {
+	s := svc("shop", "web", func(s *config.Service) { s.Image = "app:latest"; s.PullPolicy = config.PullAlways })
+	old := NewSpec(s, Inputs{ImageID: "sha256:aaaaaaaaaaaaaaaa"})
+	cur := NewSpec(s, Inputs{ImageID: "sha256:bbbbbbbbbbbbbbbb"})
+	live := []Container{{ID: "c1", Project: "shop", Service: "web", Index: 1, Hash: old.Hash(), State: "running", Spec: &old,
+		Digest: "sha256:1111111111111111"}}
+	d := Service{Service: s, Spec: cur, Hash: cur.Hash(), Digest: "sha256:2222222222222222"}
+	c := Compute([]Service{d}, live, Options{}).Changes[0]
+	if got := fmt.Sprint(c.Fields); got != "[digest: sha256:111111111111 -> sha256:222222222222]" || c.Digest != d.Digest {
+		t.Errorf("fields = %s, digest %q; want the digest move only", got, c.Digest)
+	}
+	d.Digest = ""
+	c = Compute([]Service{d}, live, Options{}).Changes[0]
+	if got := fmt.Sprint(c.Fields); got != "[image_id: aaaaaaaaaaaa -> bbbbbbbbbbbb]" {
+		t.Errorf("fields without a desired digest = %s; want the image ID line", got)
+	}
+	s2 := svc("shop", "web", func(s *config.Service) { s.Image = "app:v2"; s.PullPolicy = config.PullIfNotPresent })
+	v2 := NewSpec(s2, Inputs{})
+	d = Service{Service: s2, Spec: v2, Hash: v2.Hash(), Digest: "sha256:3333333333333333"}
+	c = Compute([]Service{d}, live, Options{}).Changes[0]
+	if got := fmt.Sprint(c.Fields); got != "[image: app:latest -> app:v2 digest: sha256:111111111111 -> sha256:333333333333]" {
+		t.Errorf("fields of a changed image = %s", got)
 	}
 }

@@ -42,6 +42,8 @@ type Engine struct {
 	// images caches the defaults of each image ID for drift checks.
 	imgMu  sync.Mutex
 	images map[string]imageDefaults
+	// digests caches RepoDigest by "<image ID> <repository>".
+	digests map[string]string
 }
 
 // Engine is an apply.Runtime with every optional capability of
@@ -52,6 +54,7 @@ var (
 	_ apply.ConfigInspector = (*Engine)(nil)
 	_ apply.LogStreamer     = (*Engine)(nil)
 	_ apply.EventSource     = (*Engine)(nil)
+	_ apply.ImageDigester   = (*Engine)(nil)
 )
 
 // dockerPingTimeout bounds the first contact with the engine when ctx has no
@@ -85,7 +88,9 @@ func New(ctx context.Context, log *slog.Logger) (*Engine, error) {
 // Close releases the engine connection.
 func (d *Engine) Close() error { return d.cli.Close() }
 
-// List returns every orca-managed container, running or not, with one call.
+// List returns every orca-managed container, running or not, with one call,
+// but the hook and job containers (ListOneOffs): plans, drift, prune, status
+// and routes see only the replicas of services.
 func (d *Engine) List(ctx context.Context) ([]diff.Container, error) {
 	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
@@ -96,6 +101,9 @@ func (d *Engine) List(ctx context.Context) ([]diff.Container, error) {
 	}
 	out := make([]diff.Container, 0, len(res.Items))
 	for _, s := range res.Items {
+		if apply.IsOneOff(s.Labels[apply.LabelRole]) {
+			continue
+		}
 		out = append(out, dockerContainer(s))
 	}
 	return out, nil
@@ -272,42 +280,6 @@ func (d *Engine) ImageID(ctx context.Context, ref string) (string, error) {
 	return res.ID, nil
 }
 
-// Pull fetches ref. Progress goes to the logger: image-level lines at Info,
-// each layer's status changes at Debug (the byte counters are not logged).
-func (d *Engine) Pull(ctx context.Context, ref string) error {
-	resp, err := d.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
-	if err != nil {
-		return fmt.Errorf("pull %s: %w", ref, err)
-	}
-	defer resp.Close()
-	layers := map[string]string{} // layer ID → last status logged
-	for m, err := range resp.JSONMessages(ctx) {
-		if err != nil {
-			return fmt.Errorf("pull %s: reading progress: %w", ref, err)
-		}
-		if m.Error != nil {
-			return fmt.Errorf("pull %s: %w", ref, m.Error)
-		}
-		if m.Status == "" {
-			continue
-		}
-		if dockerIsLayerID(m.ID) {
-			if layers[m.ID] == m.Status {
-				continue
-			}
-			layers[m.ID] = m.Status
-			d.log.Debug("pull", "image", ref, "layer", m.ID, "status", m.Status)
-			continue
-		}
-		if m.ID != "" && !strings.Contains(m.Status, m.ID) {
-			d.log.Info("pull", "image", ref, "status", m.ID+": "+m.Status)
-		} else {
-			d.log.Info("pull", "image", ref, "status", m.Status)
-		}
-	}
-	return nil
-}
-
 // dockerIsLayerID reports whether a pull message ID names a layer (12 hex digits)
 // rather than the image or tag.
 func dockerIsLayerID(id string) bool {
@@ -323,10 +295,16 @@ func dockerIsLayerID(id string) bool {
 }
 
 // Stop sends SIGTERM, then SIGKILL once grace (rounded up to whole seconds)
-// has passed. A container that no longer exists is not an error.
+// has passed; a negative grace leaves it to the container's own stop
+// timeout (its stop_grace_secs when orca-sync created it). A container that
+// no longer exists is not an error.
 func (d *Engine) Stop(ctx context.Context, id string, grace time.Duration) error {
-	secs := max(0, int(math.Ceil(grace.Seconds())))
-	_, err := d.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	var timeout *int
+	if grace >= 0 {
+		secs := int(math.Ceil(grace.Seconds()))
+		timeout = &secs
+	}
+	_, err := d.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: timeout})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("stop container %s: %w", dockerShortID(id), err)
 	}

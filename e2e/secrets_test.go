@@ -27,7 +27,11 @@ func secretsServices(apiImage string) string {
 	return services(
 		withEnv("api", apiImage, map[string]string{"DB_PASSWORD": "${secrets.DB_PASSWORD}", "LITERAL": "$${secrets.DB_PASSWORD}", "LOG_ENV": "DB_PASSWORD"}),
 		withEnv("mail", imageV1, map[string]string{"SMTP_PASSWORD": "${secrets.SMTP_PASSWORD}"}),
-		withEnv("web", imageV1, map[string]string{"MODE": "plain"}))
+		withEnv("web", imageV1, map[string]string{"MODE": "plain"})) +
+		// A job that prints the secret it was given, as a dump script that
+		// logs its DSN: its output must reach status, history and `run`
+		// redacted (docs/guides/hooks-and-jobs.md).
+		"\n" + job("dump", never, "echo password=$DB_PASSWORD; exit 3") + "[service.env]\nDB_PASSWORD = \"${secrets.DB_PASSWORD}\"\n"
 }
 
 // ageKey writes a new age identity to a file and returns it.
@@ -126,6 +130,12 @@ func TestServeSecrets(t *testing.T) {
 			outputs = append(outputs, path+": "+string(body))
 		}
 	}
+	// The job's output holds the secret it printed as its reference.
+	code, body := d.call(http.MethodPost, "/api/v1/services/"+p+"/dump/run")
+	if code != http.StatusOK || !strings.Contains(string(body), "password=${secrets.DB_PASSWORD}") || !strings.Contains(string(body), `"exit_code":3`) {
+		t.Errorf("run of the job that prints its secret: %d %s", code, body)
+	}
+	outputs = append(outputs, "run: "+string(body))
 	collectAPI()
 	// api prints its DB_PASSWORD at start, as an app that logs its DSN does:
 	// the logs API (viewer role and up) shows the reference, not the value.
@@ -203,45 +213,12 @@ func TestServeSecrets(t *testing.T) {
 	})
 
 	t.Run("the values are nowhere but in the containers' env", func(t *testing.T) {
-		values := []string{dbPassword, rotated, smtp, hook}
-		check := func(where, text string) {
-			for _, v := range values {
-				if strings.Contains(text, v) {
-					t.Errorf("a secret value leaked into %s", where)
-				}
-			}
-		}
 		d.stop() // flush and release state.db; logs are complete
-		for i, line := range strings.Split(d.logs.String(), "\n") {
-			check(fmt.Sprintf("serve log line %d (%q)", i+1, line), line)
-		}
-		for _, o := range outputs {
-			check("an API or CLI output: "+o[:min(len(o), 200)], o)
-		}
-		for _, dir := range []string{d.dataDir, tmp, repo.Dir()} {
-			filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
-				if err != nil || e.IsDir() {
-					return err
-				}
-				b, err := os.ReadFile(path)
-				if err != nil {
-					t.Errorf("read %s: %v", path, err)
-					return nil
-				}
-				check(path, string(b))
-				return nil
-			})
-		}
-		if _, err := os.Stat(filepath.Join(d.dataDir, "state.db")); err != nil {
-			t.Errorf("no state file was searched: %v", err)
-		}
+		searchLeaks(t, leakSearch{values: []string{dbPassword, rotated, smtp, hook}, daemon: d, env: env,
+			project: p, outputs: outputs, dirs: []string{d.dataDir, tmp, repo.Dir()}})
 		inEnv := 0
 		for _, c := range env.mustContainers(t, p, "") {
-			ins := env.inspect(t, c.ID)
-			for k, v := range ins.Config.Labels {
-				check(fmt.Sprintf("label %s of %s", k, c.ID[:12]), v)
-			}
-			for _, kv := range ins.Config.Env {
+			for _, kv := range env.inspect(t, c.ID).Config.Env {
 				if strings.Contains(kv, rotated) || strings.Contains(kv, smtp) {
 					inEnv++
 				}
@@ -254,4 +231,57 @@ func TestServeSecrets(t *testing.T) {
 			t.Error("the outputs searched never mention DB_PASSWORD: the search proves nothing")
 		}
 	})
+}
+
+// leakSearch is where a secret value must not be: every line serve logged,
+// the API and CLI outputs a test collected, every file under dirs (serve's
+// data dir with state.db among them) and the labels of the project's
+// containers.
+type leakSearch struct {
+	values  []string
+	daemon  *daemon // stopped, so its logs are complete and state.db is flushed
+	env     *Env
+	project string
+	outputs []string
+	dirs    []string
+}
+
+// searchLeaks fails t for each place of ls that holds one of its values.
+func searchLeaks(t *testing.T, ls leakSearch) {
+	t.Helper()
+	check := func(where, text string) {
+		for _, v := range ls.values {
+			if strings.Contains(text, v) {
+				t.Errorf("a secret value leaked into %s", where)
+			}
+		}
+	}
+	for i, line := range strings.Split(ls.daemon.logs.String(), "\n") {
+		check(fmt.Sprintf("serve log line %d (%q)", i+1, line), line)
+	}
+	for _, o := range ls.outputs {
+		check("an API or CLI output: "+o[:min(len(o), 200)], o)
+	}
+	for _, dir := range ls.dirs {
+		filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("read %s: %v", path, err)
+				return nil
+			}
+			check(path, string(b))
+			return nil
+		})
+	}
+	if _, err := os.Stat(filepath.Join(ls.daemon.dataDir, "state.db")); err != nil {
+		t.Errorf("no state file was searched: %v", err)
+	}
+	for _, c := range ls.env.mustContainers(t, ls.project, "") {
+		for k, v := range ls.env.inspect(t, c.ID).Config.Labels {
+			check(fmt.Sprintf("label %s of %s", k, c.ID[:12]), v)
+		}
+	}
 }

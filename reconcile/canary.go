@@ -173,6 +173,7 @@ func (cn *canaryDriver) step(ctx context.Context, r *run) {
 		case has && rec.Phase == phasePromoting && c.Action == diff.ActionNone:
 			cn.finishPromotion(ctx, rec) // the stable set already runs the new spec (a crash after the roll)
 		case has && rec.Phase == phasePromoting:
+			c.Reason = apply.ReasonPromotion // its pre_deploy ran before the canary started
 			r.promoting = append(r.promoting, rec)
 		case has:
 			if gone := missingCanary(rec, r.live.Canaries[key]); gone != "" {
@@ -263,7 +264,9 @@ func (cn *canaryDriver) startCanary(ctx context.Context, r *run, c *diff.Change)
 	c.Action = diff.ActionNone
 	if res.Failed() {
 		c.Reason = res.Error
-		cn.pin(c.Key(), c.Desired.Hash, res.Error)
+		if !res.PullFailed { // a refused pull is retried at the next sync
+			cn.pin(c.Key(), c.Desired.Hash, res.Error)
+		}
 		return
 	}
 	step := canarySteps(c.Desired.Deploy)[0]

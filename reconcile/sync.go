@@ -10,6 +10,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/jobs"
 	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -38,6 +39,8 @@ type run struct {
 	desired  *config.Desired
 	live     planner.Live
 	services []diff.Service
+	// buildFailed are the failed builds by service key.
+	buildFailed map[string]error
 	// imageIDs are, by service key, the image IDs after the re-pull a
 	// redeploy or an image webhook asked for.
 	imageIDs map[string]string
@@ -55,6 +58,10 @@ type run struct {
 	// repaired lists, per service key, the drift findings its change repairs.
 	repaired map[string][]string
 	results  []apply.Result
+	// swept are the one-off containers a crash left, removed by the sweep.
+	swept []diff.Container
+	// hookResults are the post_deploy hooks run again for swept ones.
+	hookResults []apply.Result
 	// pendingSent: the commit status went to pending when the apply started.
 	pendingSent bool
 	// canaryResults are what the canary step started; promoting the
@@ -85,6 +92,7 @@ type syncer struct {
 	drift    *driftChecker
 	reporter *reporter
 	history  *history
+	jobs     *jobs.Scheduler
 	// interval comes from the loop: it caps the retry backoff.
 	interval func() time.Duration
 }
@@ -96,20 +104,20 @@ func newSyncer(l *Loop) *syncer {
 		last:  l.last, pacer: l.pacer, canaries: l.canaries, heal: l.heal, drift: l.drift,
 		reporter: &reporter{notifier: l.opts.Notifier, statuses: l.opts.Statuses, last: l.last, planner: l.planner},
 		history:  &history{store: l.opts.Store, metrics: l.opts.Metrics, last: l.last, drift: l.drift, heal: l.heal, status: l.Status},
-		interval: l.interval,
+		interval: l.interval, jobs: l.jobs,
 	}
 }
 
 // steps are a sync's stages in order: git, the checkout, the live state
 // and images (I/O), the plan (pure), then what carries it out.
 func (s *syncer) steps() []step {
-	return []step{s.fetch, s.hold, s.load, s.list, s.images, s.inspect, s.readPins,
-		s.plan, s.unpin, s.announce, s.route, s.guard, s.canary, s.apply}
+	return []step{s.fetch, s.hold, s.load, s.list, s.readPins, s.lookup, s.images, s.build, s.sweep,
+		s.inspect, s.plan, s.unpin, s.announce, s.route, s.guard, s.scheduleJobs, s.canary, s.apply}
 }
 
 // closing are the steps every sync ends with, however the steps ended.
 func (s *syncer) closing() []step {
-	return []step{s.canaryAfter, s.routeAfter, s.record}
+	return []step{s.canaryAfter, s.routeAfter, s.notePulls, s.record}
 }
 
 // sync runs one sync and returns its record.
@@ -211,14 +219,18 @@ func confirmDied(ctx context.Context, rt apply.Runtime, p pending, live []diff.C
 // images builds the desired services, pulling pull_policy = "always"
 // images, and re-pulls the images of redeployed and refreshed services.
 func (s *syncer) images(ctx context.Context, r *run) error {
-	r.services = s.planner.Desire(ctx, r.desired, true)
-	s.last.noteServices(r.services)
+	r.services = s.planner.Desire(ctx, r.desired, s.applier.Puller())
+	warned := map[string]bool{}
 	for _, svc := range r.services {
 		key := svc.Key()
-		if !r.pending.redeploy[key] && !r.pending.refresh[key] {
+		if svc.PullErr != nil && !warned[svc.Image] {
+			warned[svc.Image] = true
+			s.log.Warn("pull failed; a local image of that tag stays in use", "image", svc.Image, "error", svc.PullErr)
+		}
+		if !r.pending.redeploy[key] && !r.pending.refresh[key] || !apply.PullsOwnImage(svc.Service) || svc.Build != nil {
 			continue
 		}
-		if err := s.opts.Runtime.Pull(ctx, svc.Image); err != nil {
+		if err := s.applier.Puller().Pull(ctx, r.desired, svc.Image); err != nil {
 			s.log.Warn("re-pull failed", "service", key, "error", err)
 		}
 		if r.imageIDs == nil {
@@ -226,6 +238,8 @@ func (s *syncer) images(ctx context.Context, r *run) error {
 		}
 		r.imageIDs[key], _ = s.opts.Runtime.ImageID(ctx, svc.Image)
 	}
+	s.planner.Digests(ctx, r.services, r.live)
+	s.last.noteServices(r.services)
 	return nil
 }
 

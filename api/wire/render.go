@@ -44,7 +44,11 @@ func WriteStatus(w io.Writer, st Status) error {
 		if s.ProbeError != "" {
 			reason = strings.TrimPrefix(reason+"; "+s.ProbeError, "; ")
 		}
-		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d/%d\t%s\t%s\n", s.Project, s.Name, s.Sync, s.Health, s.Ready, s.Replicas, s.Image, reason)
+		image := s.Image
+		if s.Digest != "" {
+			image += " (" + shortDigest(s.Digest) + ")"
+		}
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d/%d\t%s\t%s\n", s.Project, s.Name, s.Sync, s.Health, s.Ready, s.Replicas, image, reason)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -54,8 +58,29 @@ func WriteStatus(w io.Writer, st Status) error {
 			fmt.Fprintf(w, "\nCanary %s/%s: %s, step %d of %d at %d%%, %d containers\n", s.Project, s.Name, c.Phase, c.Step, c.Steps, c.Weight, len(c.Containers))
 			fmt.Fprintf(w, "  canary: %s\n  stable: %s\n  waits for: %s\n", c.Canary, c.Stable, c.Waiting)
 		}
+		if j := s.Job; j != nil {
+			writeJobStatus(w, s.Project+"/"+s.Name, j)
+		}
 	}
 	return nil
+}
+
+// writeJobStatus is a job's last and next run.
+func writeJobStatus(w io.Writer, key string, j *JobStatus) {
+	fmt.Fprintf(w, "\nJob %s (%s):", key, j.Schedule)
+	if !j.NextRun.IsZero() {
+		fmt.Fprintf(w, " next run %s", j.NextRun.Format(time.DateTime))
+	}
+	if j.Running {
+		fmt.Fprint(w, ", running now")
+	}
+	if j.Skipped > 0 {
+		fmt.Fprintf(w, ", %d tick(s) skipped", j.Skipped)
+	}
+	fmt.Fprintln(w)
+	if r := j.LastRun; r != nil {
+		fmt.Fprintf(w, "  last run %s (%s): exit code %d after %s\n", r.Started.Format(time.DateTime), r.Trigger, r.ExitCode, r.Duration.Round(time.Millisecond))
+	}
 }
 
 // WriteHistory prints sync records as a table, newest first.
@@ -106,4 +131,10 @@ func WriteDrift(w io.Writer, rep DriftReport) error {
 			f.Field, change, f.FirstSeen.Format(time.DateTime))
 	}
 	return tw.Flush()
+}
+
+// shortDigest is "sha256:" and the first 12 hex digits of a digest.
+func shortDigest(d string) string {
+	hex := strings.TrimPrefix(d, "sha256:")
+	return "sha256:" + hex[:min(12, len(hex))]
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/registryauth"
 )
 
 // Runtime keeps containers in memory. An image whose name contains
@@ -19,7 +20,9 @@ import (
 // "noexec" cannot be started, and the error names the command, as Docker's
 // does ("exec: ...: executable file not found"). It records the fewest
 // serving containers per service seen after any change once that service
-// first reached its full count.
+// first reached its full count. An image whose name contains "remote" is
+// not on the host until a Pull of it succeeds; Refuse, when set, decides
+// whether a pull does.
 type Runtime struct {
 	mu         sync.Mutex
 	seq        int
@@ -30,6 +33,11 @@ type Runtime struct {
 	Watch map[string]bool
 	// Inspects counts InspectConfig calls.
 	Inspects int
+	// Refuse fails a pull when it returns an error (a registry's refusal).
+	Refuse func(ref string, auth registryauth.Auth) error
+	// Pulls are the credentials of every pull, in order.
+	Pulls  []registryauth.Auth
+	pulled map[string]bool
 }
 
 type container struct {
@@ -45,21 +53,72 @@ func NewRuntime() *Runtime {
 var _ apply.Runtime = (*Runtime)(nil)
 
 func (f *Runtime) List(context.Context) ([]diff.Container, error) {
+	return f.list(false), nil
+}
+
+// ListOneOffs returns the hook and job containers, which List leaves out.
+func (f *Runtime) ListOneOffs(context.Context) ([]diff.Container, error) {
+	return f.list(true), nil
+}
+
+func (f *Runtime) list(oneOffs bool) []diff.Container {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []diff.Container
 	for _, c := range f.containers {
-		out = append(out, c.c)
+		if apply.IsOneOff(c.c.Role) == oneOffs {
+			out = append(out, c.c)
+		}
 	}
-	return out, nil
+	return out
+}
+
+// Wait ends a running container: it exits with N for the command
+// ["exit", "N"], else 1 for a "broken" image, else 0.
+func (f *Runtime) Wait(_ context.Context, id string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.containers[id]
+	if c == nil {
+		return 0, fmt.Errorf("no such container %s", id)
+	}
+	c.c.State = "exited"
+	code := 0
+	if strings.Contains(c.cfg.Spec.Image, "broken") {
+		code = 1
+	}
+	if len(c.cfg.Command) == 2 && c.cfg.Command[0] == "exit" {
+		fmt.Sscanf(c.cfg.Command[1], "%d", &code)
+	}
+	return code, nil
 }
 
 func (f *Runtime) EnsureNetwork(context.Context, string) error { return nil }
 func (f *Runtime) EnsureVolume(context.Context, string) error  { return nil }
-func (f *Runtime) ImageID(context.Context, string) (string, error) {
+func (f *Runtime) ImageID(_ context.Context, ref string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if strings.Contains(ref, "remote") && !f.pulled[ref] {
+		return "", fmt.Errorf("inspect image %s: %w", ref, apply.ErrImageNotFound)
+	}
 	return "sha256:fake", nil
 }
-func (f *Runtime) Pull(context.Context, string) error { return nil }
+
+func (f *Runtime) Pull(_ context.Context, ref string, auth registryauth.Auth) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Pulls = append(f.Pulls, auth)
+	if f.Refuse != nil {
+		if err := f.Refuse(ref, auth); err != nil {
+			return err
+		}
+	}
+	if f.pulled == nil {
+		f.pulled = map[string]bool{}
+	}
+	f.pulled[ref] = true
+	return nil
+}
 
 func (f *Runtime) Run(_ context.Context, cfg apply.ContainerConfig) (string, error) {
 	f.mu.Lock()

@@ -8,14 +8,18 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/orca-sync/orca-sync/api/wire"
+	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/build"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
 	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/planner"
+	"github.com/orca-sync/orca-sync/registryauth"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/spf13/cobra"
 )
@@ -26,6 +30,9 @@ type planned struct {
 	plan    diff.Plan
 	rt      *docker.Engine
 	node    string
+	// builder is set when the checkout has services with build.
+	builder *build.Builder
+	creds   *registryauth.Resolver
 }
 
 // checkoutOpts say which checkout to plan, and how.
@@ -38,6 +45,8 @@ type checkoutOpts struct {
 	// pull pulls pull_policy = "always" images first (apply), else the local
 	// image is used (plan).
 	pull bool
+	// buildDir holds the clones of app repositories ([service.build]).
+	buildDir string
 }
 
 // planCheckout loads and validates dir, resolves its secrets, then plans it
@@ -75,12 +84,45 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 	if err != nil {
 		return nil, err
 	}
-	res, err := planner.Planner{Runtime: rt, Node: o.node, ListTimeout: 30 * time.Second}.Plan(ctx, d, o.pull)
+	creds := registryauth.New("") // $DOCKER_CONFIG, else ~/.docker, as docker pull
+	pl := planner.Planner{Runtime: rt, Node: o.node, ListTimeout: 30 * time.Second,
+		Puller: apply.NewPuller(rt, creds), Digester: rt}
+	builder, err := lookupBuilds(ctx, d, rt, o.buildDir, log)
 	if err != nil {
 		rt.Close()
 		return nil, err
 	}
-	return &planned{desired: d, plan: res.Plan, rt: rt, node: o.node}, nil
+	if builder != nil {
+		pl.Builds = builder
+	}
+	res, err := pl.Plan(ctx, d, o.pull)
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
+	return &planned{desired: d, plan: res.Plan, rt: rt, node: o.node, builder: builder, creds: creds}, nil
+}
+
+// lookupBuilds finds the commit of every build branch of d (nil when d has
+// no service with build); app repositories are reached with the
+// ORCA_SYNC_GIT_* credentials.
+func lookupBuilds(ctx context.Context, d *config.Desired, rt build.Engine, dir string, log *slog.Logger) (*build.Builder, error) {
+	has := false
+	for _, s := range d.Services() {
+		has = has || s.Build != nil
+	}
+	if !has {
+		return nil, nil
+	}
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "orca-sync-plan-builds") // plan only looks up: nothing is cloned
+	}
+	b := build.New(build.Options{Engine: rt, Dir: dir, Git: gitOptions(serveFlags{}, "", "", "", log), Log: log})
+	var errs []error
+	for key, err := range b.Resolve(ctx, d) {
+		errs = append(errs, fmt.Errorf("%s: %w", key, err))
+	}
+	return b, errors.Join(errs...)
 }
 
 func newPlanCommand(log *slog.Logger) *cobra.Command {
