@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -26,6 +28,7 @@ type appSpec struct {
 	Binds     []string          // "volume:/path" or "/host:/path"
 	Labels    map[string]string // extra labels
 	Unmanaged bool              // no orca.* labels (still cleaned up: the name has the prefix)
+	HostPort  int               // publishes 127.0.0.1:HostPort to the app's port
 }
 
 // startApp creates and starts a container from s and returns its ID.
@@ -64,8 +67,9 @@ func (e *Env) startApp(t testing.TB, s appSpec) string {
 		Image:  s.Image,
 		Config: &container.Config{Env: s.Env, Labels: labels},
 		HostConfig: &container.HostConfig{
-			NetworkMode: container.NetworkMode(s.Network),
-			Binds:       s.Binds,
+			NetworkMode:  container.NetworkMode(s.Network),
+			Binds:        s.Binds,
+			PortBindings: hostPort(s.HostPort),
 		},
 		NetworkingConfig: &network.NetworkingConfig{
 			EndpointsConfig: map[string]*network.EndpointSettings{s.Network: {Aliases: s.Aliases}},
@@ -134,4 +138,13 @@ func (e *Env) waitExit(t testing.TB, id string, timeout time.Duration) int {
 		t.Fatalf("wait %s: %v", id, err)
 	}
 	return -1
+}
+
+// hostPort publishes 127.0.0.1:port to the test app's port (none for 0).
+func hostPort(port int) network.PortMap {
+	if port == 0 {
+		return nil
+	}
+	p, _ := network.PortFrom(testAppPort, network.TCP)
+	return network.PortMap{p: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(port)}}}
 }

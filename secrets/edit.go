@@ -163,6 +163,44 @@ func (c *Checkout) Set(ctx context.Context, project, name, value string) (string
 	return rel, c.write(ctx, f)
 }
 
+// SetMany sets every name of values in the project's file in one write,
+// creating the file as Set does. A new file needs no identity, so an import
+// can write the secrets it found on a host without the private key.
+func (c *Checkout) SetMany(ctx context.Context, project string, values map[string]string) (string, error) {
+	names := make([]string, 0, len(values))
+	for n := range values {
+		if !nameRE.MatchString(n) {
+			return "", fmt.Errorf("secret name %q: use letters, digits and _ (it is referenced as ${secrets.%s})", n, n)
+		}
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return "", nil
+	}
+	slices.Sort(names)
+	rel, err := c.target(project, names[0])
+	if err != nil {
+		return "", err
+	}
+	var f *File
+	if rel == "" {
+		dir, err := c.scopeDir(project)
+		if err != nil {
+			return "", err
+		}
+		rel = path.Join(dir, DefaultFile)
+		if f, err = c.create(rel); err != nil {
+			return "", err
+		}
+	} else if f, err = c.open(rel); err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		f.Set(n, values[n])
+	}
+	return rel, c.write(ctx, f)
+}
+
 // create starts the new file rel with the creation rule of the nearest
 // .sops.yaml, as sops would.
 func (c *Checkout) create(rel string) (*File, error) {

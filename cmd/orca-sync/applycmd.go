@@ -49,7 +49,7 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 	cmd.Flags().StringVar(&f.node, "node", "", nodeFlagHelp)
 	cmd.Flags().StringVar(&f.ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", defaultDataDir(), "data dir whose lock apply takes (serve's; a running serve holds it) and whose files/ holds the snapshots containers mount")
-	allowHostPathFlag(cmd, &f.allowHostPaths)
+	allowHostPathFlag(cmd.Flags(), &f.allowHostPaths)
 	return cmd
 }
 

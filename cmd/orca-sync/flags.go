@@ -36,8 +36,8 @@ func flagsFromEnv(cmd *cobra.Command) error {
 
 // allowHostPathFlag adds --allow-host-path to a command that refuses the
 // host paths it does not allow (serve, apply, plan).
-func allowHostPathFlag(cmd *cobra.Command, allow *[]string) {
-	cmd.Flags().StringSliceVar(allow, "allow-host-path", nil,
+func allowHostPathFlag(fl *pflag.FlagSet, allow *[]string) {
+	fl.StringSliceVar(allow, "allow-host-path", nil,
 		"let services mount host paths below this prefix (repeatable, or comma-separated in ORCA_SYNC_ALLOW_HOST_PATH); the Docker socket only by its own path")
 }
 

@@ -57,7 +57,8 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	log := newLoggerFormat(stderr, "text")
-	root.AddCommand(newValidateCommand(), newPlanCommand(log), newApplyCommand(log), newServeCommand(stderr), newSecretsCommand(), newVersionCommand())
+	root.AddCommand(newValidateCommand(), newPlanCommand(log), newApplyCommand(log), newServeCommand(stderr), newSecretsCommand(), newVersionCommand(),
+		newInstallCommand(), newUninstallCommand(), newImportCommand())
 	addClientCommands(root)
 	return root
 }

@@ -172,7 +172,7 @@ func newPlanCommand(log *slog.Logger) *cobra.Command {
 	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 2 when there are changes, 0 when there are none")
 	cmd.Flags().StringVar(&node, "node", "", nodeFlagHelp)
 	cmd.Flags().StringVar(&ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
-	allowHostPathFlag(cmd, &allowHostPaths)
+	allowHostPathFlag(cmd.Flags(), &allowHostPaths)
 	cmd.Flags().IntVar(&pr, "pr", 0, "print the plan of this pull request from a running serve")
 	fl := cmd.Flags()
 	fl.StringVar(&client.server, "server", "http://127.0.0.1:6880", "with --pr: URL of a running orca-sync serve")

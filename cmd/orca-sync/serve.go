@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 type serveFlags struct {
@@ -58,7 +59,12 @@ func newServeCommand(stderr io.Writer) *cobra.Command {
 			return serve(cmd.Context(), f, newLoggerFormat(stderr, f.logFormat))
 		},
 	}
-	fl := cmd.Flags()
+	f.bind(cmd.Flags())
+	return cmd
+}
+
+// bind registers serve's flags on fl (serve and install share them).
+func (f *serveFlags) bind(fl *pflag.FlagSet) {
 	fl.StringVar(&f.repo, "repo", "", "infra repository: local path, file://, http(s)://, ssh://, git@host:org/repo, git://")
 	fl.StringVar(&f.branch, "branch", "main", "branch to track")
 	fl.StringVar(&f.path, "path", ".", "the infra tree's directory inside the repository")
@@ -73,9 +79,8 @@ func newServeCommand(stderr io.Writer) *cobra.Command {
 	fl.BoolVar(&f.allowMassPrune, "allow-mass-prune", false, "let syncs remove more than prune_guard of the services, or all")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.httpAddr, "http-addr", "", "proxy HTTP listen address (default: \":<[proxy] http_port>\")")
-	allowHostPathFlag(cmd, &f.allowHostPaths)
+	allowHostPathFlag(fl, &f.allowHostPaths)
 	fl.StringVar(&f.httpsAddr, "https-addr", "", "proxy HTTPS listen address (default: \":<[proxy] https_port>\")")
-	return cmd
 }
 
 // explicitInterval returns the --interval value only when it was set, so that

@@ -247,3 +247,38 @@ func readBuildStream(r io.Reader) error {
 		}
 	}
 }
+
+// BuildDir builds dir's Dockerfile with dir's regular files (not its
+// subdirectories) as the context, tagged tag, with the legacy builder.
+func BuildDir(ctx context.Context, cli *client.Client, tag, dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("build %s: %w", tag, err)
+	}
+	var files []tarFile
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return fmt.Errorf("build %s: %w", tag, err)
+		}
+		files = append(files, tarFile{e.Name(), 0o755, b})
+	}
+	buildCtx, err := tarOf(files)
+	if err != nil {
+		return fmt.Errorf("build %s: %w", tag, err)
+	}
+	res, err := cli.ImageBuild(ctx, buildCtx, client.ImageBuildOptions{
+		Tags: []string{tag}, Dockerfile: "Dockerfile", Remove: true, ForceRemove: true, Version: build.BuilderV1,
+	})
+	if err != nil {
+		return fmt.Errorf("build %s: %w", tag, err)
+	}
+	defer res.Body.Close()
+	if err := readBuildStream(res.Body); err != nil {
+		return fmt.Errorf("build %s: %w", tag, err)
+	}
+	return nil
+}
