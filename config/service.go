@@ -201,6 +201,9 @@ func convertService(r rawService, project, file string, index, line int, sink er
 		}
 	}
 	convertOptionalTables(r, s)
+	if s.Placement != nil {
+		s.Placement.Line = max(sink.lines.find("service", index, "placement"), line)
+	}
 	s.SecretRefs = collectSecretRefs(s, sink)
 	validateService(s, sink)
 	return s

@@ -54,6 +54,7 @@ func validateService(s *Service, sink errorSink) {
 	if s.Watch != nil && s.Watch.Repo == "" {
 		sink.service(s, "watch.repo", "watch.repo is required")
 	}
+	validatePlacement(s, sink)
 	validateNotSupported(s, sink)
 }
 
@@ -63,9 +64,6 @@ func validateService(s *Service, sink errorSink) {
 func validateNotSupported(s *Service, sink errorSink) {
 	if s.Build != nil {
 		sink.service(s, "build", "build is not supported yet: orca-sync does not build images; build the image elsewhere and name it in image")
-	}
-	if s.Placement != nil {
-		sink.service(s, "placement", "placement is not supported yet: every orca-sync host applies every service of the repository; give each host its own repository or path")
 	}
 	if s.Backup != nil {
 		sink.service(s, "backup", "backup is not supported yet: orca-sync takes no volume backups")

@@ -226,9 +226,9 @@ func TestLoadCheckoutErrors(t *testing.T) {
 		{"missing mount source", map[string]string{
 			"services/a/service.toml": svc("web", "mounts = [{source = \"./services/a/config\", target = \"/cfg\"}]\n"),
 		}, `mount source "./services/a/config" does not exist in the repository`},
-		{"placement not supported", map[string]string{
+		{"placement without nodes", map[string]string{
 			"services/a/service.toml": svc("web", "placement = {node = \"b\"}\n"),
-		}, `services/a/service.toml:5: web: placement is not supported yet`},
+		}, `services/a/service.toml:5: web: placement needs the nodes declared: add a [[node]] entry`},
 		{"build not supported", map[string]string{
 			"services/a/service.toml": svc("web", "[service.build]\nrepo = \"https://git.example.com/app.git\"\n"),
 		}, `web: build is not supported yet`},
@@ -301,7 +301,9 @@ func TestClusterValidation(t *testing.T) {
 		{"backup not supported", "[backup]\nenabled = true\nschedule = \"0 0 3 * * *\"\n", "cluster.toml:1: [backup] is not supported yet"},
 		{"backup targets not supported", "[[backup.targets]]\ntype = \"local\"\npath = \"/b\"\n", "[backup] is not supported yet"},
 		{"backup off not supported", "[backup]\nenabled = false\n", "cluster.toml:1: [backup] is not supported yet"},
-		{"node not supported", "[[node]]\nname = \"a\"\n[[node]]\nname = \"b\"\n", "cluster.toml:2: name: [[node]] is not supported yet"},
+		{"node without name", "[[node]]\nname = \"a\"\n[[node]]\nlabels = {role = \"edge\"}\n", "cluster.toml:3: [[node]] needs a name"},
+		{"node twice", "[[node]]\nname = \"a\"\n[[node]]\nname = \"a\"\n", `cluster.toml:4: name: node "a" is declared twice`},
+		{"node name shape", "[[node]]\nname = \"Web_1\"\n", `cluster.toml:2: node name "Web_1" must match`},
 		{"bad secret ref", "[webhook]\nsecret = \"${secrets.}\"\n", "is not a secret reference"},
 	}
 	for _, tc := range cases {
