@@ -82,7 +82,9 @@ type Options struct {
 	PRs        PullRequests         // nil: no pull request plans
 	AdminToken string               // the generated <data-dir>/admin.token value (role admin)
 	Registry   *prometheus.Registry // served at /metrics; the API registers its own webhook counter on it
-	Log        *slog.Logger         // nil: discard
+	// Node names this host; /metrics labels orca-sync's series with it. nil: no label.
+	Node func() string
+	Log  *slog.Logger // nil: discard
 }
 
 // Server is the HTTP API. Build it with New; serve Handler.
@@ -94,6 +96,7 @@ type Server struct {
 	adminToken string
 	log        *slog.Logger
 	webhooks   *prometheus.CounterVec
+	node       func() string
 	handler    http.Handler
 }
 
@@ -125,6 +128,7 @@ func New(opts Options) (*Server, error) {
 		adminToken: opts.AdminToken,
 		log:        log,
 		webhooks:   counter,
+		node:       opts.Node,
 	}
 	s.handler = s.logRequests(s.routes(opts.Registry))
 	return s, nil
@@ -148,7 +152,7 @@ func (s *Server) routes(reg *prometheus.Registry) *mux.Router {
 
 	// Open routes.
 	v1("/health", http.HandlerFunc(handleHealth), http.MethodGet)
-	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	r.Handle("/metrics", promhttp.HandlerFor(nodeGatherer{inner: reg, node: s.node}, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 
 	// Webhooks authenticate themselves (HMAC or shared token).
 	v1("/webhooks/github", http.HandlerFunc(s.handleGitHub), http.MethodPost)

@@ -179,12 +179,15 @@ type job struct {
 	revision string
 	root     string
 	node     string
+	// nameNode is the node part of container names (diff.NameNode).
+	nameNode string
 	secrets  config.SecretValues
 	seen     *secretMemory
 }
 
 func (a *Applier) newJob(d *config.Desired, revision string) job {
-	return job{revision: revision, root: d.Root, node: NodeName(a.node, d), secrets: d.Secrets, seen: a.seen}
+	node := NodeName(a.node, d)
+	return job{revision: revision, root: d.Root, node: node, nameNode: diff.NameNode(d, node), secrets: d.Secrets, seen: a.seen}
 }
 
 // stopGrace is how long a container gets between SIGTERM and SIGKILL.

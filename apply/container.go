@@ -14,16 +14,11 @@ import (
 	"github.com/orca-sync/orca-sync/routing"
 )
 
-// ContainerName is <project>-<service>-<hash8>-<n>.
-func ContainerName(project, service, hash string, index int) string {
-	return fmt.Sprintf("%s-%s-%s-%d", project, service, hash[:min(8, len(hash))], index)
-}
-
 // containerConfig turns a spec into what the runtime starts: secret
 // references resolved, mount sources made absolute, orca's labels added.
 func (r *rollout) containerConfig(spec diff.Spec, hash, revision string, index int, secrets *secretLookup) (ContainerConfig, error) {
 	cfg := ContainerConfig{
-		Name: ContainerName(r.svc.Project, r.svc.Name, hash, index),
+		Name: diff.ContainerName(r.svc.Project, r.svc.Name, hash, r.job.nameNode, index),
 		Spec: spec,
 		Env:  make(map[string]string, len(spec.Env)),
 	}

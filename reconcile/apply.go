@@ -51,7 +51,7 @@ func (s *syncer) syncRoutes(ctx context.Context, d *config.Desired, live []diff.
 	if s.opts.Routes == nil || d == nil {
 		return
 	}
-	if err := s.opts.Routes.Sync(ctx, d, live, s.planner.NodeOf(d)); err != nil {
+	if err := s.opts.Routes.Sync(ctx, s.planner.Own(d), live, s.planner.NodeOf(d)); err != nil {
 		s.log.Warn("proxy", "error", err)
 	}
 }

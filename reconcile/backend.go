@@ -10,6 +10,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/redact"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -26,6 +27,10 @@ func (l *Loop) Plan(ctx context.Context) (diff.Plan, error) {
 		return diff.Plan{}, errors.New("no valid checkout yet")
 	}
 	res, err := l.planner.Plan(ctx, d, false)
+	var notNode *planner.NotANodeError
+	if errors.As(err, &notNode) {
+		return diff.Plan{Node: notNode.Node}, nil // applies nothing; status says why
+	}
 	return res.Plan, err
 }
 

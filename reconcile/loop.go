@@ -292,6 +292,13 @@ func (l *Loop) Cluster() config.Cluster {
 // valid checkout, else the host name.
 func (l *Loop) Node() string { return l.planner.NodeOf(l.last.desiredOf()) }
 
+// NamedNode is Node when the last valid checkout declares [[node]] entries,
+// else "": what container names and the metrics' node label carry.
+func (l *Loop) NamedNode() string {
+	d := l.last.desiredOf()
+	return diff.NameNode(d, l.planner.NodeOf(d))
+}
+
 // nopReporter is the Notifier and CommitStatuses of a loop without them.
 type nopReporter struct{}
 

@@ -17,6 +17,12 @@ func WriteStatus(w io.Writer, st Status) error {
 		commit = fmt.Sprintf("%s %s", short(st.Commit), st.Message)
 	}
 	fmt.Fprintf(w, "Commit:  %s\n", commit)
+	if st.Node != "" {
+		fmt.Fprintf(w, "Node:    %s\n", st.Node)
+	}
+	if st.NodeError != "" {
+		fmt.Fprintf(w, "Not applied here: %s\n", st.NodeError)
+	}
 	if st.LastSync != nil {
 		fmt.Fprintf(w, "Last sync: %s (%s, %s ago)\n", st.LastSync.Result, st.LastSync.Trigger, time.Since(st.LastSync.Finished).Round(time.Second))
 		if st.LastSync.Error != "" {
@@ -45,6 +51,9 @@ func WriteStatus(w io.Writer, st Status) error {
 			reason = strings.TrimPrefix(reason+"; "+s.ProbeError, "; ")
 		}
 		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d/%d\t%s\t%s\n", s.Project, s.Name, s.Sync, s.Health, s.Ready, s.Replicas, s.Image, reason)
+	}
+	for _, e := range st.Elsewhere {
+		fmt.Fprintf(tw, "%s/%s\t-\t-\t-\t-\telsewhere: %s\n", e.Project, e.Name, strings.Join(e.Nodes, ", "))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -196,7 +196,7 @@ func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 	}
 	srv, err := api.New(api.Options{
 		Backend: backend{d.loop}, Config: apiConfig{loop: d.loop, repo: f.repo, branch: f.branch},
-		Deliveries: d.db, PRs: prAPI{d.reporting}, AdminToken: admin, Registry: d.reg, Log: d.log,
+		Deliveries: d.db, PRs: prAPI{d.reporting}, AdminToken: admin, Registry: d.reg, Node: d.loop.NamedNode, Log: d.log,
 	})
 	if err != nil {
 		return err
