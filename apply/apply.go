@@ -140,7 +140,9 @@ func (a *Applier) applyProject(ctx context.Context, p *config.Project, changes m
 		var mu sync.Mutex
 		for _, s := range wave {
 			c, ok := changes[s.Key()]
-			if !ok || c.Action == diff.ActionNone {
+			// A removal is Apply's own loop's, also for a service still in
+			// git (placed on another node now): it runs once.
+			if !ok || c.Action == diff.ActionNone || c.Action == diff.ActionRemove {
 				continue
 			}
 			if dep := failedDependency(s, failed); dep != "" {

@@ -70,10 +70,12 @@ func syncAs(t *testing.T, rt *applytest.Runtime, node string, d *config.Desired)
 	if err := res.Plan.CheckPruneGuard(d.Cluster.Reconcile.PruneGuard, false); err != nil {
 		t.Fatalf("plan as %s: %v", node, err)
 	}
+	seen := map[string]bool{}
 	for _, r := range apply.New(rt, apply.Options{Node: node}).Apply(ctx, d, res.Plan, "rev") {
-		if r.Failed() {
-			t.Fatalf("apply as %s: %+v", node, r)
+		if r.Failed() || seen[r.Service] {
+			t.Fatalf("apply as %s: %+v (twice: %v)", node, r, seen[r.Service])
 		}
+		seen[r.Service] = true
 	}
 	return res.Plan
 }

@@ -97,7 +97,7 @@ func (s *syncer) apply(ctx context.Context, r *run) error {
 		r.record.ID = id
 	}
 	s.reporter.pending(r)
-	applied := s.applier.Apply(ctx, r.desired, r.plan, r.commit.SHA)
+	applied := s.applier.Apply(ctx, s.planner.Own(r.desired), r.plan, r.commit.SHA)
 	r.results = append(r.results, applied...)
 	failed := failures(r.canaryResults)
 	for _, res := range applied {

@@ -60,12 +60,14 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 	if err != nil {
 		return nil, err
 	}
-	res, err := planner.Planner{Runtime: rt, Node: o.node, ListTimeout: 30 * time.Second}.Plan(ctx, d, o.pull)
+	pl := planner.Planner{Runtime: rt, Node: o.node, ListTimeout: 30 * time.Second}
+	res, err := pl.Plan(ctx, d, o.pull)
 	if err != nil {
 		rt.Close()
 		return nil, err
 	}
-	return &planned{desired: d, plan: res.Plan, rt: rt, node: o.node}, nil
+	// The services of this node only: what apply carries out.
+	return &planned{desired: pl.Own(d), plan: res.Plan, rt: rt, node: o.node}, nil
 }
 
 func newPlanCommand(log *slog.Logger) *cobra.Command {
