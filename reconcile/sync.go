@@ -17,12 +17,12 @@ import (
 
 // Sync results, as recorded in history and counted in metrics.
 const (
-	ResultSucceeded   = "succeeded"
-	ResultFailed      = "failed"
-	ResultInvalid     = "invalid"
+	ResultSucceeded = "succeeded"
+	ResultFailed    = "failed"
+	ResultInvalid   = "invalid"
 	// ResultNotANode: this host's node is not a [[node]] of the commit's
 	// cluster.toml, and it applies nothing.
-	ResultNotANode = "not-a-node"
+	ResultNotANode    = "not-a-node"
 	ResultFetchFailed = "fetch-failed"
 	// ResultRunning marks a sync in progress; one found at start-up was cut
 	// short and becomes ResultInterrupted.

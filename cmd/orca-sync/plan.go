@@ -156,4 +156,4 @@ func writePlan(w io.Writer, p diff.Plan, output string) error {
 
 const ageKeyFlagHelp = "age identity file that decrypts the checkout's secrets (default: $SOPS_AGE_KEY_FILE and $SOPS_AGE_KEY, else sops's keys.txt)"
 
-const nodeFlagHelp = "this host's node name: only containers labelled with it are planned for and pruned (default: [cluster] node, else the host name)"
+const nodeFlagHelp = "this host's node name: only the services placed on it ([[node]] of cluster.toml) and the containers labelled with it are planned for and pruned (default: [cluster] node, else the host name)"
