@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orca-sync/orca-sync/notify/github/githubtest"
 	"github.com/orca-sync/orca-sync/reconcile"
 )
 
@@ -227,5 +228,56 @@ func TestPlacementValidation(t *testing.T) {
 	// "both" is refused for its two keys already.
 	if res.Code != 1 || strings.Count(res.Stdout+res.Stderr, "placement needs the nodes declared: add a [[node]] entry") != 2 {
 		t.Fatalf("without [[node]]: %s", res)
+	}
+}
+
+// TestSeveralHostsPlanOnePR: two hosts plan one pull request; each keeps a
+// comment of its own whose first line names its node and which shows only
+// its own services' changes.
+func TestSeveralHostsPlanOnePR(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	p := env.project("hostspr")
+	api := githubtest.New()
+	defer api.Close()
+	repo, srv := newServedRepo(t)
+	file := "services/" + p + "/service.toml"
+	repo.WriteFile("cluster.toml", githubCluster(api)+"[[node]]\nname = \"a\"\n[[node]]\nname = \"b\"\n")
+	one, two := placedService("one", `placement = {node = "a"}`), placedService("two", `placement = {node = "b"}`)
+	repo.WriteFile(file, services(one, two))
+	repo.CommitPush("one on a, two on b")
+	url := srv.URL("infra.git")
+	hosts := map[string]*daemon{"a": startServe(t, env, url, "--node", "a"), "b": startServe(t, env, url, "--node", "b")}
+	for _, d := range hosts {
+		d.waitIdle(t)
+	}
+	one.Image, two.Image = imageV2, imageV2
+	head := pushPR(repo, 5, file, services(one, two))
+	api.SetPRs(githubtest.PR{Number: 5, Base: "main", HeadSHA: head})
+	for n, d := range hosts {
+		if code := d.githubEvent("pull_request", prEvent("opened", 5, url), "pr-5-"+n); code != http.StatusAccepted {
+			t.Fatalf("pull_request webhook to %s: %d", n, code)
+		}
+	}
+	waitStatuses(t, api, head, "orca-sync/plan", 2)
+	cs := api.Comments(5)
+	if len(cs) != 2 {
+		t.Fatalf("comments: %+v", cs)
+	}
+	byNode := map[string]string{}
+	for _, c := range cs {
+		lines := strings.SplitN(c.Body, "\n", 3)
+		for _, n := range []string{"a", "b"} {
+			if len(lines) == 3 && lines[0] == "<!-- orca-sync:plan node="+n+" -->" && strings.HasPrefix(lines[1], "### orca-sync plan for `"+n+"` at ") {
+				byNode[n] = c.Body
+			}
+		}
+	}
+	for n, own := range map[string]string{"a": "one", "b": "two"} {
+		other := map[string]string{"one": "two", "two": "one"}[own]
+		body := byNode[n]
+		if !strings.Contains(body, "~ "+p+"/"+own) || !strings.Contains(body, imageV1+" -> "+imageV2) || strings.Contains(body, p+"/"+other) {
+			t.Errorf("%s's comment (want its node in the first line, %s's change, not %s's):\n%s", n, own, other, body)
+		}
 	}
 }

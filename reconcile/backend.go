@@ -40,7 +40,8 @@ func (l *Loop) History(limit int) ([]state.SyncRecord, error) { return l.opts.St
 // Redeploy asks the next sync to force-pull a service's image and replace its
 // containers, and signals it.
 func (l *Loop) Redeploy(project, name string) error {
-	d := l.last.desiredOf()
+	// A service placed on another node is not this host's to redeploy.
+	d := l.planner.Own(l.last.desiredOf())
 	if d == nil || d.Project(project) == nil || d.Project(project).Service(name) == nil {
 		return fmt.Errorf("%s/%s: %w", project, name, ErrUnknownService)
 	}
