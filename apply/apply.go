@@ -11,6 +11,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/routing"
 )
 
@@ -35,7 +36,10 @@ type Options struct {
 	Node string
 	// Router is told about targets entering and leaving; nil routes nothing.
 	Router Router
-	Log    *slog.Logger
+	// Files holds the snapshots containers mount files of the checkout
+	// from; without it a service with a `./` mount cannot start.
+	Files *files.Store
+	Log   *slog.Logger
 }
 
 // Applier carries out plans on one Docker engine.
@@ -50,6 +54,7 @@ type Applier struct {
 	seen *secretMemory
 	// awaiting are the containers started and not yet through readiness.
 	awaiting *awaiting
+	files    *files.Store
 }
 
 // NodeName is the node this host acts as: the flag's value, else cluster.toml's
@@ -67,7 +72,7 @@ func NodeName(flag string, d *config.Desired) string {
 
 // New returns an Applier for rt.
 func New(rt Runtime, opts Options) *Applier {
-	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, node: opts.Node, seen: newSecretMemory(), awaiting: newAwaiting()}
+	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, node: opts.Node, seen: newSecretMemory(), awaiting: newAwaiting(), files: opts.Files}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -129,7 +134,36 @@ func (a *Applier) Apply(ctx context.Context, d *config.Desired, plan diff.Plan, 
 		}
 	}
 	wg.Wait()
+	a.pruneFiles(ctx)
 	return results
+}
+
+// pruneFiles removes the snapshots and writable copies that no container
+// uses any more, after an apply (docs/guides/files.md). A failure to list
+// or remove only delays it to the next apply.
+func (a *Applier) pruneFiles(ctx context.Context) {
+	if a.files == nil {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	live, err := a.rt.List(ctx)
+	if err != nil {
+		a.log.Warn("snapshots not pruned: list containers", "error", err)
+		return
+	}
+	var used []string
+	for _, c := range live {
+		for _, b := range c.Binds {
+			used = append(used, b.Source)
+		}
+	}
+	removed, err := a.files.Prune(ctx, used)
+	if err != nil {
+		a.log.Warn("snapshots not all pruned", "error", err)
+	}
+	if len(removed) > 0 {
+		a.log.Info("snapshots pruned", "removed", len(removed))
+	}
 }
 
 // applyProject runs the project's waves in order.

@@ -15,8 +15,10 @@ import (
 )
 
 // containerConfig turns a spec into what the runtime starts: secret
-// references resolved, mount sources made absolute, orca's labels added.
-func (r *rollout) containerConfig(spec diff.Spec, hash, revision string, index int, secrets *secretLookup) (ContainerConfig, error) {
+// references resolved, mounts given their host paths (snapshots for files
+// of the checkout), orca's labels added. Call release once the container
+// exists, or failed to: until then its snapshots are kept from a prune.
+func (r *rollout) containerConfig(ctx context.Context, spec diff.Spec, hash, revision string, index int, secrets *secretLookup) (ContainerConfig, func(), error) {
 	cfg := ContainerConfig{
 		Name: diff.ContainerName(r.svc.Project, r.svc.Name, hash, r.job.nameNode, index),
 		Spec: spec,
@@ -25,24 +27,22 @@ func (r *rollout) containerConfig(spec diff.Spec, hash, revision string, index i
 	for k, v := range spec.Env {
 		val, err := secrets.expand(v)
 		if err != nil {
-			return cfg, fmt.Errorf("env %s: %w", k, err)
+			return cfg, func() {}, fmt.Errorf("env %s: %w", k, err)
 		}
 		cfg.Env[k] = val
 	}
 	for i, arg := range spec.Command {
 		val, err := secrets.expand(arg)
 		if err != nil {
-			return cfg, fmt.Errorf("command argument %d: %w", i+1, err)
+			return cfg, func() {}, fmt.Errorf("command argument %d: %w", i+1, err)
 		}
 		cfg.Command = append(cfg.Command, val)
 	}
-	for _, m := range spec.Mounts {
-		host := m.Source
-		if !path.IsAbs(host) {
-			host = filepath.Join(r.job.root, filepath.FromSlash(m.Source))
-		}
-		cfg.Mounts = append(cfg.Mounts, config.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly, HostPath: host})
+	mounts, release, err := r.a.HostMounts(ctx, spec, r.job.root)
+	if err != nil {
+		return cfg, func() {}, err
 	}
+	cfg.Mounts = mounts
 	cfg.Labels = map[string]string{}
 	for k, v := range spec.Labels {
 		cfg.Labels[k] = v
@@ -54,7 +54,48 @@ func (r *rollout) containerConfig(spec diff.Spec, hash, revision string, index i
 	} {
 		cfg.Labels[k] = v
 	}
-	return cfg, nil
+	return cfg, release, nil
+}
+
+// HostMounts gives the mounts of spec their host paths: a host path stays as
+// written; a file of the checkout (under root) is mounted from its
+// immutable snapshot, or for read_only = false from a writable copy of it of
+// the container's own (docs/guides/files.md). Call release once the
+// container exists, or failed to. Hook and job containers mount the same.
+func (a *Applier) HostMounts(ctx context.Context, spec diff.Spec, root string) ([]config.Mount, func(), error) {
+	var out []config.Mount
+	var releases []func()
+	release := func() {
+		for _, f := range releases {
+			f()
+		}
+	}
+	for _, m := range spec.Mounts {
+		host := m.Source
+		if !path.IsAbs(m.Source) {
+			if a.files == nil {
+				release()
+				return nil, func() {}, fmt.Errorf("mount %s: no snapshot store to mount files of the checkout from", m.Target)
+			}
+			src := filepath.Join(root, filepath.FromSlash(m.Source))
+			snap, rel, err := a.files.Snapshot(ctx, src, spec.MountHashes[m.Target])
+			if err != nil {
+				release()
+				return nil, func() {}, fmt.Errorf("mount %s: %w", m.Target, err)
+			}
+			releases, host = append(releases, rel), snap
+			if !m.ReadOnly {
+				cp, rel, err := a.files.Writable(ctx, snap)
+				if err != nil {
+					release()
+					return nil, func() {}, fmt.Errorf("mount %s: %w", m.Target, err)
+				}
+				releases, host = append(releases, rel), cp
+			}
+		}
+		out = append(out, config.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly, HostPath: host})
+	}
+	return out, release, nil
 }
 
 // routeIn tells the router about a ready container.

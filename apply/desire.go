@@ -12,7 +12,8 @@ import (
 // a moved tag is a change; with pull those images are pulled first, without
 // it (a plan) the local image is used. A pull that fails keeps the local
 // image, and the apply of that service then reports why. Secrets enter the
-// spec by the keyed hash d.Secrets gives them.
+// spec by the keyed hash d.Secrets gives them, and the files of the checkout
+// a service mounts by their content hash.
 func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull bool) []diff.Service {
 	var out []diff.Service
 	ids := map[string]string{}
@@ -26,7 +27,7 @@ func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull bool) []dif
 			}
 			imageID = id
 		}
-		spec := diff.NewSpec(s, diff.Inputs{ImageID: imageID, SecretHashes: secretHashes(d, s)})
+		spec := diff.NewSpec(s, diff.Inputs{ImageID: imageID, SecretHashes: secretHashes(d, s), MountHashes: mountHashes(s)})
 		out = append(out, diff.Service{Service: s, Spec: spec, Hash: spec.Hash()})
 	}
 	return out
@@ -53,6 +54,22 @@ func secretHashes(d *config.Desired, s *config.Service) map[string]string {
 	m := make(map[string]string, len(s.SecretRefs))
 	for _, name := range s.SecretRefs {
 		m[name] = d.Secrets.Hash(s.Project, name)
+	}
+	return m
+}
+
+// mountHashes are the content hashes of s's `./` mounts by target, as
+// files.Hasher's Resolve set them on the loaded checkout.
+func mountHashes(s *config.Service) map[string]string {
+	var m map[string]string
+	for _, mt := range s.Mounts {
+		if mt.Content == "" {
+			continue
+		}
+		if m == nil {
+			m = map[string]string{}
+		}
+		m[mt.Target] = mt.Content
 	}
 	return m
 }

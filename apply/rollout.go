@@ -240,11 +240,12 @@ func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 		return fmt.Errorf("its orca.spec label is unreadable")
 	}
 	secrets := r.job.asLabelled(r.svc.Project, *old.Spec)
-	cfg, err := r.containerConfig(*old.Spec, old.Hash, old.Revision, old.Index, secrets)
+	cfg, release, err := r.containerConfig(ctx, *old.Spec, old.Hash, old.Revision, old.Index, secrets)
 	if err != nil {
 		return err
 	}
 	id, err := r.a.rt.Run(ctx, cfg)
+	release()
 	if err != nil {
 		return errors.New(secrets.redactor().String(err.Error()))
 	}
@@ -367,10 +368,11 @@ func (r *rollout) startBatch(ctx context.Context, indices []int) ([]diff.Contain
 // container even on failure when one was created, so the caller removes it.
 func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, error) {
 	secrets := r.job.current(r.svc.Project)
-	cfg, err := r.containerConfig(r.svc.Spec, r.svc.Hash, r.job.revision, index, secrets)
+	cfg, release, err := r.containerConfig(ctx, r.svc.Spec, r.svc.Hash, r.job.revision, index, secrets)
 	if err != nil {
 		return diff.Container{}, err
 	}
+	defer release()
 	if err := r.freeName(ctx, cfg.Name); err != nil {
 		return diff.Container{}, err
 	}

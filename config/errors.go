@@ -80,6 +80,28 @@ func (s errorSink) service(svc *Service, key, format string, args ...any) {
 	s.append(Error{File: s.file, Line: line, Service: name, Key: key, Message: fmt.Sprintf(format, args...)})
 }
 
+// lineOf is the line of svc's key whose line holds needle (a mount's
+// source), else the key's line, else the service's.
+func (s errorSink) lineOf(svc *Service, key, needle string) int {
+	if n := s.lines.findText("service", svc.index, needle); n > 0 {
+		return n
+	}
+	if n := s.lines.find("service", svc.index, key); n > 0 {
+		return n
+	}
+	return svc.Line
+}
+
+// mount records an error about mount m of svc, at the line that names its
+// source.
+func (s errorSink) mount(svc *Service, m Mount, format string, args ...any) {
+	name := svc.Name
+	if name == "" {
+		name = fmt.Sprintf("service #%d", svc.index+1)
+	}
+	s.append(Error{File: s.file, Line: s.lineOf(svc, "mounts", m.Source), Service: name, Key: "mounts", Message: fmt.Sprintf(format, args...)})
+}
+
 // at records an error about key of element index of an array table of the
 // file ("" and -1 for the top level).
 func (s errorSink) at(table string, index int, key, format string, args ...any) {

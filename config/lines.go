@@ -55,6 +55,25 @@ func (li *lineIndex) blockStart(table string, index int) int {
 	return b[index] + 1
 }
 
+// findText returns the 1-based line of the first line of element index of
+// table that holds needle as a quoted string, or 0.
+func (li *lineIndex) findText(table string, index int, needle string) int {
+	b := li.blocks[table]
+	if needle == "" || index < 0 || index >= len(b) {
+		return 0
+	}
+	end := len(li.lines)
+	if index+1 < len(b) {
+		end = b[index+1]
+	}
+	for i := b[index]; i < end; i++ {
+		if strings.Contains(li.lines[i], `"`+needle+`"`) || strings.Contains(li.lines[i], "'"+needle+"'") {
+			return i + 1
+		}
+	}
+	return 0
+}
+
 // find returns the 1-based line of key (dotted, e.g. "deploy.strategy") inside
 // element index of table ("" and -1 for the file's top level), or 0.
 func (li *lineIndex) find(table string, index int, key string) int {

@@ -88,12 +88,16 @@ func loadProject(root, name string) (*Project, Errors) {
 }
 
 // resolveMounts makes relative mount sources absolute against the checkout and
-// checks that they exist there: Docker would silently create an empty
-// directory for a missing one.
+// checks that they exist there — Docker would silently create an empty
+// directory for a missing one — and that they stay inside it once symlinks
+// are followed: who can merge to the infra repository must not reach the
+// host's files through a link (docs/guides/files.md).
 func resolveMounts(root string, s *Service, sink errorSink) {
+	realRoot, rootErr := filepath.EvalSymlinks(root)
 	for i := range s.Mounts {
 		m := &s.Mounts[i]
-		if path.IsAbs(m.Source) || !strings.HasPrefix(m.Source, "./") {
+		m.Line = sink.lineOf(s, "mounts", m.Source)
+		if path.IsAbs(m.Source) || !m.FromCheckout() {
 			m.HostPath = m.Source
 			continue
 		}
@@ -102,10 +106,25 @@ func resolveMounts(root string, s *Service, sink errorSink) {
 			continue
 		}
 		m.HostPath = abs
-		if _, err := os.Stat(abs); err != nil {
-			sink.service(s, "mounts", "mount source %q does not exist in the repository", m.Source)
+		if _, err := os.Lstat(abs); err != nil {
+			sink.mount(s, *m, "mount source %q does not exist in the repository", m.Source)
+			continue
+		}
+		real, err := filepath.EvalSymlinks(abs)
+		if err != nil {
+			sink.mount(s, *m, "mount source %s resolves outside the checkout (a symlink that leads nowhere: %v)", m.Source, err)
+			continue
+		}
+		if rootErr == nil && !Within(realRoot, real) {
+			sink.mount(s, *m, "mount source %s resolves outside the checkout (to %s)", m.Source, real)
 		}
 	}
+}
+
+// Within reports whether p is dir or below it; both are clean absolute paths.
+func Within(dir, p string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
 // checkAcrossProjects checks what spans projects: host+route claims and

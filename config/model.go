@@ -6,7 +6,10 @@
 // so an operator fixes a commit in one round trip.
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Desired is the whole desired state of one checkout.
 type Desired struct {
@@ -150,13 +153,25 @@ type Volume struct {
 }
 
 // Mount is a bind mount. Source is as written; HostPath is the absolute path
-// on the host (relative sources resolve against the checkout root).
+// on the host (relative sources resolve against the checkout root). A `./`
+// source is read-only unless read_only = false says otherwise
+// (docs/reference/service-toml.md).
 type Mount struct {
 	Source   string `toml:"source" json:"source"`
 	Target   string `toml:"target" json:"target"`
 	ReadOnly bool   `toml:"read_only" json:"read_only"`
 	HostPath string `toml:"-" json:"-"`
+	// Line is where the mount is written in its service.toml, for errors
+	// found after loading (a host path the host does not allow).
+	Line int `toml:"-" json:"-"`
+	// Content is the content hash of a `./` source, set by files.Hasher's
+	// Resolve after loading; "" for host paths.
+	Content string `toml:"-" json:"-"`
 }
+
+// FromCheckout reports whether the source is a file or directory of the
+// checkout (`./...`) rather than a host path.
+func (m Mount) FromCheckout() bool { return strings.HasPrefix(m.Source, "./") }
 
 // PortBinding publishes a container port on the host.
 type PortBinding struct {

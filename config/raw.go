@@ -31,7 +31,7 @@ type rawService struct {
 	Env           map[string]string `toml:"env"`
 	Resources     *rawResources     `toml:"resources"`
 	Volumes       []Volume          `toml:"volumes"`
-	Mounts        []Mount           `toml:"mounts"`
+	Mounts        []rawMount        `toml:"mounts"`
 	ExtraPorts    []string          `toml:"extra_ports"`
 	Aliases       []string          `toml:"aliases"`
 	Internal      bool              `toml:"internal"`
@@ -47,6 +47,12 @@ type rawService struct {
 	Labels        map[string]string `toml:"labels"`
 	Backup        *rawBackup        `toml:"backup"`
 	Build         *rawBuild         `toml:"build"`
+}
+
+type rawMount struct {
+	Source   string `toml:"source"`
+	Target   string `toml:"target"`
+	ReadOnly *bool  `toml:"read_only"`
 }
 
 type rawResources struct {

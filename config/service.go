@@ -156,7 +156,7 @@ func convertService(r rawService, project, file string, index, line int, sink er
 		Name: deref(r.Name, ""), Image: deref(r.Image, ""), Runtime: deref(r.Runtime, "docker"),
 		Replicas: deref(r.Replicas, 1), Port: deref(r.Port, 0),
 		Routes: r.Routes, StripPrefix: r.StripPrefix, Health: r.Health, TLSCert: r.TLSCert, TLSKey: r.TLSKey,
-		Env: r.Env, Volumes: r.Volumes, Mounts: r.Mounts, Aliases: r.Aliases,
+		Env: r.Env, Volumes: r.Volumes, Mounts: convertMounts(r.Mounts), Aliases: r.Aliases,
 		Internal: r.Internal, DependsOn: r.DependsOn, Labels: r.Labels,
 		Drift: deref(r.Drift, DriftCorrect), RestartPolicy: deref(r.RestartPolicy, "unless-stopped"),
 	}
@@ -207,6 +207,20 @@ func convertService(r rawService, project, file string, index, line int, sink er
 	s.SecretRefs = collectSecretRefs(s, sink)
 	validateService(s, sink)
 	return s
+}
+
+// convertMounts applies the read_only default: a file of the checkout is
+// read-only in the container unless read_only = false, a host path writable
+// unless read_only = true (as before files were snapshotted, so a host mount's
+// spec is unchanged).
+func convertMounts(rs []rawMount) []Mount {
+	var out []Mount
+	for _, r := range rs {
+		m := Mount{Source: r.Source, Target: r.Target}
+		m.ReadOnly = deref(r.ReadOnly, m.FromCheckout())
+		out = append(out, m)
+	}
+	return out
 }
 
 // convertProbes sets the readiness and liveness probes; a health path stands

@@ -148,9 +148,9 @@ func validateStorage(s *Service, sink errorSink) {
 		case m.Source == "":
 			sink.service(s, "mounts", "mounts source is required")
 		case !path.IsAbs(m.Source) && !strings.HasPrefix(m.Source, "./"):
-			sink.service(s, "mounts", "mount source %q must be absolute or start with ./ (relative to the repository)", m.Source)
-		case !path.IsAbs(m.Source) && strings.HasPrefix(path.Clean(m.Source), ".."):
-			sink.service(s, "mounts", "mount source %q leaves the repository", m.Source)
+			sink.mount(s, m, "mount source %q must be absolute or start with ./ (relative to the repository)", m.Source)
+		case !path.IsAbs(m.Source) && (path.Clean(m.Source) == ".." || strings.HasPrefix(path.Clean(m.Source), "../")):
+			sink.mount(s, m, "mount source %s resolves outside the checkout", m.Source)
 		}
 		target("mounts", m.Target)
 	}

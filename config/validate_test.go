@@ -83,7 +83,7 @@ func TestServiceValidation(t *testing.T) {
 		{"extra_ports with rolling", okService + "extra_ports = [\"2222:22\"]\n[service.deploy]\nstrategy = \"rolling\"\n", `use "recreate" with extra_ports`, 8},
 		{"volume source is a path", okService + "volumes = [{source = \"/data\", target = \"/data\"}]\n", `volume source "/data" is not a Docker volume name`, 6},
 		{"relative target", okService + "volumes = [{source = \"data\", target = \"data\"}]\n", `volumes target "data" must be an absolute path`, 6},
-		{"mount outside repo", okService + "mounts = [{source = \"./../etc\", target = \"/etc/x\"}]\n", "leaves the repository", 6},
+		{"mount outside repo", okService + "mounts = [{source = \"./../etc\", target = \"/etc/x\"}]\n", "service.toml:6: web: mounts: mount source ./../etc resolves outside the checkout", 6},
 		{"mount not relative", okService + "mounts = [{source = \"config\", target = \"/etc/x\"}]\n", "must be absolute or start with ./", 6},
 		{"route shape", okService + "routes = [\"api\"]\n", `route "api" must start with /`, 6},
 		{"health shape", okService + "health = \"healthz\"\n", `health "healthz" must be an HTTP path`, 6},

@@ -39,6 +39,7 @@ type Finding struct {
 	From      string    `json:"from,omitempty"`
 	To        string    `json:"to,omitempty"`
 	Secret    bool      `json:"secret,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
 	FirstSeen time.Time `json:"first_seen,omitzero"`
 }
 
@@ -56,7 +57,7 @@ func (f Finding) String() string {
 	if f.Field == "" {
 		return s
 	}
-	fc := FieldChange{Field: f.Field, From: f.From, To: f.To, Secret: f.Secret}
+	fc := FieldChange{Field: f.Field, From: f.From, To: f.To, Secret: f.Secret, Detail: f.Detail}
 	return s + ": " + fc.String()
 }
 
@@ -109,7 +110,10 @@ type DriftInput struct {
 	// Unhealthy maps container IDs whose liveness probe is failing to the
 	// probe's last error.
 	Unhealthy map[string]string
-	Node      string
+	// ModifiedMounts maps container IDs to the targets of their mounts whose
+	// snapshot was changed on the host by hand (files.Store's Modified).
+	ModifiedMounts map[string][]string
+	Node           string
 	// NameNode is the node part of container names (NameNode).
 	NameNode string
 }
@@ -186,6 +190,11 @@ func serviceDrift(d *Service, live []Container, in DriftInput) []Finding {
 				f.Secret = fc.Secret
 				out = append(out, f)
 			}
+		}
+		for _, t := range in.ModifiedMounts[c.ID] {
+			f := finding(c, KindModified, "mounts["+t+"]", "", "")
+			f.Detail = "content modified"
+			out = append(out, f)
 		}
 	}
 	if ran := in.Deployed[d.Key()]; ran > 0 {

@@ -3,8 +3,11 @@ package diff
 import (
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
+
+	"github.com/orca-sync/orca-sync/config"
 )
 
 // FieldChange is one changed field of a container spec. A field that involves
@@ -14,10 +17,15 @@ type FieldChange struct {
 	From   string `json:"from,omitempty"`
 	To     string `json:"to,omitempty"`
 	Secret bool   `json:"secret,omitempty"`
+	// Detail says what changed when From and To do not (a mounted file's
+	// content: "content changed (services/shop/config/app.yaml)").
+	Detail string `json:"detail,omitempty"`
 }
 
 func (f FieldChange) String() string {
 	switch {
+	case f.Detail != "":
+		return f.Field + ": " + f.Detail
 	case f.Secret:
 		return f.Field + " changed (secret)"
 	case f.From == "":
@@ -53,6 +61,7 @@ func FieldChanges(old, new *Spec) []FieldChange {
 	}
 	scalar("volumes", jsonList(old.Volumes), jsonList(new.Volumes))
 	scalar("mounts", jsonList(old.Mounts), jsonList(new.Mounts))
+	fs = append(fs, mountContentChanges(old, new)...)
 	scalar("extra_ports", jsonList(old.Ports), jsonList(new.Ports))
 	scalar("aliases", list(old.Aliases), list(new.Aliases))
 	scalar("networks", list(old.Networks), list(new.Networks))
@@ -63,6 +72,35 @@ func FieldChanges(old, new *Spec) []FieldChange {
 		scalar("labels."+k, quote(old.Labels, k), quote(new.Labels, k))
 	}
 	return fs
+}
+
+// mountContentChanges names each `./` mount whose content changed, by its
+// target and source path in the checkout. A mount new to the spec shows in
+// "mounts" already.
+func mountContentChanges(old, new *Spec) []FieldChange {
+	var fs []FieldChange
+	for _, m := range new.Mounts {
+		h, ok := new.MountHashes[m.Target]
+		if !ok || !hasTarget(old.Mounts, m.Target) || old.MountHashes[m.Target] == h {
+			continue
+		}
+		detail := "content changed"
+		if _, had := old.MountHashes[m.Target]; !had {
+			detail = "content now from a snapshot" // made before files were snapshotted
+		}
+		fs = append(fs, FieldChange{Field: "mounts[" + m.Target + "]", From: short(old.MountHashes[m.Target]), To: short(h),
+			Detail: fmt.Sprintf("%s (%s)", detail, strings.TrimPrefix(path.Clean(m.Source), "./"))})
+	}
+	return fs
+}
+
+func hasTarget(ms []config.Mount, target string) bool {
+	for _, m := range ms {
+		if m.Target == target {
+			return true
+		}
+	}
+	return false
 }
 
 // envChanges compares env values. A value that references a secret shows

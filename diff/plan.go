@@ -29,6 +29,9 @@ type Container struct {
 	// ImageID is the image the container runs, from the list call.
 	ImageID string `json:"image_id,omitempty"`
 	Spec    *Spec  `json:"-"`
+	// Binds are the container's bind mounts from the list call (host path,
+	// target, mode): which snapshots are in use, and checked for drift.
+	Binds []config.Mount `json:"-"`
 	// Replace asks a rollout to replace this container although its spec is
 	// the desired one (a redeploy, or its image tag moved).
 	Replace bool `json:"-"`

@@ -21,12 +21,15 @@ import (
 type Spec struct {
 	Image string `json:"image"`
 	// ImageID is set when pull_policy is "always": a moved tag is a new spec.
-	ImageID       string               `json:"image_id,omitempty"`
-	Command       []string             `json:"command,omitempty"`
-	Env           map[string]string    `json:"env,omitempty"`
-	Secrets       map[string]string    `json:"secrets,omitempty"`
-	Volumes       []config.Volume      `json:"volumes,omitempty"`
-	Mounts        []config.Mount       `json:"mounts,omitempty"`
+	ImageID string            `json:"image_id,omitempty"`
+	Command []string          `json:"command,omitempty"`
+	Env     map[string]string `json:"env,omitempty"`
+	Secrets map[string]string `json:"secrets,omitempty"`
+	Volumes []config.Volume   `json:"volumes,omitempty"`
+	Mounts  []config.Mount    `json:"mounts,omitempty"`
+	// MountHashes maps the target of each `./` mount to its content hash
+	// (docs/guides/files.md): a changed file of the checkout is a new spec.
+	MountHashes   map[string]string    `json:"mount_hashes,omitempty"`
 	Ports         []config.PortBinding `json:"ports,omitempty"`
 	Aliases       []string             `json:"aliases,omitempty"`
 	Networks      []string             `json:"networks"`
@@ -52,6 +55,9 @@ type Inputs struct {
 	// SecretHashes maps each secret name the service uses to a keyed hash of
 	// its value.
 	SecretHashes map[string]string
+	// MountHashes maps the target of each `./` mount to the content hash of
+	// its source (files.Hasher).
+	MountHashes map[string]string
 }
 
 // NewSpec derives the container spec of a service.
@@ -89,6 +95,14 @@ func NewSpec(s *config.Service, in Inputs) Spec {
 		mounts[i] = config.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
 	}
 	spec.Mounts = mounts
+	for _, m := range s.Mounts {
+		if h := in.MountHashes[m.Target]; h != "" && m.FromCheckout() {
+			if spec.MountHashes == nil {
+				spec.MountHashes = map[string]string{}
+			}
+			spec.MountHashes[m.Target] = h
+		}
+	}
 	return spec
 }
 

@@ -20,10 +20,12 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 )
 
@@ -121,6 +123,11 @@ func dockerContainer(s container.Summary) diff.Container {
 	}
 	if spec, ok := diff.DecodeSpec(s.Labels[apply.LabelSpec]); ok {
 		c.Spec = &spec
+	}
+	for _, m := range s.Mounts {
+		if m.Type == mount.TypeBind {
+			c.Binds = append(c.Binds, config.Mount{Source: m.Source, Target: m.Destination, ReadOnly: !m.RW})
+		}
 	}
 	return c
 }

@@ -178,12 +178,13 @@ func TestApplyCreatesContainers(t *testing.T) {
 			t.Errorf("writing to the read_only mount succeeded")
 		}
 	}
+	// The file is mounted from its snapshot in the data dir, not the checkout.
 	ci := env.inspect(t, web[0].ID)
-	wantSrc := filepath.Join(repo.Dir(), "services", p, "config", "banner.txt")
+	snapRE := regexp.MustCompile("^" + regexp.QuoteMeta(filepath.Join(orca.dataDir, "files")) + "/[0-9a-f]{64}$")
 	if i := slices.IndexFunc(ci.Mounts, func(m container.MountPoint) bool { return m.Destination == "/etc/shop/banner.txt" }); i < 0 {
 		t.Errorf("web has no mount at /etc/shop/banner.txt: %+v", ci.Mounts)
-	} else if m := ci.Mounts[i]; m.Type != "bind" || m.Source != wantSrc || m.RW {
-		t.Errorf("web mount: type %s source %s rw %v, want a read-only bind of %s", m.Type, m.Source, m.RW, wantSrc)
+	} else if m := ci.Mounts[i]; m.Type != "bind" || !snapRE.MatchString(m.Source) || m.RW {
+		t.Errorf("web mount: type %s source %s rw %v, want a read-only bind of a snapshot under %s", m.Type, m.Source, m.RW, orca.dataDir)
 	}
 
 	// The published port answers on the host.

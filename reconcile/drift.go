@@ -16,6 +16,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/notify"
 )
 
@@ -24,6 +25,7 @@ import (
 // (docs/guides/drift-and-healing.md).
 type driftChecker struct {
 	inspector apply.ConfigInspector // nil: no field-deep checks
+	files     *files.Store          // nil: snapshots are not checked
 	notifier  Notifier
 	metrics   *Metrics
 	log       *slog.Logger
@@ -50,8 +52,8 @@ type deployment struct {
 	replicas int
 }
 
-func newDriftChecker(inspector apply.ConfigInspector, notifier Notifier, metrics *Metrics, log *slog.Logger) *driftChecker {
-	return &driftChecker{inspector: inspector, notifier: notifier, metrics: metrics, log: log,
+func newDriftChecker(inspector apply.ConfigInspector, store *files.Store, notifier Notifier, metrics *Metrics, log *slog.Logger) *driftChecker {
+	return &driftChecker{inspector: inspector, files: store, notifier: notifier, metrics: metrics, log: log,
 		cache: map[string]*diff.Live{}, firstSeen: map[string]time.Time{}, deployed: map[string]deployment{}}
 }
 
@@ -116,6 +118,24 @@ func (s *driftChecker) inspectAll(ctx context.Context, live []diff.Container) ma
 	return out
 }
 
+// modifiedMounts finds the snapshots of live containers changed on the host
+// by hand. Unlike an inspect it is never cached (a file changes without a
+// Docker event), but the hasher's cache makes it a stat of each file.
+func (s *driftChecker) modifiedMounts(ctx context.Context, live []diff.Container) map[string][]string {
+	if s.files == nil {
+		return nil
+	}
+	out := map[string][]string{}
+	for _, c := range live {
+		for _, b := range c.Binds {
+			if s.files.Modified(ctx, b.Source) {
+				out[c.ID] = append(out[c.ID], b.Target)
+			}
+		}
+	}
+	return out
+}
+
 // driftInput is what a drift check compares; it is read, never called.
 type driftInput struct {
 	desired   *config.Desired
@@ -123,6 +143,7 @@ type driftInput struct {
 	services  []diff.Service
 	live      []diff.Container
 	inspected map[string]*diff.Live
+	modified  map[string][]string
 	unhealthy map[string]string
 	node      string
 }
@@ -189,7 +210,7 @@ func (s *driftChecker) driftOf(in driftInput) diff.DriftInput {
 		}
 	}
 	out := diff.DriftInput{Desired: in.services, Live: in.live, Inspected: in.inspected, Deployed: deployed,
-		Unhealthy: in.unhealthy, Node: in.node, NameNode: diff.NameNode(in.desired, in.node)}
+		Unhealthy: in.unhealthy, ModifiedMounts: in.modified, Node: in.node, NameNode: diff.NameNode(in.desired, in.node)}
 	if d := in.desired; d.Secrets != nil {
 		// Values stay here: a finding says only that a secret changed.
 		out.Expand = func(project, v string) (string, error) {
@@ -365,7 +386,7 @@ func (l *Loop) Drift(ctx context.Context) (DriftReport, error) {
 	l.last.noteLive(live.All)
 	// A canary's containers are not drift: the check sees the stable set.
 	in := driftInput{desired: v.desired, commit: v.commit.SHA, services: pl.Desire(ctx, v.desired, false),
-		live: live.Stable, inspected: l.drift.inspectAll(ctx, live.Stable), unhealthy: l.heal.failing(), node: pl.NodeOf(v.desired)}
+		live: live.Stable, inspected: l.drift.inspectAll(ctx, live.Stable), modified: l.drift.modifiedMounts(ctx, live.Stable), unhealthy: l.heal.failing(), node: pl.NodeOf(v.desired)}
 	l.drift.announce(l.drift.check(in))
 	return l.drift.lastReport(), nil
 }

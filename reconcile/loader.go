@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/source"
 )
 
@@ -17,10 +18,23 @@ import (
 type loader struct {
 	path    string
 	secrets Secrets
+	// hasher hashes the files the services mount; hosts refuses the host
+	// paths this host does not allow (docs/guides/files.md).
+	hasher *files.Hasher
+	hosts  files.HostPolicy
+	// own is the planner's Own: host paths are this host's policy, so only
+	// the services placed on its node are held to it.
+	own func(*config.Desired) *config.Desired
 }
 
 func (ld loader) load(ctx context.Context, dir string) (*config.Desired, error) {
 	d, err := config.Load(filepath.Join(dir, ld.path))
+	if err == nil {
+		err = ld.hosts.Check(ld.own(d))
+	}
+	if err == nil {
+		err = ld.hasher.Resolve(ctx, d)
+	}
 	if err == nil {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err = ld.secrets.Resolve(sctx, d)

@@ -20,6 +20,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/notify"
 	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/secrets"
@@ -110,7 +111,16 @@ type Options struct {
 	// writes the last valid commit's files, so routes, tokens and webhook
 	// secrets keep the configuration that runs; "" goes without.
 	LastValidDir string
-	Log          *slog.Logger
+	// Files keeps the snapshots containers mount the checkout's files from
+	// (files.Store); nil only where no service mounts one.
+	Files *files.Store
+	// Hasher hashes the files services mount; nil takes Files' hasher, else
+	// a new one.
+	Hasher *files.Hasher
+	// HostPaths is what host paths a checkout may mount: a commit that
+	// mounts another is invalid. The zero value allows none.
+	HostPaths files.HostPolicy
+	Log       *slog.Logger
 }
 
 // RouteTable is the proxy's level-triggered side: the whole table from the
@@ -152,10 +162,10 @@ func New(opts Options) *Loop {
 	l := &Loop{opts: opts, log: opts.Log, signals: newSignals(), last: &lastSync{}, pacer: newPacer(),
 		own: &ownStops{Runtime: opts.Runtime, ids: map[string]time.Time{}}}
 	l.planner = planner.Planner{Runtime: opts.Runtime, Node: opts.Node, Canaries: opts.Canary != nil, ListTimeout: 30 * time.Second}
-	l.applier = apply.New(l.own, apply.Options{Node: opts.Node, Router: opts.Router, Log: opts.Log})
-	l.loader = loader{path: opts.Path, secrets: opts.Secrets}
+	l.applier = apply.New(l.own, apply.Options{Node: opts.Node, Router: opts.Router, Files: opts.Files, Log: opts.Log})
+	l.loader = loader{path: opts.Path, secrets: opts.Secrets, hasher: opts.Hasher, hosts: opts.HostPaths, own: l.planner.Own}
 	l.heal = newHealer(l.applier, l.signals, l.last, opts.Notifier, opts.Log)
-	l.drift = newDriftChecker(opts.Inspector, opts.Notifier, opts.Metrics, opts.Log)
+	l.drift = newDriftChecker(opts.Inspector, opts.Files, opts.Notifier, opts.Metrics, opts.Log)
 	l.canaries = newCanaryDriver(canaryDeps{proxy: opts.Canary, store: opts.Store, applier: l.applier,
 		notifier: opts.Notifier, log: opts.Log, last: l.last, node: opts.Node, promoted: func() { l.Trigger("canary", false) }})
 	l.refs = &refPlanner{opts: opts, loader: l.loader, planner: l.planner}
@@ -181,6 +191,12 @@ func withDefaults(opts Options) Options {
 	}
 	if opts.Statuses == nil {
 		opts.Statuses = nopReporter{}
+	}
+	if opts.Hasher == nil && opts.Files != nil {
+		opts.Hasher = opts.Files.Hasher()
+	}
+	if opts.Hasher == nil {
+		opts.Hasher = files.NewHasher()
 	}
 	if opts.Secrets == nil {
 		opts.Secrets = secrets.NewKeyring(nil)

@@ -21,7 +21,7 @@ func (s *syncer) plan(_ context.Context, r *run) error {
 	forceReplace(&r.plan, r.pending, r.imageIDs)
 	r.drift = s.drift.check(driftInput{
 		desired: r.desired, commit: r.commit.SHA, services: r.services, live: r.live.Stable,
-		inspected: r.inspected, unhealthy: s.heal.failing(), node: s.planner.NodeOf(r.desired),
+		inspected: r.inspected, modified: r.modified, unhealthy: s.heal.failing(), node: s.planner.NodeOf(r.desired),
 	})
 	r.repaired = s.drift.applyPolicy(&r.plan, r.drift.findings)
 	r.degraded = s.heal.decide(r, s.planner.NodeOf(r.desired), time.Now())

@@ -46,8 +46,11 @@ type run struct {
 	imageIDs map[string]string
 	// inspected are the drift inspects of the stable containers by ID.
 	inspected map[string]*diff.Live
-	pins      map[string]state.Pin
-	plan      diff.Plan
+	// modified are the mounts, by container ID, whose snapshot was changed
+	// on the host by hand.
+	modified map[string][]string
+	pins     map[string]state.Pin
+	plan     diff.Plan
 	// The plan step's decisions that other steps carry out.
 	unpins   []string
 	drift    driftCheck
@@ -238,6 +241,7 @@ func (s *syncer) images(ctx context.Context, r *run) error {
 // not seen before.
 func (s *syncer) inspect(ctx context.Context, r *run) error {
 	r.inspected = s.drift.inspectAll(ctx, r.live.Stable)
+	r.modified = s.drift.modifiedMounts(ctx, r.live.Stable)
 	return nil
 }
 

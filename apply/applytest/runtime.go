@@ -81,7 +81,11 @@ func (f *Runtime) Run(_ context.Context, cfg apply.ContainerConfig) (string, err
 	spec := cfg.Spec
 	var idx int
 	fmt.Sscanf(cfg.Name[strings.LastIndex(cfg.Name, "-")+1:], "%d", &idx)
-	f.containers[id] = &container{cfg: cfg, c: diff.Container{
+	var binds []config.Mount
+	for _, m := range cfg.Mounts {
+		binds = append(binds, config.Mount{Source: m.HostPath, Target: m.Target, ReadOnly: m.ReadOnly})
+	}
+	f.containers[id] = &container{cfg: cfg, c: diff.Container{Binds: binds,
 		ID: id, Name: cfg.Name, Project: cfg.Labels[apply.LabelProject], Service: cfg.Labels[apply.LabelService],
 		Index: idx, Hash: cfg.Labels[apply.LabelHash], State: state, Spec: &spec,
 		Revision: cfg.Labels[apply.LabelRevision], Role: cfg.Labels[apply.LabelRole], Node: cfg.Labels[apply.LabelNode],

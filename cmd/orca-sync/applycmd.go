@@ -7,21 +7,29 @@ import (
 	"log/slog"
 
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 	"github.com/spf13/cobra"
 )
 
+// applyFlags are apply's flags.
+type applyFlags struct {
+	allowMassPrune                    bool
+	output, node, ageKeyFile, dataDir string
+	allowHostPaths                    []string
+}
+
 func newApplyCommand(log *slog.Logger) *cobra.Command {
-	var allowMassPrune bool
-	var output, node, ageKeyFile, dataDir string
+	var f applyFlags
 	cmd := &cobra.Command{
 		Use:   "apply [DIR]",
 		Short: "Converge this Docker host to a checkout once, then exit",
 		Long: "apply validates the checkout DIR, plans it against the live host and carries out the plan:\n" +
 			"create, roll, scale, heal and prune. A rollout that does not become ready in time is undone.\n" +
 			"It takes the lock of --data-dir first: while a serve (or another apply) holds it, apply\n" +
-			"changes nothing and exits 1.\n" +
+			"changes nothing and exits 1. Files of DIR that services mount are snapshotted under\n" +
+			"<data-dir>/files first: containers never mount DIR itself.\n" +
 			"Exit status: 0 when every service converged, 1 otherwise.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -29,46 +37,58 @@ func newApplyCommand(log *slog.Logger) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// One writer per data dir: a running serve changes the same containers.
-			lock, err := state.LockDataDir(dataDir, "apply")
-			if err != nil {
-				return err
-			}
-			defer lock.Unlock()
-			ctx := cmd.Context()
-			p, err := planCheckout(ctx, checkoutOpts{dir: dir, node: node, ageKeyFile: ageKeyFile, pull: true}, cmd.ErrOrStderr(), log)
-			if err != nil {
-				return err
-			}
-			defer p.rt.Close()
-			rc := p.desired.Cluster.Reconcile
-			if err := p.plan.CheckPruneGuard(rc.PruneGuard, rc.AllowEmpty || allowMassPrune); err != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), "refused:", err)
-				return exitError{code: 1}
-			}
-			revision, err := source.Revision(dir)
-			if err != nil {
-				log.Warn("no revision for the labels", "error", err)
-			}
-			applier := apply.New(p.rt, apply.Options{Node: node, Log: log})
-			results := applier.Apply(ctx, p.desired, p.plan, revision)
-			if err := writeResults(cmd.OutOrStdout(), results, output); err != nil {
-				return err
-			}
-			for _, r := range results {
-				if r.Failed() {
-					return exitError{code: 1}
-				}
-			}
-			return nil
+			return runApply(cmd, dir, f, log)
 		},
 	}
-	cmd.Flags().BoolVar(&allowMassPrune, "allow-mass-prune", false, "allow removing more than prune_guard of the managed services, or all of them")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	cmd.Flags().StringVar(&node, "node", "", nodeFlagHelp)
-	cmd.Flags().StringVar(&ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
-	cmd.Flags().StringVar(&dataDir, "data-dir", defaultDataDir(), "data dir whose lock apply takes (serve's; a running serve holds it)")
+	cmd.Flags().BoolVar(&f.allowMassPrune, "allow-mass-prune", false, "allow removing more than prune_guard of the managed services, or all of them")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().StringVar(&f.node, "node", "", nodeFlagHelp)
+	cmd.Flags().StringVar(&f.ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", defaultDataDir(), "data dir whose lock apply takes (serve's; a running serve holds it) and whose files/ holds the snapshots containers mount")
+	allowHostPathFlag(cmd, &f.allowHostPaths)
 	return cmd
+}
+
+// runApply applies the checkout dir once.
+func runApply(cmd *cobra.Command, dir string, f applyFlags, log *slog.Logger) error {
+	// One writer per data dir: a running serve changes the same containers.
+	lock, err := state.LockDataDir(f.dataDir, "apply")
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	ctx := cmd.Context()
+	// Containers mount snapshots in the data dir, never DIR itself.
+	store, err := files.NewStore(f.dataDir, files.NewHasher(), log)
+	if err != nil {
+		return err
+	}
+	p, err := planCheckout(ctx, checkoutOpts{dir: dir, node: f.node, ageKeyFile: f.ageKeyFile, pull: true,
+		allowHostPaths: f.allowHostPaths, hasher: store.Hasher()}, cmd.ErrOrStderr(), log)
+	if err != nil {
+		return err
+	}
+	defer p.rt.Close()
+	rc := p.desired.Cluster.Reconcile
+	if err := p.plan.CheckPruneGuard(rc.PruneGuard, rc.AllowEmpty || f.allowMassPrune); err != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), "refused:", err)
+		return exitError{code: 1}
+	}
+	revision, err := source.Revision(dir)
+	if err != nil {
+		log.Warn("no revision for the labels", "error", err)
+	}
+	applier := apply.New(p.rt, apply.Options{Node: f.node, Files: store, Log: log})
+	results := applier.Apply(ctx, p.desired, p.plan, revision)
+	if err := writeResults(cmd.OutOrStdout(), results, f.output); err != nil {
+		return err
+	}
+	for _, r := range results {
+		if r.Failed() {
+			return exitError{code: 1}
+		}
+	}
+	return nil
 }
 
 func writeResults(w io.Writer, results []apply.Result, output string) error {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/orca-sync/orca-sync/files"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -31,6 +32,18 @@ func flagsFromEnv(cmd *cobra.Command) error {
 		return fmt.Errorf("environment: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// allowHostPathFlag adds --allow-host-path to a command that refuses the
+// host paths it does not allow (serve, apply, plan).
+func allowHostPathFlag(cmd *cobra.Command, allow *[]string) {
+	cmd.Flags().StringSliceVar(allow, "allow-host-path", nil,
+		"let services mount host paths below this prefix (repeatable, or comma-separated in ORCA_SYNC_ALLOW_HOST_PATH); the Docker socket only by its own path")
+}
+
+// hostPolicy is the policy of --allow-host-path.
+func hostPolicy(allow []string) (files.HostPolicy, error) {
+	return files.NewHostPolicy(allow, os.Getenv("DOCKER_HOST"))
 }
 
 // defaultDataDir is /var/lib/orca-sync for root, else ~/.orca-sync.

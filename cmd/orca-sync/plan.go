@@ -14,6 +14,7 @@ import (
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
+	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/spf13/cobra"
@@ -30,6 +31,10 @@ type planned struct {
 // checkoutOpts say which checkout to plan, and how.
 type checkoutOpts struct {
 	dir, node, ageKeyFile string
+	// allowHostPaths are --allow-host-path's prefixes.
+	allowHostPaths []string
+	// hasher hashes the files services mount (apply shares its store's).
+	hasher *files.Hasher
 	// pull pulls pull_policy = "always" images first (apply), else the local
 	// image is used (plan).
 	pull bool
@@ -39,7 +44,18 @@ type checkoutOpts struct {
 // against Docker. Errors of the checkout are printed; the returned error only
 // carries the exit code.
 func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *slog.Logger) (*planned, error) {
+	policy, err := hostPolicy(o.allowHostPaths)
+	if err != nil {
+		return nil, err
+	}
 	d, err := config.Load(o.dir)
+	if err == nil {
+		// The host's policy holds for the services placed on its node only.
+		err = policy.Check(planner.Planner{Node: o.node}.Own(d))
+	}
+	if err == nil {
+		err = o.hasher.Resolve(ctx, d)
+	}
 	if err == nil {
 		var ids *secrets.Identities
 		if ids, err = secrets.LoadIdentities(o.ageKeyFile, os.Getenv); err == nil {
@@ -72,6 +88,7 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 
 func newPlanCommand(log *slog.Logger) *cobra.Command {
 	var output, node, ageKeyFile string
+	var allowHostPaths []string
 	var exitCode bool
 	var pr int
 	var client clientFlags
@@ -95,7 +112,7 @@ func newPlanCommand(log *slog.Logger) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			p, err := planCheckout(cmd.Context(), checkoutOpts{dir: dir, node: node, ageKeyFile: ageKeyFile}, cmd.ErrOrStderr(), log)
+			p, err := planCheckout(cmd.Context(), checkoutOpts{dir: dir, node: node, ageKeyFile: ageKeyFile, allowHostPaths: allowHostPaths}, cmd.ErrOrStderr(), log)
 			if err != nil {
 				return err
 			}
@@ -116,6 +133,7 @@ func newPlanCommand(log *slog.Logger) *cobra.Command {
 	cmd.Flags().BoolVar(&exitCode, "exit-code", false, "exit 2 when there are changes, 0 when there are none")
 	cmd.Flags().StringVar(&node, "node", "", nodeFlagHelp)
 	cmd.Flags().StringVar(&ageKeyFile, "age-key-file", "", ageKeyFlagHelp)
+	allowHostPathFlag(cmd, &allowHostPaths)
 	cmd.Flags().IntVar(&pr, "pr", 0, "print the plan of this pull request from a running serve")
 	fl := cmd.Flags()
 	fl.StringVar(&client.server, "server", "http://127.0.0.1:6880", "with --pr: URL of a running orca-sync serve")

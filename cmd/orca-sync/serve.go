@@ -19,6 +19,7 @@ import (
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
+	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/proxy"
 	"github.com/orca-sync/orca-sync/reconcile"
 	"github.com/orca-sync/orca-sync/secrets"
@@ -34,6 +35,7 @@ type serveFlags struct {
 	httpAddr, httpsAddr, ageKeyFile                              string
 	interval                                                     time.Duration
 	once, insecureHostKey, allowMassPrune                        bool
+	allowHostPaths                                               []string
 }
 
 func newServeCommand(stderr io.Writer) *cobra.Command {
@@ -68,6 +70,7 @@ func newServeCommand(stderr io.Writer) *cobra.Command {
 	fl.BoolVar(&f.allowMassPrune, "allow-mass-prune", false, "let syncs remove more than prune_guard of the services, or all")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fl.StringVar(&f.httpAddr, "http-addr", "", "proxy HTTP listen address (default: \":<[proxy] http_port>\")")
+	allowHostPathFlag(cmd, &f.allowHostPaths)
 	fl.StringVar(&f.httpsAddr, "https-addr", "", "proxy HTTPS listen address (default: \":<[proxy] https_port>\")")
 	return cmd
 }
@@ -102,20 +105,15 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The identity is read once: a key file replaced later takes a restart.
-	ids, err := secrets.LoadIdentities(f.ageKeyFile, os.Getenv)
+	lopts, err := flagOptions(f, log)
 	if err != nil {
 		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rp := newReporting(db, f.branch, log)
-	lopts := reconcile.Options{
-		Source: src, Runtime: rt, Inspector: rt, Logs: rt, Store: db, Path: f.path, Node: f.node, Interval: f.interval,
-		AllowMassPrune: f.allowMassPrune, Secrets: secrets.NewKeyring(ids), Metrics: reconcile.NewMetrics(reg), Log: log,
-		Notifier: rp.notifier, Statuses: rp.github, RefDir: filepath.Join(f.dataDir, "pr-checkout"),
-		LastValidDir: filepath.Join(f.dataDir, "last-valid"),
-	}
+	lopts.Source, lopts.Runtime, lopts.Inspector, lopts.Logs, lopts.Store = src, rt, rt, rt, db
+	lopts.Metrics, lopts.Notifier, lopts.Statuses = reconcile.NewMetrics(reg), rp.notifier, rp.github
 	if !f.once { // a one-shot sync serves no traffic
 		px, err := newProxy(f, db, rt, reg, log)
 		if err != nil {
@@ -140,6 +138,28 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		return nil
 	}
 	return serveAPI(ctx, f, daemon{loop: loop, events: rt, reporting: rp, db: db, reg: reg, repoURL: src.URL(), log: log})
+}
+
+// flagOptions are the loop's options that come from the flags alone: the
+// age identity (read once: a key file replaced later takes a restart), the
+// store of the snapshots containers mount and the host paths
+// --allow-host-path allows.
+func flagOptions(f serveFlags, log *slog.Logger) (reconcile.Options, error) {
+	ids, err := secrets.LoadIdentities(f.ageKeyFile, os.Getenv)
+	if err != nil {
+		return reconcile.Options{}, err
+	}
+	policy, err := hostPolicy(f.allowHostPaths)
+	if err != nil {
+		return reconcile.Options{}, err
+	}
+	store, err := files.NewStore(f.dataDir, files.NewHasher(), log)
+	if err != nil {
+		return reconcile.Options{}, err
+	}
+	return reconcile.Options{Path: f.path, Node: f.node, Interval: f.interval, AllowMassPrune: f.allowMassPrune,
+		Secrets: secrets.NewKeyring(ids), Log: log, RefDir: filepath.Join(f.dataDir, "pr-checkout"),
+		LastValidDir: filepath.Join(f.dataDir, "last-valid"), Files: store, HostPaths: policy}, nil
 }
 
 // newSource is the clone of the tracked branch in <data-dir>/repo, with git

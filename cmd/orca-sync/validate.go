@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/spf13/cobra"
 )
@@ -64,6 +65,10 @@ func newValidateCommand() *cobra.Command {
 func validateCheckout(ctx context.Context, dir, ageKeyFile string) error {
 	d, err := config.Load(dir)
 	if err != nil {
+		return err
+	}
+	// Host paths are not checked: validate cannot know the host that runs it.
+	if err := files.NewHasher().Resolve(ctx, d); err != nil {
 		return err
 	}
 	ids, err := secrets.LoadIdentities(ageKeyFile, os.Getenv)
