@@ -40,11 +40,15 @@ type Options struct {
 	// from; without it a service with a `./` mount cannot start.
 	Files *files.Store
 	Log   *slog.Logger
+	// Credentials are what pulls send to registries; nil sends only those
+	// of [[registry]] entries.
+	Credentials Credentials
 }
 
 // Applier carries out plans on one Docker engine.
 type Applier struct {
 	rt     Runtime
+	puller *Puller
 	log    *slog.Logger
 	router Router
 	node   string
@@ -72,7 +76,8 @@ func NodeName(flag string, d *config.Desired) string {
 
 // New returns an Applier for rt.
 func New(rt Runtime, opts Options) *Applier {
-	a := &Applier{rt: rt, log: opts.Log, router: opts.Router, node: opts.Node, seen: newSecretMemory(), awaiting: newAwaiting(), files: opts.Files}
+	a := &Applier{rt: rt, puller: NewPuller(rt, opts.Credentials), log: opts.Log, router: opts.Router, node: opts.Node,
+		seen: newSecretMemory(), awaiting: newAwaiting(), files: opts.Files}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -83,15 +88,21 @@ func New(rt Runtime, opts Options) *Applier {
 	return a
 }
 
+// Puller is how the applier pulls, for the reconciler's re-pulls.
+func (a *Applier) Puller() *Puller { return a.puller }
+
 // Result is what happened to one service.
 type Result struct {
-	Project  string        `json:"project"`
-	Service  string        `json:"service"`
-	Action   diff.Action   `json:"action"`
-	Error    string        `json:"error,omitempty"`
-	Started  []string      `json:"started,omitempty"`
-	Removed  []string      `json:"removed,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Project string      `json:"project"`
+	Service string      `json:"service"`
+	Action  diff.Action `json:"action"`
+	Error   string      `json:"error,omitempty"`
+	// PullFailed: the image could not be pulled (a *PullError). Such a
+	// failure is never pinned; the next sync tries again.
+	PullFailed bool          `json:"pull_failed,omitempty"`
+	Started    []string      `json:"started,omitempty"`
+	Removed    []string      `json:"removed,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
 }
 
 // Failed reports whether the service's change failed.
@@ -219,11 +230,13 @@ type job struct {
 	nameNode string
 	secrets  config.SecretValues
 	seen     *secretMemory
+	// desired is the checkout, whose [[registry]] entries pulls use.
+	desired *config.Desired
 }
 
 func (a *Applier) newJob(d *config.Desired, revision string) job {
 	node := NodeName(a.node, d)
-	return job{revision: revision, root: d.Root, node: node, nameNode: diff.NameNode(d, node), secrets: d.Secrets, seen: a.seen}
+	return job{revision: revision, root: d.Root, node: node, nameNode: diff.NameNode(d, node), secrets: d.Secrets, seen: a.seen, desired: d}
 }
 
 // stopGrace is how long a container gets between SIGTERM and SIGKILL.
@@ -244,7 +257,7 @@ func (a *Applier) run(ctx context.Context, c diff.Change, j job) Result {
 	}
 	r.Duration = time.Since(start)
 	if err != nil {
-		r.Error = err.Error()
+		r.Error, r.PullFailed = err.Error(), IsPullError(err)
 		log.Error("failed", "error", err, "duration", r.Duration)
 	} else {
 		log.Info("done", "started", len(r.Started), "removed", len(r.Removed), "duration", r.Duration)

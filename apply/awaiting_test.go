@@ -36,7 +36,7 @@ func TestAwaitingReadinessUntilRetired(t *testing.T) {
 		d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p",
 			Services: []*config.Service{testService("web", image, 1, config.StrategyRolling)}}}}
 		live, _ := rt.List(ctx)
-		rs := rt.a.Apply(ctx, d, diff.Compute(apply.Desire(ctx, rt, d, false), live, diff.Options{Prune: true}), "rev")
+		rs := rt.a.Apply(ctx, d, diff.Compute(apply.Desire(ctx, rt, d, nil), live, diff.Options{Prune: true}), "rev")
 		return onlyResult(t, rs)
 	}
 	if r := apply1("app:v1"); r.Failed() {

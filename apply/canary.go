@@ -37,7 +37,7 @@ func (a *Applier) StartCanary(ctx context.Context, d *config.Desired, c diff.Cha
 	}
 	res.Duration = time.Since(start)
 	if err != nil {
-		res.Error = fmt.Sprintf("canary of %s not started: %v", c.Key(), err)
+		res.Error, res.PullFailed = fmt.Sprintf("canary of %s not started: %v", c.Key(), err), IsPullError(err)
 		log.Error("canary failed to start", "error", err)
 		return res, nil
 	}

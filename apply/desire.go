@@ -9,39 +9,46 @@ import (
 
 // Desire builds the planner's view of every service of d. A service whose
 // pull_policy is "always" has the image ID its tag resolves to in its spec, so
-// a moved tag is a change; with pull those images are pulled first, without
-// it (a plan) the local image is used. A pull that fails keeps the local
-// image, and the apply of that service then reports why. Secrets enter the
-// spec by the keyed hash d.Secrets gives them, and the files of the checkout
-// a service mounts by their content hash.
-func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull bool) []diff.Service {
+// a moved tag is a change; with a puller those images are pulled first,
+// without one (a plan) the local image is used. A pull that fails keeps the
+// local image and is told in the service's PullErr; the apply of a service
+// whose image is missing then reports why. Secrets enter the spec by the
+// keyed hash d.Secrets gives them, and the files of the checkout a service
+// mounts by their content hash.
+func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull *Puller) []diff.Service {
 	var out []diff.Service
-	ids := map[string]string{}
+	type resolved struct {
+		id  string
+		err error
+	}
+	ids := map[string]resolved{}
 	for _, s := range d.Services() {
-		var imageID string
-		if s.PullPolicy == config.PullAlways {
-			id, seen := ids[s.Image]
-			if !seen {
-				id = resolveImage(ctx, rt, s.Image, pull)
-				ids[s.Image] = id
+		var img resolved
+		if s.PullPolicy == config.PullAlways && PullsOwnImage(s) {
+			var seen bool
+			if img, seen = ids[s.Image]; !seen {
+				img.id, img.err = resolveImage(ctx, rt, d, s.Image, pull)
+				ids[s.Image] = img
 			}
-			imageID = id
 		}
-		spec := diff.NewSpec(s, diff.Inputs{ImageID: imageID, SecretHashes: secretHashes(d, s), MountHashes: mountHashes(s)})
-		out = append(out, diff.Service{Service: s, Spec: spec, Hash: spec.Hash()})
+		spec := diff.NewSpec(s, diff.Inputs{ImageID: img.id, SecretHashes: secretHashes(d, s), MountHashes: mountHashes(s)})
+		out = append(out, diff.Service{Service: s, Spec: spec, Hash: spec.Hash(), PullErr: img.err})
 	}
 	return out
 }
 
-func resolveImage(ctx context.Context, rt Runtime, ref string, pull bool) string {
-	if pull {
-		_ = rt.Pull(ctx, ref) // reported by prepare when the image is still missing
+// resolveImage pulls ref (with a puller) and returns its local image ID,
+// "" when the host has none, and the pull's error.
+func resolveImage(ctx context.Context, rt Runtime, d *config.Desired, ref string, pull *Puller) (string, error) {
+	var pullErr error
+	if pull != nil {
+		pullErr = pull.Pull(ctx, d, ref)
 	}
 	id, err := rt.ImageID(ctx, ref)
 	if err != nil {
-		return ""
+		return "", pullErr
 	}
-	return id
+	return id, pullErr
 }
 
 // secretHashes are the keyed hashes of the secrets s uses. Without resolved

@@ -33,7 +33,7 @@ func applyFiles(t *testing.T, f *applytest.Runtime, store *files.Store, root, im
 		t.Fatal(err)
 	}
 	live, _ := f.List(ctx)
-	plan := diff.Compute(apply.Desire(ctx, f, d, false), live, diff.Options{Prune: true})
+	plan := diff.Compute(apply.Desire(ctx, f, d, nil), live, diff.Options{Prune: true})
 	return apply.New(f, apply.Options{Node: "n1", Files: store}).Apply(ctx, d, plan, "rev")
 }
 

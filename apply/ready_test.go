@@ -41,7 +41,7 @@ func TestTimedOutRolloutNamesTheLastProbeFailure(t *testing.T) {
 	s.Readiness = &config.Probe{Type: config.ProbeExec, Command: []string{"ready"}, Interval: 10 * time.Millisecond, Timeout: time.Second}
 	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}}}
 	ctx := context.Background()
-	plan := diff.Compute(apply.Desire(ctx, eng, d, false), nil, diff.Options{})
+	plan := diff.Compute(apply.Desire(ctx, eng, d, nil), nil, diff.Options{})
 	r := onlyResult(t, apply.New(eng, apply.Options{}).Apply(ctx, d, plan, "rev"))
 	if !r.Failed() || !strings.Contains(r.Error, `not ready within 500ms: readiness probe: exec ["ready"] exited with 3`) {
 		t.Errorf("error %q: want the probe's last failure", r.Error)
@@ -69,7 +69,7 @@ func TestTimedOutStartIsNotReady(t *testing.T) {
 	s.Deploy.Timeout = 300 * time.Millisecond
 	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}}}
 	ctx := context.Background()
-	plan := diff.Compute(apply.Desire(ctx, eng, d, false), nil, diff.Options{})
+	plan := diff.Compute(apply.Desire(ctx, eng, d, nil), nil, diff.Options{})
 	r := onlyResult(t, apply.New(eng, apply.Options{}).Apply(ctx, d, plan, "rev"))
 	if !r.Failed() || !strings.Contains(r.Error, "not ready within 300ms: Docker had not created and started it yet") {
 		t.Errorf("error %q: want not ready within timeout_secs", r.Error)

@@ -104,12 +104,12 @@ func (r *rollout) prepare(ctx context.Context) error {
 	case err == nil:
 	case !errors.Is(err, ErrImageNotFound):
 		return fmt.Errorf("image %s: %w", img, err)
-	case r.svc.PullPolicy == config.PullNever:
+	case !PullsOwnImage(r.svc.Service):
 		return fmt.Errorf("image %s is not on this host and pull_policy is \"never\"", img)
 	default:
 		r.log.Info("pulling image", "image", img)
-		if err := r.a.rt.Pull(ctx, img); err != nil {
-			return fmt.Errorf("image %s cannot be had: %w", img, err)
+		if err := r.a.puller.Pull(ctx, r.job.desired, img); err != nil {
+			return err // a *PullError: it names the image, the registry and the fix
 		}
 	}
 	for _, n := range r.svc.Spec.Networks {

@@ -28,7 +28,7 @@ func syncOnce(t *testing.T, f *applytest.Runtime, services ...*config.Service) [
 	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: services}}}
 	ctx := context.Background()
 	live, _ := f.List(ctx)
-	plan := diff.Compute(apply.Desire(ctx, f, d, false), live, diff.Options{Prune: true})
+	plan := diff.Compute(apply.Desire(ctx, f, d, nil), live, diff.Options{Prune: true})
 	return apply.New(f, apply.Options{Node: "n1"}).Apply(ctx, d, plan, "rev")
 }
 
@@ -172,7 +172,7 @@ func TestForcedReplaceOfUnchangedSpec(t *testing.T) {
 	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{web}}}}
 	ctx := context.Background()
 	live, _ := f.List(ctx)
-	plan := diff.Compute(apply.Desire(ctx, f, d, false), live, diff.Options{})
+	plan := diff.Compute(apply.Desire(ctx, f, d, nil), live, diff.Options{})
 	c := &plan.Changes[0]
 	for i := range c.Containers {
 		c.Containers[i].Replace = true // what a redeploy asks for

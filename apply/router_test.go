@@ -74,7 +74,7 @@ func applyWith(t *testing.T, f *applytest.Runtime, r apply.Router, s *config.Ser
 	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}}}
 	ctx := context.Background()
 	live, _ := f.List(ctx)
-	plan := diff.Compute(apply.Desire(ctx, f, d, false), live, diff.Options{Prune: true})
+	plan := diff.Compute(apply.Desire(ctx, f, d, nil), live, diff.Options{Prune: true})
 	return apply.New(f, apply.Options{Node: "n1", Router: r}).Apply(ctx, d, plan, "rev")
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/registryauth"
 )
 
 // Labels orca-sync puts on every container it manages.
@@ -41,8 +42,9 @@ type Runtime interface {
 	EnsureVolume(ctx context.Context, name string) error
 	// ImageID returns the ID of a local image, or ErrImageNotFound.
 	ImageID(ctx context.Context, ref string) (string, error)
-	// Pull fetches an image, reporting progress lines to the runtime's logger.
-	Pull(ctx context.Context, ref string) error
+	// Pull fetches an image with auth (none when empty), reporting progress
+	// lines to the runtime's logger. A registry's refusal is a *PullError.
+	Pull(ctx context.Context, ref string, auth registryauth.Auth) error
 	// Run creates a container, connects it to its networks and starts it.
 	Run(ctx context.Context, c ContainerConfig) (id string, err error)
 	// Stop sends SIGTERM, then SIGKILL after grace.

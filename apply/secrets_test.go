@@ -38,7 +38,7 @@ func TestRotationReplacesOnlyUsers(t *testing.T) {
 	plan := func(s fakeSecrets) diff.Plan {
 		d.Secrets = s
 		live, _ := f.List(ctx)
-		return diff.Compute(apply.Desire(ctx, f, d, false), live, diff.Options{})
+		return diff.Compute(apply.Desire(ctx, f, d, nil), live, diff.Options{})
 	}
 	p := plan(fakeSecrets{"DB_PASSWORD": "one", "SMTP": "x"})
 	for _, r := range apply.New(f, apply.Options{}).Apply(ctx, d, p, "rev") {
@@ -79,7 +79,7 @@ func TestUndoRestoresOldSecretValue(t *testing.T) {
 	sync := func(f *applytest.Runtime, a *apply.Applier, s *config.Service, secrets fakeSecrets) apply.Result {
 		d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}}, Secrets: secrets}
 		live, _ := f.List(ctx)
-		return onlyResult(t, a.Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), live, diff.Options{}), "rev"))
+		return onlyResult(t, a.Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, nil), live, diff.Options{}), "rev"))
 	}
 	only := func(m map[string]string) string {
 		if len(m) != 1 {
@@ -129,7 +129,7 @@ func TestNotReadyLogsRedactSecrets(t *testing.T) {
 	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}},
 		Secrets: fakeSecrets{"DB_PASSWORD": "hunter2-s3cret", "PIN": "42"}}
 	ctx := context.Background()
-	r := onlyResult(t, apply.New(f, apply.Options{}).Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), nil, diff.Options{}), "rev"))
+	r := onlyResult(t, apply.New(f, apply.Options{}).Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, nil), nil, diff.Options{}), "rev"))
 	if !r.Failed() || !strings.Contains(r.Error, "boom | dial postgres://app:${secrets.DB_PASSWORD}@db/app: 42 refused") {
 		t.Errorf("error %q: want the log line with the password replaced by its reference (a 2-byte value is left)", r.Error)
 	}
@@ -160,7 +160,7 @@ func TestNotReadyLogsRedactValuesWithWhiteSpace(t *testing.T) {
 			d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}},
 				Secrets: fakeSecrets{"TLS_KEY": value}}
 			ctx := context.Background()
-			r := onlyResult(t, apply.New(f, apply.Options{}).Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), nil, diff.Options{}), "rev"))
+			r := onlyResult(t, apply.New(f, apply.Options{}).Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, nil), nil, diff.Options{}), "rev"))
 			if !r.Failed() || !strings.Contains(r.Error, "boom | cannot load key ${secrets.TLS_KEY}") {
 				t.Fatalf("error %q: want the log line with the key replaced by its reference", r.Error)
 			}
@@ -182,7 +182,7 @@ func TestStartErrorRedactsSecrets(t *testing.T) {
 	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}},
 		Secrets: fakeSecrets{"SMTP": "smtp://mailer:s3cret-pw@mx"}}
 	ctx := context.Background()
-	r := onlyResult(t, apply.New(f, apply.Options{}).Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), nil, diff.Options{}), "rev"))
+	r := onlyResult(t, apply.New(f, apply.Options{}).Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, nil), nil, diff.Options{}), "rev"))
 	if !r.Failed() || !strings.Contains(r.Error, `exec: "--smtp=${secrets.SMTP}": executable file not found`) {
 		t.Errorf("error %q: want Docker's message with the secret replaced by its reference", r.Error)
 	}
@@ -202,7 +202,7 @@ func TestRedactorOfAContainerBeforeARotation(t *testing.T) {
 	s.Env["DB_PASSWORD"], s.SecretRefs = "${secrets.DB_PASSWORD}", []string{"DB_PASSWORD"}
 	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{s}}},
 		Secrets: fakeSecrets{"DB_PASSWORD": "old-password"}}
-	if r := onlyResult(t, a.Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, false), nil, diff.Options{}), "rev")); r.Failed() {
+	if r := onlyResult(t, a.Apply(ctx, d, diff.Compute(apply.Desire(ctx, f, d, nil), nil, diff.Options{}), "rev")); r.Failed() {
 		t.Fatal(r.Error)
 	}
 	live, _ := f.List(ctx)

@@ -18,6 +18,9 @@ type Cluster struct {
 	Notify    []Notify
 	Tokens    []Token
 	Nodes     []Node
+	// Registries are the [[registry]] credentials every pull from their
+	// host sends (docs/reference/cluster-toml.md#registry).
+	Registries []Registry
 
 	// SecretRefs are the ${secrets.NAME} names used anywhere in cluster.toml.
 	SecretRefs []string
@@ -107,6 +110,16 @@ type Token struct {
 	// Line is the line of the token's value in cluster.toml, for the errors
 	// found once its value is resolved from secrets (CheckResolved).
 	Line int `toml:"-"`
+}
+
+// Registry is one [[registry]] of cluster.toml.
+type Registry struct {
+	// Host is the registry as image references name it, normalised by
+	// RegistryHost ("docker.io" for Docker Hub).
+	Host     string
+	Username string
+	// Password is normally ${secrets.NAME}; resolved in memory only.
+	Password string
 }
 
 // Node is a host of a multi-host setup.

@@ -89,6 +89,9 @@ func convertCluster(r rawClusterFile, sink errorSink) Cluster {
 	for _, n := range r.Node {
 		c.Nodes = append(c.Nodes, Node{Name: n.Name, Labels: n.Labels})
 	}
+	for _, g := range r.Registry {
+		c.Registries = append(c.Registries, Registry{Host: g.Host, Username: g.Username, Password: g.Password})
+	}
 	if n, err := ParseBytes(c.Proxy.MaxBody); err != nil {
 		sink.at("", -1, "proxy.max_body", "proxy.max_body %q: %v", c.Proxy.MaxBody, err)
 	} else {
@@ -147,6 +150,7 @@ func validateCluster(c *Cluster, sink errorSink) {
 	validateNotify(c, sink)
 	validateTokens(c, sink)
 	validateNodes(c, sink)
+	validateRegistries(c, sink)
 }
 
 func checkURL(sink errorSink, table string, index int, key, raw string) {

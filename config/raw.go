@@ -211,4 +211,9 @@ type rawClusterFile struct {
 			SecretKey string `toml:"secret_key"`
 		} `toml:"targets"`
 	} `toml:"backup"`
+	Registry []struct {
+		Host     string `toml:"host"`
+		Username string `toml:"username"`
+		Password string `toml:"password"`
+	} `toml:"registry"`
 }

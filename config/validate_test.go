@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -270,6 +272,22 @@ func TestSOPSFileAccepted(t *testing.T) {
 	}
 }
 
+func TestClusterRegistries(t *testing.T) {
+	c, errs := ParseClusterFile("cluster.toml", []byte("[[registry]]\nhost = \"Registry.Example.com:5000\"\nusername = \"bot\"\npassword = \"${secrets.REGISTRY_PASSWORD}\"\n"+
+		"[[registry]]\nhost = \"https://index.docker.io/v1/\"\nusername = \"hub\"\npassword = \"p\"\n"))
+	if len(errs) != 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	want := []Registry{{Host: "registry.example.com:5000", Username: "bot", Password: "${secrets.REGISTRY_PASSWORD}"},
+		{Host: "docker.io", Username: "hub", Password: "p"}}
+	if !reflect.DeepEqual(c.Registries, want) {
+		t.Errorf("registries = %+v, want %+v", c.Registries, want)
+	}
+	if !slices.Contains(c.SecretRefs, "REGISTRY_PASSWORD") {
+		t.Errorf("secret refs = %v: the password's reference is not resolved", c.SecretRefs)
+	}
+}
+
 func TestClusterValidation(t *testing.T) {
 	cases := []struct {
 		name, toml, want string
@@ -305,6 +323,12 @@ func TestClusterValidation(t *testing.T) {
 		{"node twice", "[[node]]\nname = \"a\"\n[[node]]\nname = \"a\"\n", `cluster.toml:4: name: node "a" is declared twice`},
 		{"node name shape", "[[node]]\nname = \"Web_1\"\n", `cluster.toml:2: node name "Web_1" must match`},
 		{"bad secret ref", "[webhook]\nsecret = \"${secrets.}\"\n", "is not a secret reference"},
+		{"registry without host", "[[registry]]\nusername = \"u\"\npassword = \"p\"\n", "cluster.toml:1: registry host is required"},
+		{"registry host with a path", "[[registry]]\nhost = \"ghcr.io/acme\"\nusername = \"u\"\npassword = \"p\"\n", `cluster.toml:2: registry host "ghcr.io/acme": give the host (and port) only`},
+		{"registry host from a secret", "[[registry]]\nhost = \"${secrets.H}\"\nusername = \"u\"\npassword = \"p\"\n", "registry host cannot come from a secret"},
+		{"registry twice", "[[registry]]\nhost = \"docker.io\"\nusername = \"u\"\npassword = \"p\"\n[[registry]]\nhost = \"index.docker.io\"\nusername = \"u\"\npassword = \"p\"\n", `cluster.toml:6: registry host "docker.io" is given twice`},
+		{"registry without password", "[[registry]]\nhost = \"r.example.com\"\nusername = \"u\"\n", `registry "r.example.com": password is required`},
+		{"registry unknown key", "[[registry]]\nhost = \"r.example.com\"\nusername = \"u\"\npassword = \"p\"\nemail = \"x\"\n", `unknown key "registry.email"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

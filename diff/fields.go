@@ -174,3 +174,24 @@ func cpusOrNone(n int64) string {
 	}
 	return fmt.Sprintf("%g", float64(n)/1e9)
 }
+
+// withDigest shows a moved registry digest in place of the image ID line
+// (which names the same move less recognisably), or beside a changed image.
+func withDigest(fs []FieldChange, old, new string) []FieldChange {
+	if old == "" || new == "" || old == new {
+		return fs
+	}
+	out := make([]FieldChange, 0, len(fs)+1)
+	for _, f := range fs {
+		if f.Field != "image_id" {
+			out = append(out, f)
+		}
+		if f.Field == "image" || f.Field == "image_id" {
+			out = append(out, FieldChange{Field: "digest", From: shortDigest(old), To: shortDigest(new)})
+		}
+	}
+	return out
+}
+
+// shortDigest is "sha256:" and the first 12 hex digits.
+func shortDigest(d string) string { return "sha256:" + short(d) }

@@ -28,7 +28,10 @@ type Container struct {
 	Status string `json:"status,omitempty"`
 	// ImageID is the image the container runs, from the list call.
 	ImageID string `json:"image_id,omitempty"`
-	Spec    *Spec  `json:"-"`
+	// Digest is the registry digest of that image, "" when unknown (the
+	// planner reads it when the runtime can tell).
+	Digest string `json:"digest,omitempty"`
+	Spec   *Spec  `json:"-"`
 	// Binds are the container's bind mounts from the list call (host path,
 	// target, mode): which snapshots are in use, and checked for drift.
 	Binds []config.Mount `json:"-"`
@@ -75,6 +78,12 @@ type Service struct {
 	*config.Service
 	Spec Spec
 	Hash string
+	// Digest is the registry digest the image reference resolves to on
+	// this host, "" when unknown; shown by plan and status, never hashed.
+	Digest string
+	// PullErr is why the pull of a pull_policy = "always" image failed;
+	// the spec then has the local image.
+	PullErr error
 }
 
 // Action is what a plan does to one service.
@@ -97,6 +106,8 @@ type Change struct {
 	Action   Action        `json:"action"`
 	Strategy string        `json:"strategy,omitempty"`
 	Fields   []FieldChange `json:"fields,omitempty"`
+	// Digest is the registry digest of the desired image, when known.
+	Digest string `json:"digest,omitempty"`
 	// Replicas is the desired count, Live the containers that exist now.
 	Replicas int `json:"replicas"`
 	Live     int `json:"live"`
@@ -191,7 +202,7 @@ func Compute(desired []Service, live []Container, opts Options) Plan {
 func serviceChange(d *Service, live []Container) Change {
 	c := Change{
 		Project: d.Project, Service: d.Name, Action: ActionNone, Strategy: d.Deploy.Strategy,
-		Replicas: d.Replicas, Live: len(live), Desired: d, Containers: live,
+		Replicas: d.Replicas, Live: len(live), Desired: d, Containers: live, Digest: d.Digest,
 	}
 	var outdated *Container
 	for i := range live {
@@ -207,7 +218,7 @@ func serviceChange(d *Service, live []Container) Change {
 		c.Action = ActionCreate
 	case outdated != nil:
 		c.Action = ActionUpdate
-		c.Fields = FieldChanges(outdated.Spec, &d.Spec)
+		c.Fields = withDigest(FieldChanges(outdated.Spec, &d.Spec), outdated.Digest, d.Digest)
 	case c.Broken > 0:
 		c.Action, c.Reason = ActionHeal, fmt.Sprintf("%d of %d containers not serving", c.Broken, len(live))
 	case len(live) < d.Replicas && maxIndex(live) >= d.Replicas:

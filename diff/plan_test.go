@@ -3,6 +3,7 @@ package diff
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -264,5 +265,33 @@ func TestPlanText(t *testing.T) {
 	js, err := json.Marshal(p)
 	if err != nil || !strings.Contains(string(js), `"field":"image","from":"app:v1","to":"api:v2"`) {
 		t.Fatalf("json: %s %v", js, err)
+	}
+}
+
+// TestPlanShowsMovedDigest: a moved tag of a pull_policy = "always" image
+// shows as its registry digests, not its image IDs; a changed image shows
+// both the image and the digest; an unknown digest leaves the image ID line.
+func TestPlanShowsMovedDigest(t *testing.T) {
+	s := svc("shop", "web", func(s *config.Service) { s.Image = "app:latest"; s.PullPolicy = config.PullAlways })
+	old := NewSpec(s, Inputs{ImageID: "sha256:aaaaaaaaaaaaaaaa"})
+	cur := NewSpec(s, Inputs{ImageID: "sha256:bbbbbbbbbbbbbbbb"})
+	live := []Container{{ID: "c1", Project: "shop", Service: "web", Index: 1, Hash: old.Hash(), State: "running", Spec: &old,
+		Digest: "sha256:1111111111111111"}}
+	d := Service{Service: s, Spec: cur, Hash: cur.Hash(), Digest: "sha256:2222222222222222"}
+	c := Compute([]Service{d}, live, Options{}).Changes[0]
+	if got := fmt.Sprint(c.Fields); got != "[digest: sha256:111111111111 -> sha256:222222222222]" || c.Digest != d.Digest {
+		t.Errorf("fields = %s, digest %q; want the digest move only", got, c.Digest)
+	}
+	d.Digest = ""
+	c = Compute([]Service{d}, live, Options{}).Changes[0]
+	if got := fmt.Sprint(c.Fields); got != "[image_id: aaaaaaaaaaaa -> bbbbbbbbbbbb]" {
+		t.Errorf("fields without a desired digest = %s; want the image ID line", got)
+	}
+	s2 := svc("shop", "web", func(s *config.Service) { s.Image = "app:v2"; s.PullPolicy = config.PullIfNotPresent })
+	v2 := NewSpec(s2, Inputs{})
+	d = Service{Service: s2, Spec: v2, Hash: v2.Hash(), Digest: "sha256:3333333333333333"}
+	c = Compute([]Service{d}, live, Options{}).Changes[0]
+	if got := fmt.Sprint(c.Fields); got != "[image: app:latest -> app:v2 digest: sha256:111111111111 -> sha256:333333333333]" {
+		t.Errorf("fields of a changed image = %s", got)
 	}
 }

@@ -42,6 +42,8 @@ type Engine struct {
 	// images caches the defaults of each image ID for drift checks.
 	imgMu  sync.Mutex
 	images map[string]imageDefaults
+	// digests caches RepoDigest by "<image ID> <repository>".
+	digests map[string]string
 }
 
 // Engine is an apply.Runtime with every optional capability of
@@ -52,6 +54,7 @@ var (
 	_ apply.ConfigInspector = (*Engine)(nil)
 	_ apply.LogStreamer     = (*Engine)(nil)
 	_ apply.EventSource     = (*Engine)(nil)
+	_ apply.ImageDigester   = (*Engine)(nil)
 )
 
 // dockerPingTimeout bounds the first contact with the engine when ctx has no
@@ -270,42 +273,6 @@ func (d *Engine) ImageID(ctx context.Context, ref string) (string, error) {
 		return "", fmt.Errorf("inspect image %s: %w", ref, err)
 	}
 	return res.ID, nil
-}
-
-// Pull fetches ref. Progress goes to the logger: image-level lines at Info,
-// each layer's status changes at Debug (the byte counters are not logged).
-func (d *Engine) Pull(ctx context.Context, ref string) error {
-	resp, err := d.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
-	if err != nil {
-		return fmt.Errorf("pull %s: %w", ref, err)
-	}
-	defer resp.Close()
-	layers := map[string]string{} // layer ID → last status logged
-	for m, err := range resp.JSONMessages(ctx) {
-		if err != nil {
-			return fmt.Errorf("pull %s: reading progress: %w", ref, err)
-		}
-		if m.Error != nil {
-			return fmt.Errorf("pull %s: %w", ref, m.Error)
-		}
-		if m.Status == "" {
-			continue
-		}
-		if dockerIsLayerID(m.ID) {
-			if layers[m.ID] == m.Status {
-				continue
-			}
-			layers[m.ID] = m.Status
-			d.log.Debug("pull", "image", ref, "layer", m.ID, "status", m.Status)
-			continue
-		}
-		if m.ID != "" && !strings.Contains(m.Status, m.ID) {
-			d.log.Info("pull", "image", ref, "status", m.ID+": "+m.Status)
-		} else {
-			d.log.Info("pull", "image", ref, "status", m.Status)
-		}
-	}
-	return nil
 }
 
 // dockerIsLayerID reports whether a pull message ID names a layer (12 hex digits)

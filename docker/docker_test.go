@@ -26,6 +26,7 @@ import (
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/internal/dockertest"
+	"github.com/orca-sync/orca-sync/registryauth"
 )
 
 // dockerTestImage is the image the Docker tests run: FROM scratch with the
@@ -449,7 +450,7 @@ func TestDockerPullUnreachableRegistry(t *testing.T) {
 	d := dockerConnect(t)
 	ctx := dockerTestCtx(t, time.Minute)
 	const ref = "127.0.0.1:1/nope:1"
-	err := d.Pull(ctx, ref)
+	err := d.Pull(ctx, ref, registryauth.Auth{Registry: "127.0.0.1:1"})
 	if err == nil {
 		t.Fatalf("Pull(%s) succeeded", ref)
 	}
@@ -459,6 +460,10 @@ func TestDockerPullUnreachableRegistry(t *testing.T) {
 	}
 	if errors.Is(err, apply.ErrImageNotFound) {
 		t.Errorf("a pull failure is not apply.ErrImageNotFound")
+	}
+	var pe *apply.PullError
+	if !errors.As(err, &pe) || pe.Kind != apply.PullUnreachable || !strings.Contains(err.Error(), "registry 127.0.0.1:1 cannot be reached") {
+		t.Errorf("error %q: want an *apply.PullError of kind %q naming the registry", err, apply.PullUnreachable)
 	}
 }
 
@@ -606,7 +611,7 @@ func TestDockerPullProgress(t *testing.T) {
 	}
 	b.WriteString(`{"status":"Digest: sha256:abc"}` + "\n" + `{"status":"Status: Downloaded newer image for app:1"}` + "\n")
 	stream.Store(b.String())
-	if err := d.Pull(t.Context(), "app:1"); err != nil {
+	if err := d.Pull(t.Context(), "app:1", registryauth.Auth{}); err != nil {
 		t.Fatalf("Pull: %v", err)
 	}
 	if n := strings.Count(logs.String(), "\n"); n != 9 {
@@ -618,8 +623,9 @@ func TestDockerPullProgress(t *testing.T) {
 
 	stream.Store(`{"status":"Pulling from library/app","id":"1"}` + "\n" +
 		`{"errorDetail":{"message":"pull access denied for app, repository does not exist"},"error":"pull access denied for app, repository does not exist"}` + "\n")
-	err = d.Pull(t.Context(), "app:1")
-	if err == nil || !strings.Contains(err.Error(), "pull app:1: pull access denied") {
-		t.Errorf("Pull with an error in the stream: %v; want it with the engine's message", err)
+	err = d.Pull(t.Context(), "app:1", registryauth.Auth{Registry: "docker.io"})
+	if err == nil || !strings.Contains(err.Error(), "pull app:1: unauthorized at docker.io: add a [[registry]] entry for docker.io") ||
+		!strings.HasSuffix(err.Error(), ": pull access denied for app, repository does not exist") {
+		t.Errorf("Pull with an error in the stream: %v; want the registry, the fix and the engine's message", err)
 	}
 }

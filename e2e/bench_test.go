@@ -13,6 +13,7 @@ import (
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	dockerrt "github.com/orca-sync/orca-sync/docker"
+	"github.com/orca-sync/orca-sync/registryauth"
 )
 
 // countingRuntime counts every call that reaches the Docker engine.
@@ -36,9 +37,9 @@ func (c *countingRuntime) Inspect(ctx context.Context, id string) (apply.State, 
 	return c.Runtime.Inspect(ctx, id)
 }
 
-func (c *countingRuntime) Pull(ctx context.Context, ref string) error {
+func (c *countingRuntime) Pull(ctx context.Context, ref string, auth registryauth.Auth) error {
 	c.calls.Add(1)
-	return c.Runtime.Pull(ctx, ref)
+	return c.Runtime.Pull(ctx, ref, auth)
 }
 
 func (c *countingRuntime) EnsureNetwork(ctx context.Context, name string) error {
@@ -97,7 +98,7 @@ func planOnce(ctx context.Context, rt apply.Runtime, dir string, times *planTime
 		return diff.Plan{}, 0, err
 	}
 	t1 := time.Now()
-	desired := apply.Desire(ctx, rt, d, false)
+	desired := apply.Desire(ctx, rt, d, nil)
 	t2 := time.Now()
 	live, err := rt.List(ctx)
 	if err != nil {

@@ -203,45 +203,12 @@ func TestServeSecrets(t *testing.T) {
 	})
 
 	t.Run("the values are nowhere but in the containers' env", func(t *testing.T) {
-		values := []string{dbPassword, rotated, smtp, hook}
-		check := func(where, text string) {
-			for _, v := range values {
-				if strings.Contains(text, v) {
-					t.Errorf("a secret value leaked into %s", where)
-				}
-			}
-		}
 		d.stop() // flush and release state.db; logs are complete
-		for i, line := range strings.Split(d.logs.String(), "\n") {
-			check(fmt.Sprintf("serve log line %d (%q)", i+1, line), line)
-		}
-		for _, o := range outputs {
-			check("an API or CLI output: "+o[:min(len(o), 200)], o)
-		}
-		for _, dir := range []string{d.dataDir, tmp, repo.Dir()} {
-			filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
-				if err != nil || e.IsDir() {
-					return err
-				}
-				b, err := os.ReadFile(path)
-				if err != nil {
-					t.Errorf("read %s: %v", path, err)
-					return nil
-				}
-				check(path, string(b))
-				return nil
-			})
-		}
-		if _, err := os.Stat(filepath.Join(d.dataDir, "state.db")); err != nil {
-			t.Errorf("no state file was searched: %v", err)
-		}
+		searchLeaks(t, leakSearch{values: []string{dbPassword, rotated, smtp, hook}, daemon: d, env: env,
+			project: p, outputs: outputs, dirs: []string{d.dataDir, tmp, repo.Dir()}})
 		inEnv := 0
 		for _, c := range env.mustContainers(t, p, "") {
-			ins := env.inspect(t, c.ID)
-			for k, v := range ins.Config.Labels {
-				check(fmt.Sprintf("label %s of %s", k, c.ID[:12]), v)
-			}
-			for _, kv := range ins.Config.Env {
+			for _, kv := range env.inspect(t, c.ID).Config.Env {
 				if strings.Contains(kv, rotated) || strings.Contains(kv, smtp) {
 					inEnv++
 				}
@@ -254,4 +221,57 @@ func TestServeSecrets(t *testing.T) {
 			t.Error("the outputs searched never mention DB_PASSWORD: the search proves nothing")
 		}
 	})
+}
+
+// leakSearch is where a secret value must not be: every line serve logged,
+// the API and CLI outputs a test collected, every file under dirs (serve's
+// data dir with state.db among them) and the labels of the project's
+// containers.
+type leakSearch struct {
+	values  []string
+	daemon  *daemon // stopped, so its logs are complete and state.db is flushed
+	env     *Env
+	project string
+	outputs []string
+	dirs    []string
+}
+
+// searchLeaks fails t for each place of ls that holds one of its values.
+func searchLeaks(t *testing.T, ls leakSearch) {
+	t.Helper()
+	check := func(where, text string) {
+		for _, v := range ls.values {
+			if strings.Contains(text, v) {
+				t.Errorf("a secret value leaked into %s", where)
+			}
+		}
+	}
+	for i, line := range strings.Split(ls.daemon.logs.String(), "\n") {
+		check(fmt.Sprintf("serve log line %d (%q)", i+1, line), line)
+	}
+	for _, o := range ls.outputs {
+		check("an API or CLI output: "+o[:min(len(o), 200)], o)
+	}
+	for _, dir := range ls.dirs {
+		filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("read %s: %v", path, err)
+				return nil
+			}
+			check(path, string(b))
+			return nil
+		})
+	}
+	if _, err := os.Stat(filepath.Join(ls.daemon.dataDir, "state.db")); err != nil {
+		t.Errorf("no state file was searched: %v", err)
+	}
+	for _, c := range ls.env.mustContainers(t, ls.project, "") {
+		for k, v := range ls.env.inspect(t, c.ID).Config.Labels {
+			check(fmt.Sprintf("label %s of %s", k, c.ID[:12]), v)
+		}
+	}
 }

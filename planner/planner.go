@@ -33,6 +33,12 @@ type Planner struct {
 	// ListTimeout bounds the list call (pulls take as long as they take);
 	// 0 leaves it to ctx.
 	ListTimeout time.Duration
+	// Puller pulls for Plan with pull; nil sends only the credentials of
+	// [[registry]] entries.
+	Puller *apply.Puller
+	// Digests reads the registry digests plan and status show; nil shows
+	// none.
+	Digester apply.ImageDigester
 }
 
 // Live is one list call as the planner sees it.
@@ -66,7 +72,15 @@ func (p Planner) Plan(ctx context.Context, d *config.Desired, pull bool) (Result
 	if err != nil {
 		return Result{Placement: pl}, err
 	}
-	services := p.Desire(ctx, d, pull)
+	var puller *apply.Puller
+	if pull {
+		puller = p.Puller
+		if puller == nil {
+			puller = apply.NewPuller(p.Runtime, nil)
+		}
+	}
+	services := p.Desire(ctx, d, puller)
+	p.Digests(ctx, services, live)
 	return Result{Live: live, Services: services, Plan: p.Compute(d, services, live), Placement: pl}, nil
 }
 
@@ -111,9 +125,45 @@ func (p Planner) Split(d *config.Desired, all []diff.Container) Live {
 
 // Desire builds the desired services of d this host's node runs
 // (apply.Desire of Own): the image of a pull_policy = "always" service is
-// resolved, and with pull pulled first.
-func (p Planner) Desire(ctx context.Context, d *config.Desired, pull bool) []diff.Service {
+// resolved, and with a puller pulled first.
+func (p Planner) Desire(ctx context.Context, d *config.Desired, pull *apply.Puller) []diff.Service {
 	return apply.Desire(ctx, p.Runtime, p.Own(d), pull)
+}
+
+// Digests fills in the registry digest of each desired image and of the
+// image each live container runs, for plan and status. One local image
+// inspect per distinct image (the runtime may cache them); an image it
+// cannot tell about keeps "".
+func (p Planner) Digests(ctx context.Context, services []diff.Service, live Live) {
+	if p.Digester == nil {
+		return
+	}
+	refs := map[string]string{} // service key → its image reference
+	byRef := map[string]string{}
+	for i := range services {
+		ref := services[i].Image
+		refs[services[i].Key()] = ref
+		if _, ok := byRef[ref]; !ok {
+			byRef[ref], _ = p.Digester.RepoDigest(ctx, ref, ref)
+		}
+		services[i].Digest = byRef[ref]
+	}
+	type idRef struct{ id, ref string }
+	byID := map[idRef]string{}
+	for _, cs := range [][]diff.Container{live.All, live.Stable} {
+		for i := range cs {
+			c := &cs[i]
+			ref, ok := refs[c.Project+"/"+c.Service]
+			if !ok || c.ImageID == "" {
+				continue
+			}
+			k := idRef{c.ImageID, ref}
+			if _, seen := byID[k]; !seen {
+				byID[k], _ = p.Digester.RepoDigest(ctx, c.ImageID, ref)
+			}
+			c.Digest = byID[k]
+		}
+	}
 }
 
 // Compute diffs the desired services against the stable containers of this

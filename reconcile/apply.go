@@ -122,7 +122,9 @@ func (s *syncer) apply(ctx context.Context, r *run) error {
 // the next sync, and repeated failures are flap suppression's to stop.
 func (s *syncer) pinFailed(r *run, res apply.Result) {
 	hash := hashOf(r.plan, res)
-	if hash == "" || !s.pinnable(changeOf(r.plan, res)) {
+	// A refused pull is not a failed rollout: the fix is usually on the
+	// host, so the next sync tries again (docs/guides/private-registries.md).
+	if hash == "" || res.PullFailed || !s.pinnable(changeOf(r.plan, res)) {
 		return
 	}
 	pin := state.Pin{Service: res.Project + "/" + res.Service, Hash: hash, Reason: firstLine(res.Error), Since: time.Now()}

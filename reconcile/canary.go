@@ -263,7 +263,9 @@ func (cn *canaryDriver) startCanary(ctx context.Context, r *run, c *diff.Change)
 	c.Action = diff.ActionNone
 	if res.Failed() {
 		c.Reason = res.Error
-		cn.pin(c.Key(), c.Desired.Hash, res.Error)
+		if !res.PullFailed { // a refused pull is retried at the next sync
+			cn.pin(c.Key(), c.Desired.Hash, res.Error)
+		}
 		return
 	}
 	step := canarySteps(c.Desired.Deploy)[0]

@@ -385,7 +385,7 @@ func (l *Loop) Drift(ctx context.Context) (DriftReport, error) {
 	}
 	l.last.noteLive(live.All)
 	// A canary's containers are not drift: the check sees the stable set.
-	in := driftInput{desired: v.desired, commit: v.commit.SHA, services: pl.Desire(ctx, v.desired, false),
+	in := driftInput{desired: v.desired, commit: v.commit.SHA, services: pl.Desire(ctx, v.desired, nil),
 		live: live.Stable, inspected: l.drift.inspectAll(ctx, live.Stable), modified: l.drift.modifiedMounts(ctx, live.Stable), unhealthy: l.heal.failing(), node: pl.NodeOf(v.desired)}
 	l.drift.announce(l.drift.check(in))
 	return l.drift.lastReport(), nil

@@ -24,6 +24,8 @@ type lastSync struct {
 	// recordedOK is the commit of the newest history record when that record
 	// is a success; quiet syncs of it are not recorded again.
 	recordedOK string
+	// pulls are the refused pulls of the newest sync, by service key.
+	pulls map[string]pullFailure
 }
 
 // lastView is a consistent copy of what status shows.

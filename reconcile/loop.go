@@ -78,7 +78,13 @@ type Options struct {
 	// extra containers are drift; without a log streamer Logs fails.
 	Inspector apply.ConfigInspector
 	Logs      apply.LogStreamer
-	Store     Store
+	// Digester reads the registry digests status and plan show; when nil,
+	// New takes it from Runtime if it has it.
+	Digester apply.ImageDigester
+	// Credentials are what pulls send to registries besides [[registry]];
+	// nil reads no host Docker config.
+	Credentials apply.Credentials
+	Store       Store
 	// Path is the infra tree inside the checkout ("." for its root).
 	Path string
 	// Node names this host (label orca.node).
@@ -161,8 +167,9 @@ func New(opts Options) *Loop {
 	opts = withDefaults(opts)
 	l := &Loop{opts: opts, log: opts.Log, signals: newSignals(), last: &lastSync{}, pacer: newPacer(),
 		own: &ownStops{Runtime: opts.Runtime, ids: map[string]time.Time{}}}
-	l.planner = planner.Planner{Runtime: opts.Runtime, Node: opts.Node, Canaries: opts.Canary != nil, ListTimeout: 30 * time.Second}
-	l.applier = apply.New(l.own, apply.Options{Node: opts.Node, Router: opts.Router, Files: opts.Files, Log: opts.Log})
+	l.applier = apply.New(l.own, apply.Options{Node: opts.Node, Router: opts.Router, Files: opts.Files, Log: opts.Log, Credentials: opts.Credentials})
+	l.planner = planner.Planner{Runtime: opts.Runtime, Node: opts.Node, Canaries: opts.Canary != nil, ListTimeout: 30 * time.Second,
+		Puller: l.applier.Puller(), Digester: opts.Digester}
 	l.loader = loader{path: opts.Path, secrets: opts.Secrets, hasher: opts.Hasher, hosts: opts.HostPaths, own: l.planner.Own}
 	l.heal = newHealer(l.applier, l.signals, l.last, opts.Notifier, opts.Log)
 	l.drift = newDriftChecker(opts.Inspector, opts.Files, opts.Notifier, opts.Metrics, opts.Log)
@@ -207,6 +214,9 @@ func withDefaults(opts Options) Options {
 	}
 	if opts.Logs == nil {
 		opts.Logs, _ = opts.Runtime.(apply.LogStreamer)
+	}
+	if opts.Digester == nil {
+		opts.Digester, _ = opts.Runtime.(apply.ImageDigester)
 	}
 	return opts
 }

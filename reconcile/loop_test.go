@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/apply/applytest"
+	"github.com/orca-sync/orca-sync/registryauth"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -172,5 +174,72 @@ func TestInterruptedSyncIsMarked(t *testing.T) {
 	recs, _ := db.History(1)
 	if recs[0].ID != id || recs[0].Result != ResultInterrupted {
 		t.Fatalf("record = %+v", recs[0])
+	}
+}
+
+// TestRefusedPullIsNotPinned: a pull the registry refuses fails that
+// service only, names the registry and the fix in status, and is tried
+// again at the next sync of the same commit, with the credentials of
+// [[registry]]; once the registry lets it, the service deploys.
+func TestRefusedPullIsNotPinned(t *testing.T) {
+	ctx := context.Background()
+	l, src, rt, db := newTestLoop(t)
+	refuse := true
+	rt.Refuse = func(ref string, auth registryauth.Auth) error {
+		if refuse {
+			return &apply.PullError{Image: ref, Registry: auth.Registry, Kind: apply.PullUnauthorized, Err: errors.New("no basic auth credentials")}
+		}
+		return nil
+	}
+	writeCluster(t, src.dir, "[[registry]]\nhost = \"registry.example.com\"\nusername = \"bot\"\npassword = \"pw-in-git\"\n")
+	src.write(t, "c1", web("registry.example.com/team/remote:v1")+strings.Replace(web("app:v1"), `"web"`, `"other"`, 1))
+	rec := l.SyncOnce(ctx, "test")
+	if rec.Result != ResultFailed {
+		t.Fatalf("sync with a refused pull: %+v", rec)
+	}
+	if pins, _ := db.Pins(); len(pins) != 0 {
+		t.Fatalf("a refused pull was pinned: %v", pins)
+	}
+	if ids := rt.IDs("other"); len(ids) != 1 {
+		t.Errorf("the other service did not deploy: %v", ids)
+	}
+	st, _ := l.Status(ctx)
+	for _, s := range st.Services {
+		if s.Name == "web" && (s.Sync != SyncFailed || !strings.Contains(s.Reason, "unauthorized at registry.example.com")) {
+			t.Errorf("status of web = %+v; want Failed naming the registry", s)
+		}
+	}
+	if n := len(rt.Pulls); n == 0 || rt.Pulls[n-1].Username != "bot" || rt.Pulls[n-1].Source != registryauth.SourceCluster {
+		t.Fatalf("pulls = %v; want the [[registry]] credentials", rt.Pulls)
+	}
+	refuse = false
+	if rec := l.SyncOnce(ctx, "interval"); rec.Result != ResultSucceeded || len(rec.Services) != 1 {
+		t.Fatalf("the next sync did not try the pull again: %+v", rec)
+	}
+	if ids := rt.IDs("web"); len(ids) != 1 {
+		t.Errorf("web after the registry let it: %v", ids)
+	}
+	st, _ = l.Status(ctx)
+	for _, s := range st.Services {
+		if s.Sync != SyncSynced {
+			t.Errorf("status of %s = %+v; want Synced", s.Name, s)
+		}
+	}
+	// Credentials are not part of any spec: changing them rolls nothing.
+	before := rt.IDs("web")
+	writeCluster(t, src.dir, "[[registry]]\nhost = \"registry.example.com\"\nusername = \"bot2\"\npassword = \"rotated\"\n")
+	src.commit.SHA = "c2"
+	if rec := l.SyncOnce(ctx, "test"); rec.Result != ResultSucceeded || len(rec.Services) != 0 {
+		t.Fatalf("a credentials change rolled services: %+v", rec)
+	}
+	if after := rt.IDs("web"); firstKey(after) != firstKey(before) {
+		t.Errorf("web's containers %v -> %v after a credentials change", before, after)
+	}
+}
+
+func writeCluster(t *testing.T, dir, toml string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "cluster.toml"), []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

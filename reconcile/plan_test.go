@@ -13,6 +13,7 @@ import (
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/notify"
 	"github.com/orca-sync/orca-sync/planner"
+	"github.com/orca-sync/orca-sync/registryauth"
 	"github.com/orca-sync/orca-sync/state"
 )
 
@@ -38,7 +39,10 @@ func (u untouchable) ImageID(context.Context, string) (string, error) {
 	u.called("ImageID")
 	return "", nil
 }
-func (u untouchable) Pull(context.Context, string) error { u.called("Pull"); return nil }
+func (u untouchable) Pull(context.Context, string, registryauth.Auth) error {
+	u.called("Pull")
+	return nil
+}
 func (u untouchable) Run(context.Context, apply.ContainerConfig) (string, error) {
 	u.called("Run")
 	return "", nil
@@ -125,7 +129,7 @@ func TestPlanStepMakesNoCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	all, _ := rt.List(ctx)
-	services := planner.Planner{Runtime: rt}.Desire(ctx, d, false)
+	services := planner.Planner{Runtime: rt}.Desire(ctx, d, nil)
 	var apiHash string
 	for _, s := range services {
 		if s.Name == "api" {

@@ -52,6 +52,7 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 			continue
 		}
 		ss := l.heal.withSelfHealing(serviceStatus(c, pins, st.Syncing, l.applier.AwaitingReadiness), c, drifted[c.Key()])
+		ss = withImage(ss, c, l.last)
 		if rec, ok := recs[c.Key()]; ok && l.opts.Canary != nil {
 			ss.Canary = l.canaries.status(rec, c.Desired.Service)
 			ss.Sync, ss.Reason = SyncProgressing, "canary: "+ss.Canary.Waiting

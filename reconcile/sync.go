@@ -112,7 +112,7 @@ func (s *syncer) steps() []step {
 
 // closing are the steps every sync ends with, however the steps ended.
 func (s *syncer) closing() []step {
-	return []step{s.canaryAfter, s.routeAfter, s.record}
+	return []step{s.canaryAfter, s.routeAfter, s.notePulls, s.record}
 }
 
 // sync runs one sync and returns its record.
@@ -219,14 +219,18 @@ func confirmDied(ctx context.Context, rt apply.Runtime, p pending, live []diff.C
 // images builds the desired services, pulling pull_policy = "always"
 // images, and re-pulls the images of redeployed and refreshed services.
 func (s *syncer) images(ctx context.Context, r *run) error {
-	r.services = s.planner.Desire(ctx, r.desired, true)
-	s.last.noteServices(r.services)
+	r.services = s.planner.Desire(ctx, r.desired, s.applier.Puller())
+	warned := map[string]bool{}
 	for _, svc := range r.services {
 		key := svc.Key()
-		if !r.pending.redeploy[key] && !r.pending.refresh[key] {
+		if svc.PullErr != nil && !warned[svc.Image] {
+			warned[svc.Image] = true
+			s.log.Warn("pull failed; a local image of that tag stays in use", "image", svc.Image, "error", svc.PullErr)
+		}
+		if !r.pending.redeploy[key] && !r.pending.refresh[key] || !apply.PullsOwnImage(svc.Service) {
 			continue
 		}
-		if err := s.opts.Runtime.Pull(ctx, svc.Image); err != nil {
+		if err := s.applier.Puller().Pull(ctx, r.desired, svc.Image); err != nil {
 			s.log.Warn("re-pull failed", "service", key, "error", err)
 		}
 		if r.imageIDs == nil {
@@ -234,6 +238,8 @@ func (s *syncer) images(ctx context.Context, r *run) error {
 		}
 		r.imageIDs[key], _ = s.opts.Runtime.ImageID(ctx, svc.Image)
 	}
+	s.planner.Digests(ctx, r.services, r.live)
+	s.last.noteServices(r.services)
 	return nil
 }
 

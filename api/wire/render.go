@@ -50,7 +50,11 @@ func WriteStatus(w io.Writer, st Status) error {
 		if s.ProbeError != "" {
 			reason = strings.TrimPrefix(reason+"; "+s.ProbeError, "; ")
 		}
-		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d/%d\t%s\t%s\n", s.Project, s.Name, s.Sync, s.Health, s.Ready, s.Replicas, s.Image, reason)
+		image := s.Image
+		if s.Digest != "" {
+			image += " (" + shortDigest(s.Digest) + ")"
+		}
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d/%d\t%s\t%s\n", s.Project, s.Name, s.Sync, s.Health, s.Ready, s.Replicas, image, reason)
 	}
 	for _, e := range st.Elsewhere {
 		fmt.Fprintf(tw, "%s/%s\t-\t-\t-\t-\telsewhere: %s\n", e.Project, e.Name, strings.Join(e.Nodes, ", "))
@@ -115,4 +119,10 @@ func WriteDrift(w io.Writer, rep DriftReport) error {
 			f.Field, change, f.FirstSeen.Format(time.DateTime))
 	}
 	return tw.Flush()
+}
+
+// shortDigest is "sha256:" and the first 12 hex digits of a digest.
+func shortDigest(d string) string {
+	hex := strings.TrimPrefix(d, "sha256:")
+	return "sha256:" + hex[:min(12, len(hex))]
 }

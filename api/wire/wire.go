@@ -90,7 +90,10 @@ type ServiceStatus struct {
 	Replicas int    `json:"replicas"`
 	Ready    int    `json:"ready"`
 	Image    string `json:"image,omitempty"`
-	Reason   string `json:"reason,omitempty"`
+	// Digest is the registry digest of the image the service runs
+	// ("sha256:…"), "" when unknown (an image built on the host).
+	Digest string `json:"digest,omitempty"`
+	Reason string `json:"reason,omitempty"`
 	// Drift is how many drift findings the last check had; DriftPolicy is
 	// the service's drift setting.
 	Drift       int    `json:"drift,omitempty"`

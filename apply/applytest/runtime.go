@@ -12,6 +12,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/registryauth"
 )
 
 // Runtime keeps containers in memory. An image whose name contains
@@ -19,7 +20,9 @@ import (
 // "noexec" cannot be started, and the error names the command, as Docker's
 // does ("exec: ...: executable file not found"). It records the fewest
 // serving containers per service seen after any change once that service
-// first reached its full count.
+// first reached its full count. An image whose name contains "remote" is
+// not on the host until a Pull of it succeeds; Refuse, when set, decides
+// whether a pull does.
 type Runtime struct {
 	mu         sync.Mutex
 	seq        int
@@ -30,6 +33,11 @@ type Runtime struct {
 	Watch map[string]bool
 	// Inspects counts InspectConfig calls.
 	Inspects int
+	// Refuse fails a pull when it returns an error (a registry's refusal).
+	Refuse func(ref string, auth registryauth.Auth) error
+	// Pulls are the credentials of every pull, in order.
+	Pulls  []registryauth.Auth
+	pulled map[string]bool
 }
 
 type container struct {
@@ -56,10 +64,30 @@ func (f *Runtime) List(context.Context) ([]diff.Container, error) {
 
 func (f *Runtime) EnsureNetwork(context.Context, string) error { return nil }
 func (f *Runtime) EnsureVolume(context.Context, string) error  { return nil }
-func (f *Runtime) ImageID(context.Context, string) (string, error) {
+func (f *Runtime) ImageID(_ context.Context, ref string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if strings.Contains(ref, "remote") && !f.pulled[ref] {
+		return "", fmt.Errorf("inspect image %s: %w", ref, apply.ErrImageNotFound)
+	}
 	return "sha256:fake", nil
 }
-func (f *Runtime) Pull(context.Context, string) error { return nil }
+
+func (f *Runtime) Pull(_ context.Context, ref string, auth registryauth.Auth) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Pulls = append(f.Pulls, auth)
+	if f.Refuse != nil {
+		if err := f.Refuse(ref, auth); err != nil {
+			return err
+		}
+	}
+	if f.pulled == nil {
+		f.pulled = map[string]bool{}
+	}
+	f.pulled[ref] = true
+	return nil
+}
 
 func (f *Runtime) Run(_ context.Context, cfg apply.ContainerConfig) (string, error) {
 	f.mu.Lock()

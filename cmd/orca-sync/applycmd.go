@@ -78,7 +78,7 @@ func runApply(cmd *cobra.Command, dir string, f applyFlags, log *slog.Logger) er
 	if err != nil {
 		log.Warn("no revision for the labels", "error", err)
 	}
-	applier := apply.New(p.rt, apply.Options{Node: f.node, Files: store, Log: log})
+	applier := apply.New(p.rt, apply.Options{Node: f.node, Files: store, Log: log, Credentials: p.creds})
 	results := applier.Apply(ctx, p.desired, p.plan, revision)
 	if err := writeResults(cmd.OutOrStdout(), results, f.output); err != nil {
 		return err

@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/orca-sync/orca-sync/api/wire"
+	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
 	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/planner"
+	"github.com/orca-sync/orca-sync/registryauth"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/spf13/cobra"
 )
@@ -26,6 +28,7 @@ type planned struct {
 	plan    diff.Plan
 	rt      *docker.Engine
 	node    string
+	creds   *registryauth.Resolver
 }
 
 // checkoutOpts say which checkout to plan, and how.
@@ -76,14 +79,16 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 	if err != nil {
 		return nil, err
 	}
-	pl := planner.Planner{Runtime: rt, Node: o.node, ListTimeout: 30 * time.Second}
+	creds := registryauth.New("") // $DOCKER_CONFIG, else ~/.docker, as docker pull
+	pl := planner.Planner{Runtime: rt, Node: o.node, ListTimeout: 30 * time.Second,
+		Puller: apply.NewPuller(rt, creds), Digester: rt}
 	res, err := pl.Plan(ctx, d, o.pull)
 	if err != nil {
 		rt.Close()
 		return nil, err
 	}
 	// The services of this node only: what apply carries out.
-	return &planned{desired: pl.Own(d), plan: res.Plan, rt: rt, node: o.node}, nil
+	return &planned{desired: pl.Own(d), plan: res.Plan, rt: rt, node: o.node, creds: creds}, nil
 }
 
 func newPlanCommand(log *slog.Logger) *cobra.Command {

@@ -22,6 +22,7 @@ import (
 	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/proxy"
 	"github.com/orca-sync/orca-sync/reconcile"
+	"github.com/orca-sync/orca-sync/registryauth"
 	"github.com/orca-sync/orca-sync/secrets"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -114,7 +115,8 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	rp := newReporting(db, f.branch, log)
 	lopts.Source, lopts.Runtime, lopts.Inspector, lopts.Logs, lopts.Store = src, rt, rt, rt, db
 	lopts.Metrics, lopts.Notifier, lopts.Statuses = reconcile.NewMetrics(reg), rp.notifier, rp.github
-	if !f.once { // a one-shot sync serves no traffic
+	lopts.Digester, lopts.Credentials = rt, registryauth.New("") // $DOCKER_CONFIG, else ~/.docker, as docker pull
+	if !f.once {                                                 // a one-shot sync serves no traffic
 		px, err := newProxy(f, db, rt, reg, log)
 		if err != nil {
 			return err
