@@ -71,6 +71,23 @@ func elsewhereOf(st reconcile.Status, project, name string) []string {
 	return nil
 }
 
+// waitOwnSynced waits until d has synced and every service of its own is
+// Synced and Healthy: a sync that failed a create is followed by quiet ones
+// that succeed, so the last sync's result alone does not tell.
+func waitOwnSynced(t *testing.T, d *daemon) {
+	t.Helper()
+	d.waitIdle(t)
+	waitFor(t, 60*time.Second, func() (bool, string) {
+		st := d.status()
+		for _, s := range st.Services {
+			if s.Sync != reconcile.SyncSynced || s.Health != reconcile.HealthHealthy {
+				return false, fmt.Sprintf("%s/%s: %s %s: %s", s.Project, s.Name, s.Sync, s.Health, s.Reason)
+			}
+		}
+		return len(st.Services) > 0, fmt.Sprintf("no services: %+v", st)
+	})
+}
+
 func ownServices(st reconcile.Status) []string {
 	var out []string
 	for _, s := range st.Services {
@@ -104,9 +121,7 @@ func TestSeveralHostsPlaceServices(t *testing.T) {
 		hosts[n] = startServe(t, env, url, "--node", n)
 	}
 	for _, n := range []string{"a", "b", "c"} {
-		if st := hosts[n].waitIdle(t); st.LastSync.Result != reconcile.ResultSucceeded {
-			t.Fatalf("%s's first sync: %+v", n, st.LastSync)
-		}
+		waitOwnSynced(t, hosts[n])
 	}
 	if got, want := runningWhere(t, env, p), []string{"edge@b", "edge@c", "free@a", "pinned@a"}; !slices.Equal(got, want) {
 		t.Fatalf("running %v, want %v", got, want)
@@ -249,7 +264,7 @@ func TestSeveralHostsPlanOnePR(t *testing.T) {
 	url := srv.URL("infra.git")
 	hosts := map[string]*daemon{"a": startServe(t, env, url, "--node", "a"), "b": startServe(t, env, url, "--node", "b")}
 	for _, d := range hosts {
-		d.waitIdle(t)
+		waitOwnSynced(t, d)
 	}
 	one.Image, two.Image = imageV2, imageV2
 	head := pushPR(repo, 5, file, services(one, two))
