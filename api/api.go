@@ -40,6 +40,9 @@ type Backend interface {
 	Canary(ctx context.Context, project, name, action string) error
 	// Logs streams the service's container logs to w (tail lines, follow until ctx ends); ErrNotFound if no such service.
 	Logs(ctx context.Context, project, name string, tail int, follow bool, w io.Writer) error
+	// RunJob runs a scheduled job now: with detach until its container
+	// runs, else until it ended. ErrNotFound, ErrNotJob or ErrJobRunning.
+	RunJob(ctx context.Context, project, name string, detach bool) (wire.JobRun, error)
 	// RefreshImages signals a re-pull of the services watching repo (full name "owner/name") on branch; returns how many services matched.
 	RefreshImages(repo, branch string) int
 }
@@ -168,6 +171,7 @@ func (s *Server) routes(reg *prometheus.Registry) *mux.Router {
 	v1("/services/{project}/{name}/promote", s.require(roleDeployer, s.handleCanary("promote")), http.MethodPost)
 	v1("/services/{project}/{name}/abort", s.require(roleDeployer, s.handleCanary("abort")), http.MethodPost)
 	v1("/services/{project}/{name}/logs", s.require(roleViewer, s.handleLogs), http.MethodGet)
+	v1("/services/{project}/{name}/run", s.require(roleDeployer, s.handleRun), http.MethodPost)
 	return r
 }
 

@@ -293,3 +293,14 @@ func serve(env *testEnv, req *http.Request) *httptest.ResponseRecorder {
 	env.handler.ServeHTTP(rec, req)
 	return rec
 }
+
+// RunJob knows one job, web/cron, which exits 3; web/app is no job.
+func (b *fakeBackend) RunJob(_ context.Context, project, name string, detach bool) (wire.JobRun, error) {
+	switch {
+	case project == "web" && name == "app":
+		return wire.JobRun{}, fmt.Errorf("run %s/%s: %w", project, name, ErrNotJob)
+	case project != "web" || name != "cron":
+		return wire.JobRun{}, fmt.Errorf("run %s/%s: %w", project, name, ErrNotFound)
+	}
+	return wire.JobRun{Project: project, Service: name, Trigger: "run", ExitCode: 3, Running: detach}, nil
+}

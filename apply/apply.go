@@ -58,7 +58,9 @@ type Applier struct {
 	seen *secretMemory
 	// awaiting are the containers started and not yet through readiness.
 	awaiting *awaiting
-	files    *files.Store
+	// oneOffs are the hook and job containers running now.
+	oneOffs *oneOffs
+	files   *files.Store
 }
 
 // NodeName is the node this host acts as: the flag's value, else cluster.toml's
@@ -77,7 +79,7 @@ func NodeName(flag string, d *config.Desired) string {
 // New returns an Applier for rt.
 func New(rt Runtime, opts Options) *Applier {
 	a := &Applier{rt: rt, puller: NewPuller(rt, opts.Credentials), log: opts.Log, router: opts.Router, node: opts.Node,
-		seen: newSecretMemory(), awaiting: newAwaiting(), files: opts.Files}
+		seen: newSecretMemory(), awaiting: newAwaiting(), files: opts.Files, oneOffs: &oneOffs{ids: map[string]bool{}}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -239,8 +241,10 @@ func (a *Applier) newJob(d *config.Desired, revision string) job {
 	return job{revision: revision, root: d.Root, node: node, nameNode: diff.NameNode(d, node), secrets: d.Secrets, seen: a.seen, desired: d}
 }
 
-// stopGrace is how long a container gets between SIGTERM and SIGKILL.
-const stopGrace = 10 * time.Second
+// ownGrace stops a container with its own stop timeout: the
+// stop_grace_secs it was created with (a pruned service is no longer in
+// git to say).
+const ownGrace = -1 * time.Second
 
 // run carries out one service's change.
 func (a *Applier) run(ctx context.Context, c diff.Change, j job) Result {
@@ -269,7 +273,7 @@ func (a *Applier) run(ctx context.Context, c diff.Change, j job) Result {
 // Volumes stay.
 func (a *Applier) removeAll(ctx context.Context, c diff.Change, r *Result) error {
 	for _, ctr := range c.Containers {
-		if err := a.retire(ctx, c.Project, c.Service, ctr); err != nil {
+		if err := a.retire(ctx, c.Project, c.Service, ctr, ownGrace); err != nil {
 			return err
 		}
 		r.Removed = append(r.Removed, ctr.Name)
@@ -277,11 +281,11 @@ func (a *Applier) removeAll(ctx context.Context, c diff.Change, r *Result) error
 	return nil
 }
 
-// retire routes a container out (the router drains it), stops it and
-// removes it.
-func (a *Applier) retire(ctx context.Context, project, service string, c diff.Container) error {
+// retire routes a container out (the router drains it), stops it with
+// grace (stop_grace_secs) and removes it.
+func (a *Applier) retire(ctx context.Context, project, service string, c diff.Container, grace time.Duration) error {
 	a.router.RouteOut(ctx, project, service, routing.Target{ContainerID: c.ID})
-	if err := a.rt.Stop(ctx, c.ID, stopGrace); err != nil {
+	if err := a.rt.Stop(ctx, c.ID, grace); err != nil {
 		return fmt.Errorf("stop %s: %w", c.Name, err)
 	}
 	if err := a.rt.Remove(ctx, c.ID); err != nil {

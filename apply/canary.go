@@ -29,6 +29,10 @@ func (a *Applier) StartCanary(ctx context.Context, d *config.Desired, c diff.Cha
 	var started []diff.Container
 	err := r.prepare(ctx)
 	if err == nil {
+		// The canary is the first container of the new spec.
+		err = r.runHook(ctx, config.HookPreDeploy)
+	}
+	if err == nil {
 		idx := make([]int, c.Desired.Deploy.CanaryReplicas)
 		for i := range idx {
 			idx[i] = CanaryIndexBase + i + 1
@@ -48,11 +52,12 @@ func (a *Applier) StartCanary(ctx context.Context, d *config.Desired, c diff.Cha
 	return res, started
 }
 
-// Retire routes each container out (draining it), stops and removes it.
+// Retire routes each container out (draining it), stops it with its own
+// stop timeout (the stop_grace_secs it was created with) and removes it.
 func (a *Applier) Retire(ctx context.Context, project, service string, cs []diff.Container) error {
 	var errs []error
 	for _, c := range cs {
-		if err := a.retire(ctx, project, service, c); err != nil {
+		if err := a.retire(ctx, project, service, c, ownGrace); err != nil {
 			errs = append(errs, err)
 		}
 	}

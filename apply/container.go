@@ -23,6 +23,9 @@ func (r *rollout) containerConfig(ctx context.Context, spec diff.Spec, hash, rev
 		Name: diff.ContainerName(r.svc.Project, r.svc.Name, hash, r.job.nameNode, index),
 		Spec: spec,
 		Env:  make(map[string]string, len(spec.Env)),
+		// The container's own stop timeout, for stops that do not say
+		// (docs/reference/service-toml.md#stop_grace_secs).
+		StopGrace: r.svc.StopGrace,
 	}
 	for k, v := range spec.Env {
 		val, err := secrets.expand(v)
@@ -114,7 +117,7 @@ func (r *rollout) routeIn(ctx context.Context, c diff.Container) {
 
 // retireOne routes a container out, drains it, stops and removes it.
 func (r *rollout) retireOne(ctx context.Context, c diff.Container) error {
-	if err := r.a.retire(ctx, r.svc.Project, r.svc.Name, c); err != nil {
+	if err := r.a.retire(ctx, r.svc.Project, r.svc.Name, c, r.svc.StopGrace); err != nil {
 		return err
 	}
 	r.noteRemoved(c)

@@ -16,6 +16,18 @@ import (
 // keyed hash d.Secrets gives them, and the files of the checkout a service
 // mounts by their content hash.
 func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull *Puller) []diff.Service {
+	return DesireBuilt(ctx, rt, d, pull, nil)
+}
+
+// BuildCommits tells the app commit a service with build runs: the one the
+// last lookup of its branch found ("" for none).
+type BuildCommits interface {
+	Commit(s *config.Service) string
+}
+
+// DesireBuilt is Desire with the app commits of the services with build
+// (nil: none known). Their images are never pulled.
+func DesireBuilt(ctx context.Context, rt Runtime, d *config.Desired, pull *Puller, builds BuildCommits) []diff.Service {
 	var out []diff.Service
 	type resolved struct {
 		id  string
@@ -23,6 +35,10 @@ func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull *Puller) []
 	}
 	ids := map[string]resolved{}
 	for _, s := range d.Services() {
+		var commit string
+		if s.Build != nil && builds != nil {
+			commit = builds.Commit(s)
+		}
 		var img resolved
 		if s.PullPolicy == config.PullAlways && PullsOwnImage(s) {
 			var seen bool
@@ -31,7 +47,8 @@ func Desire(ctx context.Context, rt Runtime, d *config.Desired, pull *Puller) []
 				ids[s.Image] = img
 			}
 		}
-		spec := diff.NewSpec(s, diff.Inputs{ImageID: img.id, SecretHashes: secretHashes(d, s), MountHashes: mountHashes(s)})
+		spec := diff.NewSpec(s, diff.Inputs{ImageID: img.id, SecretHashes: secretHashes(d, s), MountHashes: mountHashes(s),
+			BuildCommit: commit})
 		out = append(out, diff.Service{Service: s, Spec: spec, Hash: spec.Hash(), PullErr: img.err})
 	}
 	return out

@@ -80,6 +80,25 @@ func (r *rollout) run(ctx context.Context) error {
 			outdated = append(outdated, c)
 		}
 	}
+	rollsOut := r.change.Action == diff.ActionCreate || r.change.Action == diff.ActionUpdate
+	// pre_deploy runs before the first container of a new spec; when it
+	// fails nothing starts and the old containers keep serving.
+	if r.newSpecRollout(current) {
+		if err := r.runHook(ctx, config.HookPreDeploy); err != nil {
+			return err
+		}
+	}
+	if err := r.roll(ctx, current, outdated); err != nil {
+		return err
+	}
+	// post_deploy runs once the rollout is ready; its failure undoes nothing.
+	if rollsOut {
+		return r.runHook(ctx, config.HookPostDeploy)
+	}
+	return nil
+}
+
+func (r *rollout) roll(ctx context.Context, current, outdated []diff.Container) error {
 	if len(outdated) == 0 {
 		return r.converge(ctx, current)
 	}
@@ -98,12 +117,14 @@ func (r *rollout) run(ctx context.Context) error {
 
 // prepare makes sure the image, networks and volumes exist.
 func (r *rollout) prepare(ctx context.Context) error {
-	img := r.svc.Image
+	img := r.svc.Spec.Image
 	_, err := r.a.rt.ImageID(ctx, img)
 	switch {
 	case err == nil:
 	case !errors.Is(err, ErrImageNotFound):
 		return fmt.Errorf("image %s: %w", img, err)
+	case r.svc.Build != nil: // built here, never pulled (docs/guides/builds.md)
+		return fmt.Errorf("built image %s is not on this host: its build has not run or failed", img)
 	case !PullsOwnImage(r.svc.Service):
 		return fmt.Errorf("image %s is not on this host and pull_policy is \"never\"", img)
 	default:

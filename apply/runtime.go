@@ -26,7 +26,20 @@ const (
 	// LabelSpec holds the container spec (no secret values) so a plan can
 	// name changed fields from the list call alone.
 	LabelSpec = "orca.spec"
+	// LabelHook names the hook a hook container runs (pre_deploy,
+	// post_deploy).
+	LabelHook = "orca.hook"
 )
+
+// The orca.role of one-off containers: they run to their exit and are no
+// replica of their service (docs/reference/service-toml.md#hooks).
+const (
+	RoleHook = "hook"
+	RoleJob  = "job"
+)
+
+// IsOneOff reports whether an orca.role is a hook's or a job's.
+func IsOneOff(role string) bool { return role == RoleHook || role == RoleJob }
 
 // ErrImageNotFound is returned by Runtime.ImageID for an image the engine
 // does not hold.
@@ -36,8 +49,13 @@ var ErrImageNotFound = errors.New("image not found locally")
 // adapter (package docker) implements it; tests use applytest's fake.
 type Runtime interface {
 	// List returns every container labelled orca.managed=true, running or not,
-	// with one engine call.
+	// with one engine call, but the one-off (hook and job) containers.
 	List(ctx context.Context) ([]diff.Container, error)
+	// ListOneOffs returns the managed hook and job containers.
+	ListOneOffs(ctx context.Context) ([]diff.Container, error)
+	// Wait blocks until the container no longer runs and returns its exit
+	// code.
+	Wait(ctx context.Context, id string) (int, error)
 	EnsureNetwork(ctx context.Context, name string) error
 	EnsureVolume(ctx context.Context, name string) error
 	// ImageID returns the ID of a local image, or ErrImageNotFound.
@@ -47,7 +65,8 @@ type Runtime interface {
 	Pull(ctx context.Context, ref string, auth registryauth.Auth) error
 	// Run creates a container, connects it to its networks and starts it.
 	Run(ctx context.Context, c ContainerConfig) (id string, err error)
-	// Stop sends SIGTERM, then SIGKILL after grace.
+	// Stop sends SIGTERM, then SIGKILL after grace; a negative grace is the
+	// container's own stop timeout.
 	Stop(ctx context.Context, id string, grace time.Duration) error
 	// Remove force-removes a container; never its named volumes.
 	Remove(ctx context.Context, id string) error
@@ -71,6 +90,9 @@ type ContainerConfig struct {
 	// Mounts carry resolved host paths.
 	Mounts []config.Mount
 	Labels map[string]string
+	// StopGrace is the container's own stop timeout (stop_grace_secs), what
+	// a stop with a negative grace uses; 0 keeps the engine's default.
+	StopGrace time.Duration
 }
 
 // State is what an inspect tells about a container.
@@ -98,4 +120,7 @@ type Event struct {
 	// their orca.node.
 	Managed bool
 	Node    string
+	// Role is the container's orca.role: events of one-off containers
+	// (IsOneOff) ask for no sync.
+	Role string
 }

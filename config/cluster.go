@@ -82,7 +82,7 @@ type GitHub struct {
 func NotifyEvents() []string {
 	return []string{
 		"sync_succeeded", "sync_failed", "rollout_failed", "drift_detected",
-		"canary_started", "canary_step", "canary_promoted", "canary_aborted", "degraded",
+		"canary_started", "canary_step", "canary_promoted", "canary_aborted", "degraded", "job_failed",
 	}
 }
 

@@ -126,6 +126,15 @@ type Service struct {
 	Labels        map[string]string
 	Backup        *Backup
 	Build         *Build
+	// Hooks are the one-off containers run around a rollout; nil without
+	// [service.hooks].
+	Hooks *Hooks
+	// Schedule is the 6-field cron expression of a job ("" for a service
+	// that runs replicas); a job has no replicas of its own.
+	Schedule string
+	// StopGrace is how long a stopping container gets between SIGTERM and
+	// SIGKILL (stop_grace_secs).
+	StopGrace time.Duration
 
 	// SecretRefs are the names of ${secrets.NAME} references in env values
 	// and command arguments, sorted and unique.
@@ -273,12 +282,40 @@ type Backup struct {
 	PreHook string
 }
 
-// Build builds the image from git instead of pulling it.
+// Hooks are a service's [service.hooks] (docs/reference/service-toml.md#hooks).
+type Hooks struct {
+	PreDeploy  *Hook
+	PostDeploy *Hook
+}
+
+// Hook is one hook: the arguments of the image's entrypoint, as the
+// service's own command, and how long it may run.
+type Hook struct {
+	Command []string
+	Timeout time.Duration
+}
+
+// Hook names.
+const (
+	HookPreDeploy  = "pre_deploy"
+	HookPostDeploy = "post_deploy"
+)
+
+// IsJob reports whether the service runs on a schedule instead of keeping
+// replicas.
+func (s *Service) IsJob() bool { return s.Schedule != "" }
+
+// Build builds the image from git instead of pulling it
+// (docs/reference/service-toml.md#build). Branch, Context and Dockerfile
+// hold their defaults when not given.
 type Build struct {
-	Repo       string
-	Branch     string
-	Dockerfile string
+	Repo   string
+	Branch string
+	// Context is the build context's directory in the app repository;
+	// Dockerfile is relative to it. Both are clean relative paths.
 	Context    string
+	Dockerfile string
+	Args       map[string]string
 }
 
 func (v Volume) String() string { return v.Source + ":" + v.Target }

@@ -94,8 +94,12 @@ func hasLabels(have, want map[string]string) bool {
 
 // validatePlacement checks what one service.toml can tell on its own; the
 // nodes the selector names are checked by checkPlacements.
+// It also records the placement's line, for those later errors.
 func validatePlacement(s *Service, sink errorSink) {
 	p := s.Placement
+	if p != nil {
+		p.Line = max(sink.lines.find("service", s.index, "placement"), s.Line)
+	}
 	switch {
 	case p == nil:
 	case p.Node != "" && len(p.Labels) > 0:

@@ -47,6 +47,19 @@ type rawService struct {
 	Labels        map[string]string `toml:"labels"`
 	Backup        *rawBackup        `toml:"backup"`
 	Build         *rawBuild         `toml:"build"`
+	Hooks         *rawHooks         `toml:"hooks"`
+	Schedule      *string           `toml:"schedule"`
+	StopGraceSecs *int              `toml:"stop_grace_secs"`
+}
+
+type rawHooks struct {
+	PreDeploy  *rawHook `toml:"pre_deploy"`
+	PostDeploy *rawHook `toml:"post_deploy"`
+}
+
+type rawHook struct {
+	Command     []string `toml:"command"`
+	TimeoutSecs *int     `toml:"timeout_secs"`
 }
 
 type rawMount struct {
@@ -112,10 +125,11 @@ type rawBackup struct {
 }
 
 type rawBuild struct {
-	Repo       string `toml:"repo"`
-	Branch     string `toml:"branch"`
-	Dockerfile string `toml:"dockerfile"`
-	Context    string `toml:"context"`
+	Repo       string            `toml:"repo"`
+	Branch     string            `toml:"branch"`
+	Dockerfile string            `toml:"dockerfile"`
+	Context    string            `toml:"context"`
+	Args       map[string]string `toml:"args"`
 }
 
 // statusRange is expect_status: "200-399", "200" or 200.

@@ -75,12 +75,12 @@ func typeError(err error) (key, msg string) {
 // miscasedKeys returns keys that are not written in lower case. The TOML
 // decoder matches field names case-insensitively; orca-sync does not, so
 // "Image" is reported rather than silently taken. Keys of user maps (env,
-// labels) keep any case.
+// labels, build args) keep any case.
 func miscasedKeys(keys []toml.Key) []toml.Key {
 	var bad []toml.Key
 	for _, k := range keys {
 		for i, part := range k {
-			if i > 0 && (k[i-1] == "env" || k[i-1] == "labels") {
+			if i > 0 && (k[i-1] == "env" || k[i-1] == "labels" || i > 1 && k[i-2] == "build" && k[i-1] == "args") {
 				break
 			}
 			if part != strings.ToLower(part) {
@@ -163,7 +163,7 @@ func convertService(r rawService, project, file string, index, line int, sink er
 	if s.Name == "" {
 		sink.service(s, "name", "name is required")
 	}
-	if s.Image == "" {
+	if s.Image == "" && r.Build == nil {
 		sink.service(s, "image", "image is required")
 	}
 	s.Domains = convertDomains(r, s, sink)
@@ -194,16 +194,16 @@ func convertService(r rawService, project, file string, index, line int, sink er
 	convertProbes(r, s, sink)
 	s.Deploy = convertDeploy(r.Deploy, s)
 	s.PullPolicy = deref(r.PullPolicy, "")
-	if s.PullPolicy == "" {
+	if r.Build != nil {
+		s.PullPolicy = buildPullPolicy(s, sink)
+	} else if s.PullPolicy == "" {
 		s.PullPolicy = PullIfNotPresent
 		if ImageIsMutable(s.Image) {
 			s.PullPolicy = PullAlways
 		}
 	}
 	convertOptionalTables(r, s)
-	if s.Placement != nil {
-		s.Placement.Line = max(sink.lines.find("service", index, "placement"), line)
-	}
+	convertJobKeys(r, s, sink)
 	s.SecretRefs = collectSecretRefs(s, sink)
 	validateService(s, sink)
 	return s
@@ -250,7 +250,7 @@ func convertOptionalTables(r rawService, s *Service) {
 		s.Backup = &Backup{PreHook: r.Backup.PreHook}
 	}
 	if r.Build != nil {
-		s.Build = &Build{Repo: r.Build.Repo, Branch: r.Build.Branch, Dockerfile: r.Build.Dockerfile, Context: r.Build.Context}
+		s.Build = convertBuild(r.Build)
 	}
 }
 
@@ -392,6 +392,11 @@ func collectSecretRefs(s *Service, sink errorSink) []string {
 	}
 	for _, a := range s.Command {
 		check("command", a)
+	}
+	for _, h := range s.hookList() {
+		for _, a := range h.hook.Command {
+			check("hooks."+h.name+".command", a)
+		}
 	}
 	names := make([]string, 0, len(seen))
 	for n := range seen {

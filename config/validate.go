@@ -55,6 +55,7 @@ func validateService(s *Service, sink errorSink) {
 		sink.service(s, "watch.repo", "watch.repo is required")
 	}
 	validatePlacement(s, sink)
+	validateBuild(s, sink)
 	validateNotSupported(s, sink)
 }
 
@@ -62,9 +63,6 @@ func validateService(s *Service, sink errorSink) {
 // on yet, so that none of them validates and then silently does nothing
 // (docs/reference/service-toml.md#not-supported-yet).
 func validateNotSupported(s *Service, sink errorSink) {
-	if s.Build != nil {
-		sink.service(s, "build", "build is not supported yet: orca-sync does not build images; build the image elsewhere and name it in image")
-	}
 	if s.Backup != nil {
 		sink.service(s, "backup", "backup is not supported yet: orca-sync takes no volume backups")
 	}

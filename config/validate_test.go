@@ -90,6 +90,15 @@ func TestServiceValidation(t *testing.T) {
 		{"route shape", okService + "routes = [\"api\"]\n", `route "api" must start with /`, 6},
 		{"health shape", okService + "health = \"healthz\"\n", `health "healthz" must be an HTTP path`, 6},
 		{"bad alias", okService + "aliases = [\"DB\"]\n", `alias "DB" must match`, 6},
+		{"build without repo", "[[service]]\nname = \"web\"\n[service.build]\nbranch = \"main\"\n", "build.repo is required", 0},
+		{"build secret arg", "[[service]]\nname = \"web\"\n[service.build]\nrepo = \"https://git.example.com/app.git\"\nargs = {TOKEN = \"${secrets.TOKEN}\"}\n", "build.args.TOKEN: ${secrets...} is not allowed in build args", 5},
+		{"build context outside", "[[service]]\nname = \"web\"\n[service.build]\nrepo = \"https://git.example.com/app.git\"\ncontext = \"../x\"\n", `build.context = "../x": must be a relative path`, 0},
+		{"build dockerfile absolute", "[[service]]\nname = \"web\"\n[service.build]\nrepo = \"https://git.example.com/app.git\"\ndockerfile = \"/Dockerfile\"\n", `build.dockerfile = "/Dockerfile": must be a relative path`, 0},
+		{"build pulls", "[[service]]\nname = \"web\"\npull_policy = \"always\"\n[service.build]\nrepo = \"https://git.example.com/app.git\"\n", "a service with build never pulls its image", 3},
+		{"build and watch", "[[service]]\nname = \"web\"\nwatch = {repo = \"o/app\"}\n[service.build]\nrepo = \"https://git.example.com/app.git\"\n", "set either watch or build", 0},
+		{"build image digest", "[[service]]\nname = \"web\"\nimage = \"app@sha256:" + strings.Repeat("a", 64) + "\"\n[service.build]\nrepo = \"https://git.example.com/app.git\"\n", "a digest cannot name it", 3},
+		{"build repo credentials", "[[service]]\nname = \"web\"\n[service.build]\nrepo = \"https://u:pw@git.example.com/app.git\"\n", "credentials in the URL would be kept in container labels", 0},
+		{"build unknown key", "[[service]]\nname = \"web\"\n[service.build]\nrepo = \"https://git.example.com/app.git\"\ntarget = \"prod\"\n", `unknown key "build.target"`, 5},
 		{"no service", "# nothing here\n", "no [[service]] table", 0},
 	}
 	for _, tc := range cases {
@@ -108,6 +117,30 @@ func TestServiceValidation(t *testing.T) {
 				t.Errorf("line = %d, want %d (%s)", errs[0].Line, tc.line, errs[0].Error())
 			}
 		})
+	}
+}
+
+// TestBuildDefaults checks what a [service.build] table defaults to and the
+// tag its image gets.
+func TestBuildDefaults(t *testing.T) {
+	toml := "[[service]]\nname = \"web\"\n[service.build]\nrepo = \"https://git.example.com/app.git\"\n" +
+		"[[service]]\nname = \"api\"\nimage = \"registry.example.com/team/api:v3\"\n[service.build]\nrepo = \"https://git.example.com/api.git\"\nbranch = \"prod\"\ncontext = \"srv\"\ndockerfile = \"Dockerfile.prod\"\nargs = {GO = \"1.24\"}\n"
+	ss, errs := ParseServiceFile("services/p/service.toml", "p", []byte(toml))
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	web, api := ss[0], ss[1]
+	if b := web.Build; b.Branch != "main" || b.Context != "." || b.Dockerfile != "Dockerfile" || web.PullPolicy != PullNever {
+		t.Errorf("web build = %+v, pull_policy %q; want main, ., Dockerfile, never", b, web.PullPolicy)
+	}
+	if got := web.BuildTag("0123456789abcdef0123"); got != "orca-build/p-web:0123456789ab" {
+		t.Errorf("web tag = %q", got)
+	}
+	if b := api.Build; b.Branch != "prod" || b.Context != "srv" || b.Dockerfile != "Dockerfile.prod" || b.Args["GO"] != "1.24" {
+		t.Errorf("api build = %+v", b)
+	}
+	if got := api.BuildTag("0123456789abcdef0123"); got != "registry.example.com/team/api:0123456789ab" {
+		t.Errorf("api tag = %q (the tag in image is replaced by the commit)", got)
 	}
 }
 
@@ -231,9 +264,6 @@ func TestLoadCheckoutErrors(t *testing.T) {
 		{"placement without nodes", map[string]string{
 			"services/a/service.toml": svc("web", "placement = {node = \"b\"}\n"),
 		}, `services/a/service.toml:5: web: placement needs the nodes declared: add a [[node]] entry`},
-		{"build not supported", map[string]string{
-			"services/a/service.toml": svc("web", "[service.build]\nrepo = \"https://git.example.com/app.git\"\n"),
-		}, `web: build is not supported yet`},
 		{"backup not supported", map[string]string{
 			"services/a/service.toml": svc("web", "backup = {pre_hook = \"pg_dump\"}\n"),
 		}, `web: backup is not supported yet`},

@@ -48,7 +48,10 @@ func FieldChanges(old, new *Spec) []FieldChange {
 			fs = append(fs, FieldChange{Field: field, From: a, To: b})
 		}
 	}
-	scalar("image", old.Image, new.Image)
+	if old.Build == nil || new.Build == nil { // with both, the tag is the commit: build says it
+		scalar("image", old.Image, new.Image)
+	}
+	fs = append(fs, buildChanges(old.Build, new.Build)...)
 	if old.Image == new.Image {
 		scalar("image_id", short(old.ImageID), short(new.ImageID))
 	}
@@ -70,6 +73,36 @@ func FieldChanges(old, new *Spec) []FieldChange {
 	scalar("restart_policy", old.RestartPolicy, new.RestartPolicy)
 	for _, k := range unionKeys(old.Labels, new.Labels) {
 		scalar("labels."+k, quote(old.Labels, k), quote(new.Labels, k))
+	}
+	return fs
+}
+
+// buildChanges compares what two built images were made from; a new commit
+// reads "build: <repo>@<old12> -> <new12>" (docs/reference/cli.md#orca-sync-plan).
+func buildChanges(old, new *BuildSpec) []FieldChange {
+	var fs []FieldChange
+	switch {
+	case old == nil && new == nil:
+		return nil
+	case old == nil:
+		return []FieldChange{{Field: "build", To: new.Repo + "@" + short(new.Commit)}}
+	case new == nil:
+		return []FieldChange{{Field: "build", From: old.Repo + "@" + short(old.Commit)}}
+	}
+	if old.Repo != new.Repo {
+		fs = append(fs, FieldChange{Field: "build", From: old.Repo + "@" + short(old.Commit), To: new.Repo + "@" + short(new.Commit)})
+	} else if old.Commit != new.Commit {
+		fs = append(fs, FieldChange{Field: "build", From: old.Repo + "@" + short(old.Commit), To: short(new.Commit)})
+	}
+	scalar := func(field, a, b string) {
+		if a != b {
+			fs = append(fs, FieldChange{Field: field, From: a, To: b})
+		}
+	}
+	scalar("build.context", old.Context, new.Context)
+	scalar("build.dockerfile", old.Dockerfile, new.Dockerfile)
+	for _, k := range unionKeys(old.Args, new.Args) {
+		scalar("build.args."+k, quote(old.Args, k), quote(new.Args, k))
 	}
 	return fs
 }

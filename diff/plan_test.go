@@ -268,6 +268,44 @@ func TestPlanText(t *testing.T) {
 	}
 }
 
+// TestBuildCommitInSpec checks that a service with build runs the image
+// tagged by its app commit, that a new commit is a new spec which plan shows
+// as build: <repo>@<old12> -> <new12>, and that a service without build has
+// no build key in its spec (its hash is what it was before builds existed).
+func TestBuildCommitInSpec(t *testing.T) {
+	const repo = "https://git.example.com/app.git"
+	built := svc("shop", "web", func(s *config.Service) {
+		s.Image = ""
+		s.PullPolicy = config.PullNever
+		s.Build = &config.Build{Repo: repo, Branch: "main", Context: ".", Dockerfile: "Dockerfile"}
+	})
+	oldC, newC := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	old := NewSpec(built, Inputs{BuildCommit: oldC})
+	next := NewSpec(built, Inputs{BuildCommit: newC})
+	if old.Image != "orca-build/shop-web:aaaaaaaaaaaa" {
+		t.Errorf("image = %q", old.Image)
+	}
+	if old.Hash() == next.Hash() {
+		t.Fatal("a new app commit must be a new spec")
+	}
+	fs := FieldChanges(&old, &next)
+	if len(fs) != 1 || fs[0].String() != "build: "+repo+"@aaaaaaaaaaaa -> bbbbbbbbbbbb" {
+		t.Fatalf("fields = %v", fs)
+	}
+	withArg := *built.Build
+	withArg.Args = map[string]string{"MODE": "debug"}
+	argSvc := *built
+	argSvc.Build = &withArg
+	argSpec := NewSpec(&argSvc, Inputs{BuildCommit: oldC})
+	if argSpec.Hash() == old.Hash() {
+		t.Error("new build args must be a new spec")
+	}
+	plain := NewSpec(svc("shop", "web", nil), Inputs{BuildCommit: oldC})
+	if plain.Build != nil || strings.Contains(plain.Encode(), `"build"`) {
+		t.Errorf("a service without build has a build in its spec: %s", plain.Encode())
+	}
+}
+
 // TestPlanShowsMovedDigest: a moved tag of a pull_policy = "always" image
 // shows as its registry digests, not its image IDs; a changed image shows
 // both the image and the digest; an unknown digest leaves the image ID line.

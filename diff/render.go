@@ -48,7 +48,7 @@ func (p Plan) WriteText(w io.Writer) error {
 func describe(c Change) string {
 	switch c.Action {
 	case ActionCreate:
-		return fmt.Sprintf("create %d replica(s) of %s", c.Replicas, c.Desired.Image)
+		return fmt.Sprintf("create %d replica(s) of %s", c.Replicas, c.Desired.Spec.Image)
 	case ActionUpdate:
 		return fmt.Sprintf("update %d replica(s), %s", c.Replicas, c.Strategy)
 	case ActionScale:

@@ -37,6 +37,18 @@ type Spec struct {
 	NanoCPUs      int64                `json:"nano_cpus,omitempty"`
 	RestartPolicy string               `json:"restart_policy"`
 	Labels        map[string]string    `json:"labels,omitempty"`
+	// Build is set for a service with [service.build]: the app commit and
+	// the build's settings, so a new commit or new args roll it.
+	Build *BuildSpec `json:"build,omitempty"`
+}
+
+// BuildSpec is what a built image was made from.
+type BuildSpec struct {
+	Repo       string            `json:"repo"`
+	Commit     string            `json:"commit"`
+	Context    string            `json:"context"`
+	Dockerfile string            `json:"dockerfile"`
+	Args       map[string]string `json:"args,omitempty"`
 }
 
 // NetworkName is the Docker network of a project.
@@ -55,6 +67,9 @@ type Inputs struct {
 	// SecretHashes maps each secret name the service uses to a keyed hash of
 	// its value.
 	SecretHashes map[string]string
+	// BuildCommit is the app commit a service with build runs, as the last
+	// remote lookup of its branch found it ("" when none has been found).
+	BuildCommit string
 	// MountHashes maps the target of each `./` mount to the content hash of
 	// its source (files.Hasher).
 	MountHashes map[string]string
@@ -95,6 +110,10 @@ func NewSpec(s *config.Service, in Inputs) Spec {
 		mounts[i] = config.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
 	}
 	spec.Mounts = mounts
+	if b := s.Build; b != nil {
+		spec.Image = s.BuildTag(in.BuildCommit)
+		spec.Build = &BuildSpec{Repo: b.Repo, Commit: in.BuildCommit, Context: b.Context, Dockerfile: b.Dockerfile, Args: b.Args}
+	}
 	for _, m := range s.Mounts {
 		if h := in.MountHashes[m.Target]; h != "" && m.FromCheckout() {
 			if spec.MountHashes == nil {

@@ -88,7 +88,9 @@ func New(ctx context.Context, log *slog.Logger) (*Engine, error) {
 // Close releases the engine connection.
 func (d *Engine) Close() error { return d.cli.Close() }
 
-// List returns every orca-managed container, running or not, with one call.
+// List returns every orca-managed container, running or not, with one call,
+// but the hook and job containers (ListOneOffs): plans, drift, prune, status
+// and routes see only the replicas of services.
 func (d *Engine) List(ctx context.Context) ([]diff.Container, error) {
 	res, err := d.cli.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
@@ -99,6 +101,9 @@ func (d *Engine) List(ctx context.Context) ([]diff.Container, error) {
 	}
 	out := make([]diff.Container, 0, len(res.Items))
 	for _, s := range res.Items {
+		if apply.IsOneOff(s.Labels[apply.LabelRole]) {
+			continue
+		}
 		out = append(out, dockerContainer(s))
 	}
 	return out, nil
@@ -318,10 +323,16 @@ func dockerIsLayerID(id string) bool {
 }
 
 // Stop sends SIGTERM, then SIGKILL once grace (rounded up to whole seconds)
-// has passed. A container that no longer exists is not an error.
+// has passed; a negative grace leaves it to the container's own stop
+// timeout (its stop_grace_secs when orca-sync created it). A container that
+// no longer exists is not an error.
 func (d *Engine) Stop(ctx context.Context, id string, grace time.Duration) error {
-	secs := max(0, int(math.Ceil(grace.Seconds())))
-	_, err := d.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	var timeout *int
+	if grace >= 0 {
+		secs := int(math.Ceil(grace.Seconds()))
+		timeout = &secs
+	}
+	_, err := d.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: timeout})
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("stop container %s: %w", dockerShortID(id), err)
 	}

@@ -42,7 +42,7 @@ func dockerEvent(m events.Message) (apply.Event, bool) {
 		return apply.Event{Action: action, ContainerID: m.Actor.Attributes["container"]}, true
 	case events.ContainerEventType:
 		e := apply.Event{Action: action, ContainerID: m.Actor.ID, Managed: m.Actor.Attributes[apply.LabelManaged] == "true",
-			Node: m.Actor.Attributes[apply.LabelNode]}
+			Node: m.Actor.Attributes[apply.LabelNode], Role: m.Actor.Attributes[apply.LabelRole]}
 		switch {
 		case m.Action == events.ActionDie, m.Action == events.ActionOOM, m.Action == events.ActionUpdate,
 			m.Action == events.ActionStop, m.Action == events.ActionDestroy, m.Action == events.ActionPause,

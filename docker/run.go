@@ -82,6 +82,11 @@ func createOptions(c apply.ContainerConfig) (client.ContainerCreateOptions, erro
 			first: {Aliases: c.Spec.Aliases},
 		}}
 	}
+	var stopTimeout *int // nil keeps the engine's default, 10 s
+	if c.StopGrace > 0 {
+		secs := int(math.Ceil(c.StopGrace.Seconds()))
+		stopTimeout = &secs
+	}
 	return client.ContainerCreateOptions{
 		Name: c.Name,
 		Config: &container.Config{
@@ -90,6 +95,7 @@ func createOptions(c apply.ContainerConfig) (client.ContainerCreateOptions, erro
 			Env:          dockerEnv(c.Env),
 			Labels:       c.Labels,
 			ExposedPorts: exposed,
+			StopTimeout:  stopTimeout,
 		},
 		HostConfig:       host,
 		NetworkingConfig: netCfg,

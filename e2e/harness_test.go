@@ -90,7 +90,8 @@ func (e *Env) leftovers() ([]string, error) {
 	return e.Leftovers(ctx)
 }
 
-// containers lists the managed containers (running or not) of project, and
+// containers lists the managed replica containers (running or not; not the
+// hook and job ones) of project, and
 // of service in it unless service is "". project is the full name (see
 // Env.project). Sorted by name.
 func (e *Env) containers(project, service string) ([]container.Summary, error) {
@@ -104,6 +105,11 @@ func (e *Env) containers(project, service string) ([]container.Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The replicas only: hook and job containers are no part of a service's
+	// set (oneOffs lists them).
+	res.Items = slices.DeleteFunc(res.Items, func(c container.Summary) bool {
+		return c.Labels["orca.role"] == "hook" || c.Labels["orca.role"] == "job"
+	})
 	slices.SortFunc(res.Items, func(a, b container.Summary) int {
 		return strings.Compare(strings.Join(a.Names, ","), strings.Join(b.Names, ","))
 	})

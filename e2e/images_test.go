@@ -15,6 +15,7 @@ const (
 	imageV3          = "orca-test/app:v3"          // VERSION=v3
 	imageBroken      = "orca-test/app:broken"      // VERSION=broken, HEALTHZ_FAIL=1: /healthz answers 500
 	imageHealthcheck = "orca-test/app:healthcheck" // VERSION=hc, Docker HEALTHCHECK /app healthcheck every 1s
+	imageShell       = "orca-test/app:shell"       // VERSION=shell, with /bin/busybox: `/app sh -c ...` runs a shell
 )
 
 // testAppPort is the port the test app listens on in every image.
@@ -30,6 +31,7 @@ var testImages = []dockertest.Image{
 	{Tag: imageBroken, Lines: "ENV VERSION=broken HEALTHZ_FAIL=1\n" + appEntry},
 	{Tag: imageHealthcheck, Lines: "ENV VERSION=hc\n" +
 		`HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD ["/app","healthcheck"]` + "\n" + appEntry},
+	{Tag: imageShell, Lines: "ENV VERSION=shell\n" + appEntry, Files: []dockertest.File{dockertest.Busybox}},
 }
 
 // buildTestImages compiles testapp once and builds every test image whose tag

@@ -27,7 +27,11 @@ func secretsServices(apiImage string) string {
 	return services(
 		withEnv("api", apiImage, map[string]string{"DB_PASSWORD": "${secrets.DB_PASSWORD}", "LITERAL": "$${secrets.DB_PASSWORD}", "LOG_ENV": "DB_PASSWORD"}),
 		withEnv("mail", imageV1, map[string]string{"SMTP_PASSWORD": "${secrets.SMTP_PASSWORD}"}),
-		withEnv("web", imageV1, map[string]string{"MODE": "plain"}))
+		withEnv("web", imageV1, map[string]string{"MODE": "plain"})) +
+		// A job that prints the secret it was given, as a dump script that
+		// logs its DSN: its output must reach status, history and `run`
+		// redacted (docs/guides/hooks-and-jobs.md).
+		"\n" + job("dump", never, "echo password=$DB_PASSWORD; exit 3") + "[service.env]\nDB_PASSWORD = \"${secrets.DB_PASSWORD}\"\n"
 }
 
 // ageKey writes a new age identity to a file and returns it.
@@ -126,6 +130,12 @@ func TestServeSecrets(t *testing.T) {
 			outputs = append(outputs, path+": "+string(body))
 		}
 	}
+	// The job's output holds the secret it printed as its reference.
+	code, body := d.call(http.MethodPost, "/api/v1/services/"+p+"/dump/run")
+	if code != http.StatusOK || !strings.Contains(string(body), "password=${secrets.DB_PASSWORD}") || !strings.Contains(string(body), `"exit_code":3`) {
+		t.Errorf("run of the job that prints its secret: %d %s", code, body)
+	}
+	outputs = append(outputs, "run: "+string(body))
 	collectAPI()
 	// api prints its DB_PASSWORD at start, as an app that logs its DSN does:
 	// the logs API (viewer role and up) shows the reference, not the value.

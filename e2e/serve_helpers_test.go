@@ -59,9 +59,11 @@ type daemon struct {
 	environ []string
 	dataDir string
 	api     string
-	cmd     *exec.Cmd
-	logs    *lockedBuffer
-	done    chan struct{}
+	// docker is the scoped engine view serve talks to; it counts requests.
+	docker *scopedDocker
+	cmd    *exec.Cmd
+	logs   *lockedBuffer
+	done   chan struct{}
 }
 
 // startServe runs serve for env's test against repoURL, scoped to the test's
@@ -96,7 +98,7 @@ func startServeWith(t testing.TB, env *Env, repoURL string, environ []string, vi
 	if via != nil {
 		host = via(host)
 	}
-	d := &daemon{t: t, env: env, dataDir: t.TempDir(), api: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	d := &daemon{t: t, env: env, dataDir: t.TempDir(), api: fmt.Sprintf("127.0.0.1:%d", freePort(t)), docker: scoped}
 	d.args = append([]string{"serve", "--repo", repoURL, "--data-dir", d.dataDir, "--listen", d.api,
 		"--node", env.Prefix}, extra...)
 	for _, kv := range os.Environ() {

@@ -76,7 +76,10 @@ func services(ss ...svc) string {
 func (s svc) String() string {
 	var b strings.Builder
 	b.WriteString("[[service]]\n")
-	fmt.Fprintf(&b, "name = %q\nimage = %q\n", s.Name, s.Image)
+	fmt.Fprintf(&b, "name = %q\n", s.Name)
+	if s.Image != "" { // a service with [service.build] may go without
+		fmt.Fprintf(&b, "image = %q\n", s.Image)
+	}
 	if s.Replicas != nil {
 		fmt.Fprintf(&b, "replicas = %d\n", *s.Replicas)
 	}

@@ -32,13 +32,15 @@ const (
 	CanaryStep     Kind = "canary_step"
 	CanaryPromoted Kind = "canary_promoted"
 	CanaryAborted  Kind = "canary_aborted"
+	// JobFailed is a scheduled job's run that did not exit 0 (package jobs).
+	JobFailed Kind = "job_failed"
 )
 
 // Failure reports whether k is a failure, whose identical repeats are sent
 // once per repeat interval. Successes and progress events are always sent.
 func (k Kind) Failure() bool {
 	switch k {
-	case SyncFailed, RolloutFailed, Degraded, DriftDetected, CanaryAborted:
+	case SyncFailed, RolloutFailed, Degraded, DriftDetected, CanaryAborted, JobFailed:
 		return true
 	}
 	return false

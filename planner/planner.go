@@ -33,6 +33,9 @@ type Planner struct {
 	// ListTimeout bounds the list call (pulls take as long as they take);
 	// 0 leaves it to ctx.
 	ListTimeout time.Duration
+	// Builds gives the app commit of each service with build; nil: none
+	// is known, and such a service plans as out of sync.
+	Builds apply.BuildCommits
 	// Puller pulls for Plan with pull; nil sends only the credentials of
 	// [[registry]] entries.
 	Puller *apply.Puller
@@ -127,7 +130,7 @@ func (p Planner) Split(d *config.Desired, all []diff.Container) Live {
 // (apply.Desire of Own): the image of a pull_policy = "always" service is
 // resolved, and with a puller pulled first.
 func (p Planner) Desire(ctx context.Context, d *config.Desired, pull *apply.Puller) []diff.Service {
-	return apply.Desire(ctx, p.Runtime, p.Own(d), pull)
+	return apply.DesireBuilt(ctx, p.Runtime, p.Own(d), pull, p.Builds)
 }
 
 // Digests fills in the registry digest of each desired image and of the

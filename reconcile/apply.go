@@ -84,9 +84,15 @@ func (s *syncer) apply(ctx context.Context, r *run) error {
 	// The values of an unchanged commit are what a later failed rollout
 	// restores its containers with (Apply remembers those it applies).
 	s.applier.Remember(r.desired)
-	r.results = r.canaryResults
+	builds, buildFails := s.buildResults(r)
+	r.results = append(r.canaryResults, builds...)
 	if !r.plan.HasChanges() {
-		return canaryFailures(r.canaryResults)
+		s.rerunHooks(ctx, r)
+		failed := append(failures(r.canaryResults), failures(r.hookResults)...)
+		if len(failed)+len(buildFails) == 0 {
+			return nil
+		}
+		return fmt.Errorf("%d changes failed: %s", len(failed)+len(buildFails), joinFailed(append(failed, buildFails...)))
 	}
 	// Recorded before anything changes, so a sync cut short by a crash shows
 	// in the history as interrupted.
@@ -99,7 +105,9 @@ func (s *syncer) apply(ctx context.Context, r *run) error {
 	s.reporter.pending(r)
 	applied := s.applier.Apply(ctx, s.planner.Own(r.desired), r.plan, r.commit.SHA)
 	r.results = append(r.results, applied...)
-	failed := failures(r.canaryResults)
+	s.rerunHooks(ctx, r)
+	failed := append(failures(r.canaryResults), buildFails...)
+	failed = append(failed, failures(r.hookResults)...)
 	for _, res := range applied {
 		s.opts.Metrics.rollout(strategyOf(r.plan, res), res.Failed())
 		if !res.Failed() {
@@ -153,13 +161,6 @@ func failures(rs []apply.Result) []string {
 		}
 	}
 	return failed
-}
-
-func canaryFailures(rs []apply.Result) error {
-	if failed := failures(rs); len(failed) > 0 {
-		return fmt.Errorf("%d canaries failed to start: %s", len(failed), strings.Join(failed, "; "))
-	}
-	return nil
 }
 
 func planSummary(p diff.Plan) string {

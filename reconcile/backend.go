@@ -51,7 +51,9 @@ func (l *Loop) Redeploy(project, name string) error {
 
 // RefreshImages asks the next sync to re-pull the images of the services that
 // watch repo ("owner/name" or a URL ending in it) on branch, rolling those
-// whose image moved. It returns how many services matched.
+// whose image moved, and to look up the branch of the services built from
+// it, rebuilding those whose commit moved. It returns how many services
+// matched.
 func (l *Loop) RefreshImages(repo, branch string) int {
 	d := l.last.desiredOf()
 	if d == nil {
@@ -59,13 +61,26 @@ func (l *Loop) RefreshImages(repo, branch string) int {
 	}
 	n := 0
 	for _, s := range d.Services() {
-		if s.Watch == nil || !sameRepo(s.Watch.Repo, repo) || (s.Watch.Branch != "" && s.Watch.Branch != branch) {
+		if !watches(s, repo, branch) {
 			continue
 		}
 		l.signals.markService(s.Key(), false)
 		n++
 	}
 	return n
+}
+
+// watches reports whether a push to repo's branch concerns s: its watch
+// repository, or the app repository it is built from (a new commit
+// there rebuilds it at once).
+func watches(s *config.Service, repo, branch string) bool {
+	switch {
+	case s.Watch != nil:
+		return sameRepo(s.Watch.Repo, repo) && (s.Watch.Branch == "" || s.Watch.Branch == branch)
+	case s.Build != nil:
+		return sameRepo(s.Build.Repo, repo) && s.Build.Branch == branch
+	}
+	return false
 }
 
 func sameRepo(watch, repo string) bool {

@@ -173,6 +173,7 @@ func (cn *canaryDriver) step(ctx context.Context, r *run) {
 		case has && rec.Phase == phasePromoting && c.Action == diff.ActionNone:
 			cn.finishPromotion(ctx, rec) // the stable set already runs the new spec (a crash after the roll)
 		case has && rec.Phase == phasePromoting:
+			c.Reason = apply.ReasonPromotion // its pre_deploy ran before the canary started
 			r.promoting = append(r.promoting, rec)
 		case has:
 			if gone := missingCanary(rec, r.live.Canaries[key]); gone != "" {

@@ -39,6 +39,9 @@ func (l *Loop) RunEvents(ctx context.Context, src EventSource) {
 }
 
 func (l *Loop) onEvent(e apply.Event) {
+	if apply.IsOneOff(e.Role) {
+		return // hooks and jobs end by design; their runner watches them
+	}
 	switch e.Action {
 	case "update", "connect", "disconnect":
 		l.drift.evict(e.ContainerID)

@@ -21,6 +21,7 @@ import (
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/files"
+	"github.com/orca-sync/orca-sync/jobs"
 	"github.com/orca-sync/orca-sync/notify"
 	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/secrets"
@@ -126,7 +127,21 @@ type Options struct {
 	// HostPaths is what host paths a checkout may mount: a commit that
 	// mounts another is invalid. The zero value allows none.
 	HostPaths files.HostPolicy
-	Log       *slog.Logger
+	// Builder makes the images of services with [service.build]; nil
+	// fails every such service.
+	Builder Builder
+	Log     *slog.Logger
+}
+
+// Builder makes the images of services with build (package build's
+// Builder): Resolve looks up each build branch, Commit tells what it found,
+// Known seeds the commit the running containers were built from, Ensure
+// builds an image the engine does not hold.
+type Builder interface {
+	apply.BuildCommits
+	Resolve(ctx context.Context, d *config.Desired) map[string]error
+	Known(s *config.Service, commit string)
+	Ensure(ctx context.Context, d *config.Desired, s *config.Service, commit string) (built bool, err error)
 }
 
 // RouteTable is the proxy's level-triggered side: the whole table from the
@@ -160,6 +175,7 @@ type Loop struct {
 	drift    *driftChecker
 	refs     *refPlanner
 	own      *ownStops
+	jobs     *jobs.Scheduler
 }
 
 // New returns a loop; Run starts it.
@@ -170,12 +186,16 @@ func New(opts Options) *Loop {
 	l.applier = apply.New(l.own, apply.Options{Node: opts.Node, Router: opts.Router, Files: opts.Files, Log: opts.Log, Credentials: opts.Credentials})
 	l.planner = planner.Planner{Runtime: opts.Runtime, Node: opts.Node, Canaries: opts.Canary != nil, ListTimeout: 30 * time.Second,
 		Puller: l.applier.Puller(), Digester: opts.Digester}
+	if opts.Builder != nil {
+		l.planner.Builds = opts.Builder
+	}
 	l.loader = loader{path: opts.Path, secrets: opts.Secrets, hasher: opts.Hasher, hosts: opts.HostPaths, own: l.planner.Own}
 	l.heal = newHealer(l.applier, l.signals, l.last, opts.Notifier, opts.Log)
 	l.drift = newDriftChecker(opts.Inspector, opts.Files, opts.Notifier, opts.Metrics, opts.Log)
 	l.canaries = newCanaryDriver(canaryDeps{proxy: opts.Canary, store: opts.Store, applier: l.applier,
 		notifier: opts.Notifier, log: opts.Log, last: l.last, node: opts.Node, promoted: func() { l.Trigger("canary", false) }})
 	l.refs = &refPlanner{opts: opts, loader: l.loader, planner: l.planner}
+	l.jobs = jobs.New(jobs.Options{Runner: l.applier, History: opts.Store, Notifier: opts.Notifier, Log: opts.Log, Node: l.Node})
 	l.syncer = newSyncer(l)
 	return l
 }
@@ -226,6 +246,7 @@ func withDefaults(opts Options) Options {
 func (l *Loop) Run(ctx context.Context) {
 	l.markInterrupted()
 	l.canaries.restoreWeights()
+	l.jobs.Start(ctx)
 	l.syncGraceful(ctx, "start")
 	// Canaries are judged between syncs on the loop's own goroutine, so a
 	// canary never holds up a sync for its pauses and never runs beside one.
@@ -236,6 +257,7 @@ func (l *Loop) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			l.jobs.Wait() // runs in flight remove their containers
 			return
 		case <-timer.C:
 			l.syncGraceful(ctx, "interval")

@@ -26,6 +26,7 @@ func (s *syncer) plan(_ context.Context, r *run) error {
 	r.repaired = s.drift.applyPolicy(&r.plan, r.drift.findings)
 	r.degraded = s.heal.decide(r, s.planner.NodeOf(r.desired), time.Now())
 	r.unpins = holdPinned(&r.plan, r.pins)
+	holdFailedBuilds(&r.plan, r.buildFailed)
 	return nil
 }
 

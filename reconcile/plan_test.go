@@ -62,6 +62,11 @@ func (u untouchable) Exec(context.Context, string, []string) (int, error) {
 	u.called("Exec")
 	return 0, nil
 }
+func (u untouchable) ListOneOffs(context.Context) ([]diff.Container, error) {
+	u.called("ListOneOffs")
+	return nil, nil
+}
+func (u untouchable) Wait(context.Context, string) (int, error) { u.called("Wait"); return 0, nil }
 func (u untouchable) InspectConfig(context.Context, string) (diff.Live, error) {
 	u.called("InspectConfig")
 	return diff.Live{}, nil

@@ -9,6 +9,7 @@ import (
 	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/jobs"
 	"github.com/orca-sync/orca-sync/state"
 )
 
@@ -53,6 +54,9 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		}
 		ss := l.heal.withSelfHealing(serviceStatus(c, pins, st.Syncing, l.applier.AwaitingReadiness), c, drifted[c.Key()])
 		ss = withImage(ss, c, l.last)
+		if ss.Job = l.jobs.Status(c.Key()); ss.Job != nil && ss.Job.LastRun != nil && ss.Job.LastRun.Failed() && ss.Reason == "" {
+			ss.Reason = "last run: " + jobs.Failure(*ss.Job.LastRun)
+		}
 		if rec, ok := recs[c.Key()]; ok && l.opts.Canary != nil {
 			ss.Canary = l.canaries.status(rec, c.Desired.Service)
 			ss.Sync, ss.Reason = SyncProgressing, "canary: "+ss.Canary.Waiting
@@ -88,7 +92,7 @@ func dockerReason(err error) string {
 // wait is not ready, and makes the service Progressing until its rollout
 // ends either way (docs/reference/api.md#status).
 func serviceStatus(c diff.Change, pins map[string]state.Pin, syncing bool, awaiting func(id string) bool) ServiceStatus {
-	s := ServiceStatus{Project: c.Project, Name: c.Service, Replicas: c.Replicas, Image: c.Desired.Image, Sync: SyncSynced}
+	s := ServiceStatus{Project: c.Project, Name: c.Service, Replicas: c.Replicas, Image: c.Desired.Spec.Image, Sync: SyncSynced}
 	waiting := 0
 	for _, ctr := range c.Containers {
 		switch {

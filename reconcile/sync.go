@@ -10,6 +10,7 @@ import (
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/jobs"
 	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -41,6 +42,8 @@ type run struct {
 	desired  *config.Desired
 	live     planner.Live
 	services []diff.Service
+	// buildFailed are the failed builds by service key.
+	buildFailed map[string]error
 	// imageIDs are, by service key, the image IDs after the re-pull a
 	// redeploy or an image webhook asked for.
 	imageIDs map[string]string
@@ -58,6 +61,10 @@ type run struct {
 	// repaired lists, per service key, the drift findings its change repairs.
 	repaired map[string][]string
 	results  []apply.Result
+	// swept are the one-off containers a crash left, removed by the sweep.
+	swept []diff.Container
+	// hookResults are the post_deploy hooks run again for swept ones.
+	hookResults []apply.Result
 	// pendingSent: the commit status went to pending when the apply started.
 	pendingSent bool
 	// canaryResults are what the canary step started; promoting the
@@ -88,6 +95,7 @@ type syncer struct {
 	drift    *driftChecker
 	reporter *reporter
 	history  *history
+	jobs     *jobs.Scheduler
 	// interval comes from the loop: it caps the retry backoff.
 	interval func() time.Duration
 }
@@ -99,15 +107,15 @@ func newSyncer(l *Loop) *syncer {
 		last:  l.last, pacer: l.pacer, canaries: l.canaries, heal: l.heal, drift: l.drift,
 		reporter: &reporter{notifier: l.opts.Notifier, statuses: l.opts.Statuses, last: l.last, planner: l.planner},
 		history:  &history{store: l.opts.Store, metrics: l.opts.Metrics, last: l.last, drift: l.drift, heal: l.heal, status: l.Status},
-		interval: l.interval,
+		interval: l.interval, jobs: l.jobs,
 	}
 }
 
 // steps are a sync's stages in order: git, the checkout, the live state
 // and images (I/O), the plan (pure), then what carries it out.
 func (s *syncer) steps() []step {
-	return []step{s.fetch, s.hold, s.load, s.list, s.images, s.inspect, s.readPins,
-		s.plan, s.unpin, s.announce, s.route, s.guard, s.canary, s.apply}
+	return []step{s.fetch, s.hold, s.load, s.list, s.readPins, s.lookup, s.images, s.build, s.sweep,
+		s.inspect, s.plan, s.unpin, s.announce, s.route, s.guard, s.scheduleJobs, s.canary, s.apply}
 }
 
 // closing are the steps every sync ends with, however the steps ended.
@@ -227,7 +235,7 @@ func (s *syncer) images(ctx context.Context, r *run) error {
 			warned[svc.Image] = true
 			s.log.Warn("pull failed; a local image of that tag stays in use", "image", svc.Image, "error", svc.PullErr)
 		}
-		if !r.pending.redeploy[key] && !r.pending.refresh[key] || !apply.PullsOwnImage(svc.Service) {
+		if !r.pending.redeploy[key] && !r.pending.refresh[key] || !apply.PullsOwnImage(svc.Service) || svc.Build != nil {
 			continue
 		}
 		if err := s.applier.Puller().Pull(ctx, r.desired, svc.Image); err != nil {

@@ -13,6 +13,8 @@ type (
 	RefPlan       = wire.RefPlan
 	Stall         = wire.Stall
 	Retry         = wire.Retry
+	JobRun        = wire.JobRun
+	JobStatus     = wire.JobStatus
 )
 
 // Sync and health states of a service (docs/reference/api.md).

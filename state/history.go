@@ -14,13 +14,17 @@ import (
 type ServiceResult struct {
 	Project string   `json:"project"`
 	Service string   `json:"service"`
-	Action  string   `json:"action"` // create, update, scale, heal, remove
+	Action  string   `json:"action"` // create, update, scale, heal, remove; run, skip for jobs
 	Error   string   `json:"error,omitempty"`
 	Started []string `json:"started,omitempty"` // container names
 	Removed []string `json:"removed,omitempty"` // container names
 	// Repaired lists the drift findings this change repaired.
 	Repaired []string      `json:"repaired,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
+	// ExitCode and Output are a job run's: its exit code and last log
+	// lines, secrets redacted.
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Output   string `json:"output,omitempty"`
 }
 
 // SyncRecord is one pass of the loop, successful or not. Records are stored

@@ -17,12 +17,7 @@ func WriteStatus(w io.Writer, st Status) error {
 		commit = fmt.Sprintf("%s %s", short(st.Commit), st.Message)
 	}
 	fmt.Fprintf(w, "Commit:  %s\n", commit)
-	if st.Node != "" {
-		fmt.Fprintf(w, "Node:    %s\n", st.Node)
-	}
-	if st.NodeError != "" {
-		fmt.Fprintf(w, "Not applied here: %s\n", st.NodeError)
-	}
+	writeNode(w, st)
 	if st.LastSync != nil {
 		fmt.Fprintf(w, "Last sync: %s (%s, %s ago)\n", st.LastSync.Result, st.LastSync.Trigger, time.Since(st.LastSync.Finished).Round(time.Second))
 		if st.LastSync.Error != "" {
@@ -56,9 +51,7 @@ func WriteStatus(w io.Writer, st Status) error {
 		}
 		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d/%d\t%s\t%s\n", s.Project, s.Name, s.Sync, s.Health, s.Ready, s.Replicas, image, reason)
 	}
-	for _, e := range st.Elsewhere {
-		fmt.Fprintf(tw, "%s/%s\t-\t-\t-\t-\telsewhere: %s\n", e.Project, e.Name, strings.Join(e.Nodes, ", "))
-	}
+	writeElsewhere(tw, st)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -67,8 +60,47 @@ func WriteStatus(w io.Writer, st Status) error {
 			fmt.Fprintf(w, "\nCanary %s/%s: %s, step %d of %d at %d%%, %d containers\n", s.Project, s.Name, c.Phase, c.Step, c.Steps, c.Weight, len(c.Containers))
 			fmt.Fprintf(w, "  canary: %s\n  stable: %s\n  waits for: %s\n", c.Canary, c.Stable, c.Waiting)
 		}
+		if j := s.Job; j != nil {
+			writeJobStatus(w, s.Project+"/"+s.Name, j)
+		}
 	}
 	return nil
+}
+
+// writeJobStatus is a job's last and next run.
+func writeJobStatus(w io.Writer, key string, j *JobStatus) {
+	fmt.Fprintf(w, "\nJob %s (%s):", key, j.Schedule)
+	if !j.NextRun.IsZero() {
+		fmt.Fprintf(w, " next run %s", j.NextRun.Format(time.DateTime))
+	}
+	if j.Running {
+		fmt.Fprint(w, ", running now")
+	}
+	if j.Skipped > 0 {
+		fmt.Fprintf(w, ", %d tick(s) skipped", j.Skipped)
+	}
+	fmt.Fprintln(w)
+	if r := j.LastRun; r != nil {
+		fmt.Fprintf(w, "  last run %s (%s): exit code %d after %s\n", r.Started.Format(time.DateTime), r.Trigger, r.ExitCode, r.Duration.Round(time.Millisecond))
+	}
+}
+
+// writeNode names this host's node, and why it applies nothing when it is
+// no [[node]] of cluster.toml.
+func writeNode(w io.Writer, st Status) {
+	if st.Node != "" {
+		fmt.Fprintf(w, "Node:    %s\n", st.Node)
+	}
+	if st.NodeError != "" {
+		fmt.Fprintf(w, "Not applied here: %s\n", st.NodeError)
+	}
+}
+
+// writeElsewhere adds a row per service other nodes run.
+func writeElsewhere(w io.Writer, st Status) {
+	for _, e := range st.Elsewhere {
+		fmt.Fprintf(w, "%s/%s\t-\t-\t-\t-\telsewhere: %s\n", e.Project, e.Name, strings.Join(e.Nodes, ", "))
+	}
 }
 
 // WriteHistory prints sync records as a table, newest first.

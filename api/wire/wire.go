@@ -102,6 +102,8 @@ type ServiceStatus struct {
 	ProbeError string `json:"probe_error,omitempty"`
 	// Canary is the running canary, if any.
 	Canary *CanaryStatus `json:"canary,omitempty"`
+	// Job is set for a scheduled job: its last and next run.
+	Job *JobStatus `json:"job,omitempty"`
 }
 
 // CanaryStatus is a running canary as status shows it.

@@ -53,13 +53,44 @@ func NewRuntime() *Runtime {
 var _ apply.Runtime = (*Runtime)(nil)
 
 func (f *Runtime) List(context.Context) ([]diff.Container, error) {
+	return f.list(false), nil
+}
+
+// ListOneOffs returns the hook and job containers, which List leaves out.
+func (f *Runtime) ListOneOffs(context.Context) ([]diff.Container, error) {
+	return f.list(true), nil
+}
+
+func (f *Runtime) list(oneOffs bool) []diff.Container {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []diff.Container
 	for _, c := range f.containers {
-		out = append(out, c.c)
+		if apply.IsOneOff(c.c.Role) == oneOffs {
+			out = append(out, c.c)
+		}
 	}
-	return out, nil
+	return out
+}
+
+// Wait ends a running container: it exits with N for the command
+// ["exit", "N"], else 1 for a "broken" image, else 0.
+func (f *Runtime) Wait(_ context.Context, id string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.containers[id]
+	if c == nil {
+		return 0, fmt.Errorf("no such container %s", id)
+	}
+	c.c.State = "exited"
+	code := 0
+	if strings.Contains(c.cfg.Spec.Image, "broken") {
+		code = 1
+	}
+	if len(c.cfg.Command) == 2 && c.cfg.Command[0] == "exit" {
+		fmt.Sscanf(c.cfg.Command[1], "%d", &code)
+	}
+	return code, nil
 }
 
 func (f *Runtime) EnsureNetwork(context.Context, string) error { return nil }

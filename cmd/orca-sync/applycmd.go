@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
+	"strings"
 
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/files"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -64,7 +68,7 @@ func runApply(cmd *cobra.Command, dir string, f applyFlags, log *slog.Logger) er
 		return err
 	}
 	p, err := planCheckout(ctx, checkoutOpts{dir: dir, node: f.node, ageKeyFile: f.ageKeyFile, pull: true,
-		allowHostPaths: f.allowHostPaths, hasher: store.Hasher()}, cmd.ErrOrStderr(), log)
+		allowHostPaths: f.allowHostPaths, hasher: store.Hasher(), buildDir: filepath.Join(f.dataDir, "builds")}, cmd.ErrOrStderr(), log)
 	if err != nil {
 		return err
 	}
@@ -78,8 +82,9 @@ func runApply(cmd *cobra.Command, dir string, f applyFlags, log *slog.Logger) er
 	if err != nil {
 		log.Warn("no revision for the labels", "error", err)
 	}
+	results := buildFailures(ctx, p)
 	applier := apply.New(p.rt, apply.Options{Node: f.node, Files: store, Log: log, Credentials: p.creds})
-	results := applier.Apply(ctx, p.desired, p.plan, revision)
+	results = append(results, applier.Apply(ctx, p.desired, p.plan, revision)...)
 	if err := writeResults(cmd.OutOrStdout(), results, f.output); err != nil {
 		return err
 	}
@@ -89,6 +94,20 @@ func runApply(cmd *cobra.Command, dir string, f applyFlags, log *slog.Logger) er
 		}
 	}
 	return nil
+}
+
+// buildFailures builds the images the plan needs; a failed build fails its
+// service, whose containers keep running.
+func buildFailures(ctx context.Context, p *planned) []apply.Result {
+	if p.builder == nil {
+		return nil
+	}
+	var out []apply.Result
+	for key, err := range p.builder.EnsurePlanned(ctx, p.desired, &p.plan) {
+		project, name, _ := strings.Cut(key, "/")
+		out = append(out, apply.Result{Project: project, Service: name, Action: diff.ActionUpdate, Error: err.Error()})
+	}
+	return out
 }
 
 func writeResults(w io.Writer, results []apply.Result, output string) error {

@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/build"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
@@ -28,6 +30,8 @@ type planned struct {
 	plan    diff.Plan
 	rt      *docker.Engine
 	node    string
+	// builder is set when the checkout has services with build.
+	builder *build.Builder
 	creds   *registryauth.Resolver
 }
 
@@ -41,6 +45,8 @@ type checkoutOpts struct {
 	// pull pulls pull_policy = "always" images first (apply), else the local
 	// image is used (plan).
 	pull bool
+	// buildDir holds the clones of app repositories ([service.build]).
+	buildDir string
 }
 
 // planCheckout loads and validates dir, resolves its secrets, then plans it
@@ -82,13 +88,43 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 	creds := registryauth.New("") // $DOCKER_CONFIG, else ~/.docker, as docker pull
 	pl := planner.Planner{Runtime: rt, Node: o.node, ListTimeout: 30 * time.Second,
 		Puller: apply.NewPuller(rt, creds), Digester: rt}
+	builder, err := lookupBuilds(ctx, d, rt, o.buildDir, log)
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
+	if builder != nil {
+		pl.Builds = builder
+	}
 	res, err := pl.Plan(ctx, d, o.pull)
 	if err != nil {
 		rt.Close()
 		return nil, err
 	}
 	// The services of this node only: what apply carries out.
-	return &planned{desired: pl.Own(d), plan: res.Plan, rt: rt, node: o.node, creds: creds}, nil
+	return &planned{desired: pl.Own(d), plan: res.Plan, rt: rt, node: o.node, builder: builder, creds: creds}, nil
+}
+
+// lookupBuilds finds the commit of every build branch of d (nil when d has
+// no service with build); app repositories are reached with the
+// ORCA_SYNC_GIT_* credentials.
+func lookupBuilds(ctx context.Context, d *config.Desired, rt build.Engine, dir string, log *slog.Logger) (*build.Builder, error) {
+	has := false
+	for _, s := range d.Services() {
+		has = has || s.Build != nil
+	}
+	if !has {
+		return nil, nil
+	}
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "orca-sync-plan-builds") // plan only looks up: nothing is cloned
+	}
+	b := build.New(build.Options{Engine: rt, Dir: dir, Git: gitOptions(serveFlags{}, "", "", "", log), Log: log})
+	var errs []error
+	for key, err := range b.Resolve(ctx, d) {
+		errs = append(errs, fmt.Errorf("%s: %w", key, err))
+	}
+	return b, errors.Join(errs...)
 }
 
 func newPlanCommand(log *slog.Logger) *cobra.Command {

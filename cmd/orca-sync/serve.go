@@ -16,6 +16,7 @@ import (
 	"github.com/orca-sync/orca-sync/api"
 	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/build"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
@@ -116,7 +117,8 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	lopts.Source, lopts.Runtime, lopts.Inspector, lopts.Logs, lopts.Store = src, rt, rt, rt, db
 	lopts.Metrics, lopts.Notifier, lopts.Statuses = reconcile.NewMetrics(reg), rp.notifier, rp.github
 	lopts.Digester, lopts.Credentials = rt, registryauth.New("") // $DOCKER_CONFIG, else ~/.docker, as docker pull
-	if !f.once {                                                 // a one-shot sync serves no traffic
+	lopts.Builder = newBuilder(f, rt, log)
+	if !f.once { // a one-shot sync serves no traffic
 		px, err := newProxy(f, db, rt, reg, log)
 		if err != nil {
 			return err
@@ -167,10 +169,22 @@ func flagOptions(f serveFlags, log *slog.Logger) (reconcile.Options, error) {
 // newSource is the clone of the tracked branch in <data-dir>/repo, with git
 // credentials from the environment.
 func newSource(f serveFlags, log *slog.Logger) (*source.Repo, error) {
-	opts := source.Options{URL: f.repo, Branch: f.branch, Dir: filepath.Join(f.dataDir, "repo"),
+	return source.New(gitOptions(f, f.repo, f.branch, filepath.Join(f.dataDir, "repo"), log))
+}
+
+func gitOptions(f serveFlags, url, branch, dir string, log *slog.Logger) source.Options {
+	opts := source.Options{URL: url, Branch: branch, Dir: dir,
 		SSHKeyFile: f.sshKey, InsecureIgnoreHostKey: f.insecureHostKey, Log: log}
 	source.OptionsFromEnv(&opts)
-	return source.New(opts)
+	return opts
+}
+
+// newBuilder builds the images of services with [service.build]: app
+// repositories are reached with the infra repository's credentials and
+// cloned under <data-dir>/builds.
+func newBuilder(f serveFlags, rt build.Engine, log *slog.Logger) *build.Builder {
+	return build.New(build.Options{Engine: rt, Dir: filepath.Join(f.dataDir, "builds"),
+		Git: gitOptions(f, "", "", "", log), Log: log.With("component", "build")})
 }
 
 // newProxy makes the proxy, with its sticky-cookie key from state.db.
@@ -298,6 +312,17 @@ func (b backend) Logs(ctx context.Context, project, name string, tail int, follo
 }
 
 func (b backend) RefreshImages(repo, branch string) int { return b.loop.RefreshImages(repo, branch) }
+
+func (b backend) RunJob(ctx context.Context, project, name string, detach bool) (wire.JobRun, error) {
+	run, err := b.loop.RunJob(ctx, project, name, detach)
+	switch {
+	case errors.Is(err, reconcile.ErrNotJob):
+		return run, fmt.Errorf("%w: %v", api.ErrNotJob, err)
+	case errors.Is(err, reconcile.ErrJobRunning):
+		return run, fmt.Errorf("%w: %v", api.ErrJobRunning, err)
+	}
+	return run, notFound(err)
+}
 
 func notFound(err error) error {
 	if errors.Is(err, reconcile.ErrUnknownService) {

@@ -10,6 +10,8 @@
 //	ERROR_RATE=F   GET / answers 500 to a random fraction F (0..1) of requests
 //	EXIT_AFTER_MS  exit with code 3 after that many milliseconds
 //	LOG_ENV=A,B    print NAME=value of those variables at start (as an app that logs its DSN)
+//	REQUIRE_FILE=P exit with code 4 at start unless file P exists (as an app that needs its migration)
+//	SHUTDOWN_DELAY_MS  on SIGTERM, wait that long before exiting 0 (as a database's clean shutdown)
 //
 // Endpoints:
 //
@@ -27,6 +29,9 @@
 //	GET  /cookies        200 with two Set-Cookie headers (a=1, b=2)
 //
 // Every response carries X-Version and X-Hostname.
+//
+// "testapp sh ARGS..." runs /bin/busybox sh ARGS (images that hold busybox):
+// a hook or job command is the arguments of the image's entrypoint.
 //
 // "testapp healthcheck" GETs http://127.0.0.1:$PORT/healthz and exits 0 on 200,
 // else 1 (for a Docker HEALTHCHECK in a scratch image).
@@ -66,6 +71,11 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		os.Exit(healthcheck("http://127.0.0.1:" + port(os.LookupEnv) + "/healthz"))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "sh" {
+		err := syscall.Exec("/bin/busybox", append([]string{"sh"}, os.Args[2:]...), os.Environ())
+		log.Printf("exec /bin/busybox: %v", err)
+		os.Exit(127)
+	}
 	os.Exit(run())
 }
 
@@ -79,6 +89,14 @@ func port(lookup func(string) (string, bool)) string {
 func run() int {
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds)
 	logEnv(os.Getenv("LOG_ENV"))
+	if p := os.Getenv("REQUIRE_FILE"); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			log.Printf("REQUIRE_FILE: %v", err)
+			return 4
+		}
+		log.Printf("REQUIRE_FILE %s: %q", p, strings.TrimSpace(string(b)))
+	}
 	a := newApp(os.LookupEnv)
 	srv := &http.Server{
 		Addr:              ":" + port(os.LookupEnv),
@@ -111,6 +129,11 @@ func run() int {
 		return 1
 	case sig := <-sigs:
 		log.Printf("received %v, shutting down", sig)
+	}
+	if v := os.Getenv("SHUTDOWN_DELAY_MS"); v != "" {
+		ms, _ := strconv.Atoi(v)
+		log.Printf("shutting down takes %d ms", ms)
+		time.Sleep(time.Duration(ms) * time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -48,7 +48,19 @@ type Image struct {
 	// Lines are the Dockerfile lines after FROM scratch and the COPY of the
 	// binary: ENV, EXPOSE, HEALTHCHECK, ENTRYPOINT or CMD.
 	Lines string
+	// Files are host files copied into the image, each before Lines.
+	Files []File
 }
+
+// File is a host file an Image holds.
+type File struct {
+	// Host is its path on this machine; Path where the image has it.
+	Host, Path string
+}
+
+// Busybox is Debian's static busybox (package busybox-static, which
+// .ci/install-test-parts installs): a shell for a FROM scratch image.
+var Busybox = File{Host: "/bin/busybox", Path: "/bin/busybox"}
 
 // BuildImages compiles prog once for the engine's architecture and builds
 // every image whose tag is missing or was built from another binary or
@@ -131,7 +143,20 @@ func copyModule(from, to, name string) error {
 func ensureImage(ctx context.Context, cli *client.Client, binary string, img Image, bin []byte) error {
 	bsum := sha256.Sum256(bin)
 	binHash := hex.EncodeToString(bsum[:])
-	dockerfile := "FROM scratch\nCOPY " + binary + " /" + binary + "\n" + img.Lines
+	files := []tarFile{{binary, 0o755, bin}}
+	dockerfile := "FROM scratch\nCOPY " + binary + " /" + binary + "\n"
+	for i, f := range img.Files {
+		b, err := os.ReadFile(f.Host)
+		if err != nil {
+			return fmt.Errorf("build %s: %w (see .ci/install-test-parts)", img.Tag, err)
+		}
+		name := fmt.Sprintf("file%d", i)
+		files = append(files, tarFile{name, 0o755, b})
+		sum := sha256.Sum256(b)
+		// The file's hash in the Dockerfile rebuilds the image when it changes.
+		dockerfile += fmt.Sprintf("COPY %s %s\n# %s\n", name, f.Path, hex.EncodeToString(sum[:8]))
+	}
+	dockerfile += img.Lines
 	dsum := sha256.Sum256([]byte(dockerfile))
 	dfHash := hex.EncodeToString(dsum[:])
 	dockerfile += fmt.Sprintf("LABEL %s=%s %s=%s\n", LabelBinary, binHash, LabelDockerfile, dfHash)
@@ -145,7 +170,7 @@ func ensureImage(ctx context.Context, cli *client.Client, binary string, img Ima
 	} else if !IsNotFound(err) {
 		return fmt.Errorf("inspect %s: %w", img.Tag, err)
 	}
-	buildCtx, err := tarOf([]tarFile{{"Dockerfile", 0o644, []byte(dockerfile)}, {binary, 0o755, bin}})
+	buildCtx, err := tarOf(append([]tarFile{{"Dockerfile", 0o644, []byte(dockerfile)}}, files...))
 	if err != nil {
 		return fmt.Errorf("build %s: %w", img.Tag, err)
 	}

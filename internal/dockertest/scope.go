@@ -33,7 +33,8 @@ func Name(prefix string) string {
 // It owns: every container whose name starts with Prefix, every orca-managed
 // container whose orca.project starts with Prefix, every network whose name
 // starts with Prefix or "orca-"+Prefix (a project's network is
-// "orca-"+project), and every volume whose name starts with Prefix.
+// "orca-"+project), every volume whose name starts with Prefix, and every
+// image orca-sync built for a project whose name starts with Prefix.
 type Scope struct {
 	// Prefix is "t" + 6 random [a-z0-9]; name projects Prefix+name.
 	Prefix string
@@ -124,6 +125,28 @@ func (s *Scope) sweep(ctx context.Context) error {
 			if err != nil && !IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
 			}
+		}
+	}
+	return errors.Join(append(errs, s.sweepBuiltImages(ctx))...)
+}
+
+// LabelBuildProject is the label orca-sync puts on the images it builds
+// (package build's LabelProject): the scope removes those of its projects.
+const LabelBuildProject = "orca.build.project"
+
+func (s *Scope) sweepBuiltImages(ctx context.Context) error {
+	imgs, err := s.Docker.ImageList(ctx, client.ImageListOptions{Filters: make(client.Filters).Add("label", LabelBuildProject)})
+	if err != nil {
+		return fmt.Errorf("list built images: %w", err)
+	}
+	var errs []error
+	for _, img := range imgs.Items {
+		if !strings.HasPrefix(img.Labels[LabelBuildProject], s.Prefix) {
+			continue
+		}
+		_, err := s.Docker.ImageRemove(ctx, img.ID, client.ImageRemoveOptions{Force: true, PruneChildren: true})
+		if err != nil && !IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove built image %s: %w", img.ID, err))
 		}
 	}
 	return errors.Join(errs...)

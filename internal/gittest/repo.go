@@ -105,6 +105,19 @@ func (r *Repo) WriteFile(rel, content string) {
 	}
 }
 
+// WriteExecutable writes data to rel with mode 0755, so git records it as
+// executable (a static binary an app repository commits).
+func (r *Repo) WriteExecutable(rel string, data []byte) {
+	r.t.Helper()
+	p := filepath.Join(r.dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o755); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 // Remove deletes rel (a file or a whole directory) from the checkout.
 func (r *Repo) Remove(rel string) {
 	r.t.Helper()
