@@ -83,6 +83,7 @@ type Options struct {
 	Config     Config
 	Deliveries Deliveries           // nil: no de-duplication
 	PRs        PullRequests         // nil: no pull request plans
+	Backups    Backups              // nil: no backups
 	AdminToken string               // the generated <data-dir>/admin.token value (role admin)
 	Registry   *prometheus.Registry // served at /metrics; the API registers its own webhook counter on it
 	// Node names this host; /metrics labels orca-sync's series with it. nil: no label.
@@ -96,6 +97,7 @@ type Server struct {
 	config     Config
 	deliveries Deliveries
 	prs        PullRequests
+	backups    Backups
 	adminToken string
 	log        *slog.Logger
 	webhooks   *prometheus.CounterVec
@@ -128,6 +130,7 @@ func New(opts Options) (*Server, error) {
 		config:     opts.Config,
 		deliveries: opts.Deliveries,
 		prs:        opts.PRs,
+		backups:    opts.Backups,
 		adminToken: opts.AdminToken,
 		log:        log,
 		webhooks:   counter,
@@ -172,6 +175,9 @@ func (s *Server) routes(reg *prometheus.Registry) *mux.Router {
 	v1("/services/{project}/{name}/abort", s.require(roleDeployer, s.handleCanary("abort")), http.MethodPost)
 	v1("/services/{project}/{name}/logs", s.require(roleViewer, s.handleLogs), http.MethodGet)
 	v1("/services/{project}/{name}/run", s.require(roleDeployer, s.handleRun), http.MethodPost)
+	v1("/backups", s.require(roleViewer, s.handleBackupList), http.MethodGet)
+	v1("/backups", s.require(roleDeployer, s.handleBackupRun), http.MethodPost)
+	v1("/backups/restore", s.require(roleAdmin, s.handleBackupRestore), http.MethodPost)
 	return r
 }
 

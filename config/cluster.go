@@ -21,6 +21,7 @@ type Cluster struct {
 	// Registries are the [[registry]] credentials every pull from their
 	// host sends (docs/reference/cluster-toml.md#registry).
 	Registries []Registry
+	Backup     BackupConfig
 
 	// SecretRefs are the ${secrets.NAME} names used anywhere in cluster.toml.
 	SecretRefs []string
@@ -83,6 +84,7 @@ func NotifyEvents() []string {
 	return []string{
 		"sync_succeeded", "sync_failed", "rollout_failed", "drift_detected",
 		"canary_started", "canary_step", "canary_promoted", "canary_aborted", "degraded", "job_failed",
+		"backup_failed",
 	}
 }
 

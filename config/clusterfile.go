@@ -33,9 +33,6 @@ func ParseClusterFile(file string, data []byte) (Cluster, Errors) {
 	for _, k := range append(md.Undecoded(), miscasedKeys(md.Keys())...) {
 		sink.at("", -1, k.String(), "unknown key %q", k.String())
 	}
-	if md.IsDefined("backup") { // refused by its presence: even `enabled = false` means nothing yet
-		sink.at("", -1, "backup", "[backup] is not supported yet: orca-sync takes no volume backups; remove the table")
-	}
 	c := convertCluster(raw, sink)
 	validateCluster(&c, sink)
 	c.SecretRefs = clusterSecretRefs(&c, sink)
@@ -62,6 +59,7 @@ func convertCluster(r rawClusterFile, sink errorSink) Cluster {
 			PRPlans: deref(r.GitHub.PRPlans, true),
 		},
 		Tokens: r.Token,
+		Backup: convertBackup(r),
 	}
 	c.Proxy.enabledSet = r.Proxy.Enabled
 	if r.ACME.Directory != "" {
@@ -151,6 +149,7 @@ func validateCluster(c *Cluster, sink errorSink) {
 	validateTokens(c, sink)
 	validateNodes(c, sink)
 	validateRegistries(c, sink)
+	validateBackup(c.Backup, sink)
 }
 
 func checkURL(sink errorSink, table string, index int, key, raw string) {

@@ -9,7 +9,7 @@ import "strings"
 // inside that block, following sub-table headers for dotted keys.
 type lineIndex struct {
 	lines []string
-	// blocks maps an array table name ("service", "notify") to the 0-based line
+	// blocks maps an array table name ("service", "notify", "backup.targets") to the 0-based line
 	// of each of its headers, in order.
 	blocks map[string][]int
 }
@@ -18,7 +18,7 @@ func newLineIndex(src string) *lineIndex {
 	li := &lineIndex{lines: strings.Split(src, "\n"), blocks: map[string][]int{}}
 	for i, l := range li.lines {
 		l = strings.TrimSpace(l)
-		if name, ok := header(l); ok && strings.HasPrefix(l, "[[") && !strings.Contains(name, ".") {
+		if name, ok := header(l); ok && strings.HasPrefix(l, "[[") {
 			li.blocks[name] = append(li.blocks[name], i)
 		}
 	}

@@ -277,9 +277,17 @@ type Watch struct {
 	Branch string
 }
 
-// Backup configures the per-service part of volume backups.
+// Backup configures the per-service part of volume backups
+// (docs/reference/service-toml.md#servicebackup).
 type Backup struct {
-	PreHook string
+	// PreHook is the argv exec'd in the service's first running replica
+	// before its volumes are archived: pre_hook = "..." is ["sh", "-c", "..."],
+	// a list is taken as given. Empty: no hook.
+	PreHook []string
+	// SecretRefs are the ${secrets.NAME} names PreHook uses. They are not
+	// the service's SecretRefs, which the spec hash covers: a secret only
+	// the hook uses never rolls the service.
+	SecretRefs []string
 }
 
 // Hooks are a service's [service.hooks] (docs/reference/service-toml.md#hooks).

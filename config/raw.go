@@ -121,7 +121,8 @@ type rawWatch struct {
 }
 
 type rawBackup struct {
-	PreHook string `toml:"pre_hook"`
+	// PreHook is a string (run as `sh -c`) or a list of strings (an argv).
+	PreHook any `toml:"pre_hook"`
 }
 
 type rawBuild struct {

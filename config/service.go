@@ -202,7 +202,7 @@ func convertService(r rawService, project, file string, index, line int, sink er
 			s.PullPolicy = PullAlways
 		}
 	}
-	convertOptionalTables(r, s)
+	convertOptionalTables(r, s, sink)
 	convertJobKeys(r, s, sink)
 	s.SecretRefs = collectSecretRefs(s, sink)
 	validateService(s, sink)
@@ -239,7 +239,7 @@ func convertProbes(r rawService, s *Service, sink errorSink) {
 }
 
 // convertOptionalTables copies the tables that stay nil when absent.
-func convertOptionalTables(r rawService, s *Service) {
+func convertOptionalTables(r rawService, s *Service, sink errorSink) {
 	if r.Placement != nil {
 		s.Placement = &Placement{Node: r.Placement.Node, Labels: r.Placement.Labels}
 	}
@@ -247,7 +247,8 @@ func convertOptionalTables(r rawService, s *Service) {
 		s.Watch = &Watch{Repo: r.Watch.Repo, Branch: r.Watch.Branch}
 	}
 	if r.Backup != nil {
-		s.Backup = &Backup{PreHook: r.Backup.PreHook}
+		s.Backup = &Backup{PreHook: preHookArgv(r.Backup.PreHook, s, sink)}
+		s.Backup.SecretRefs = argvSecretRefs(s, "backup.pre_hook", s.Backup.PreHook, sink)
 	}
 	if r.Build != nil {
 		s.Build = convertBuild(r.Build)
@@ -426,3 +427,50 @@ func secs(n int) time.Duration { return time.Duration(n) * time.Second }
 
 // String names a service for messages: "project/name".
 func (s *Service) String() string { return fmt.Sprintf("%s/%s", s.Project, s.Name) }
+
+// argvSecretRefs are the ${secrets.NAME} names of argv, sorted.
+func argvSecretRefs(s *Service, key string, argv []string, sink errorSink) []string {
+	seen := map[string]bool{}
+	for _, a := range argv {
+		names, err := SecretRefs(a)
+		if err != nil {
+			sink.service(s, key, "%s: %v", key, err)
+		}
+		for _, n := range names {
+			seen[n] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
+// preHookArgv is backup.pre_hook as the argv of an exec: a string runs as
+// `sh -c`, a list of strings as given.
+func preHookArgv(v any, s *Service, sink errorSink) []string {
+	switch h := v.(type) {
+	case nil:
+		return nil
+	case string:
+		if strings.TrimSpace(h) == "" {
+			sink.service(s, "backup.pre_hook", "backup.pre_hook is empty: remove it or give a command")
+			return nil
+		}
+		return []string{"sh", "-c", h}
+	case []any:
+		argv := make([]string, 0, len(h))
+		for _, a := range h {
+			str, ok := a.(string)
+			if !ok {
+				sink.service(s, "backup.pre_hook", "backup.pre_hook: a list must hold only strings")
+				return nil
+			}
+			argv = append(argv, str)
+		}
+		if len(argv) == 0 || argv[0] == "" {
+			sink.service(s, "backup.pre_hook", "backup.pre_hook = []: give the command to run")
+			return nil
+		}
+		return argv
+	}
+	sink.service(s, "backup.pre_hook", "backup.pre_hook must be a string (run as `sh -c`) or a list of strings")
+	return nil
+}

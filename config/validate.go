@@ -56,15 +56,8 @@ func validateService(s *Service, sink errorSink) {
 	}
 	validatePlacement(s, sink)
 	validateBuild(s, sink)
-	validateNotSupported(s, sink)
-}
-
-// validateNotSupported refuses the contract's tables this build does not act
-// on yet, so that none of them validates and then silently does nothing
-// (docs/reference/service-toml.md#not-supported-yet).
-func validateNotSupported(s *Service, sink errorSink) {
-	if s.Backup != nil {
-		sink.service(s, "backup", "backup is not supported yet: orca-sync takes no volume backups")
+	if s.Backup != nil && len(s.Volumes) == 0 {
+		sink.service(s, "backup", "backup is set but the service has no volumes: only named volumes are backed up")
 	}
 }
 

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -264,9 +263,15 @@ func TestLoadCheckoutErrors(t *testing.T) {
 		{"placement without nodes", map[string]string{
 			"services/a/service.toml": svc("web", "placement = {node = \"b\"}\n"),
 		}, `services/a/service.toml:5: web: placement needs the nodes declared: add a [[node]] entry`},
-		{"backup not supported", map[string]string{
+		{"backup without volumes", map[string]string{
 			"services/a/service.toml": svc("web", "backup = {pre_hook = \"pg_dump\"}\n"),
-		}, `web: backup is not supported yet`},
+		}, `services/a/service.toml:5: web: backup is set but the service has no volumes`},
+		{"backup pre_hook not a command", map[string]string{
+			"services/a/service.toml": svc("web", "volumes = [{source = \"data\", target = \"/d\"}]\nbackup = {pre_hook = 3}\n"),
+		}, `web: backup.pre_hook must be a string (run as ` + "`sh -c`" + `) or a list of strings`},
+		{"backup pre_hook list of numbers", map[string]string{
+			"services/a/service.toml": svc("web", "volumes = [{source = \"data\", target = \"/d\"}]\nbackup = {pre_hook = [\"dump\", 1]}\n"),
+		}, `web: backup.pre_hook: a list must hold only strings`},
 		{"no services dir", map[string]string{"cluster.toml": ""}, "no services/ directory here"},
 		{"cluster unknown key", map[string]string{
 			"services/a/service.toml": svc("web", ""),
@@ -346,9 +351,15 @@ func TestClusterValidation(t *testing.T) {
 		{"token hash", "[[token]]\nname = \"ci\"\nvalue = \"sha256:xyz\"\nrole = \"viewer\"\n", "64 lower-case hex digits"},
 		{"github without token", "[github]\nrepo = \"org/infra\"\n", "github.repo is set but github.token is not"},
 		{"github repo shape", "[github]\nrepo = \"infra\"\ntoken = \"t\"\n", `github.repo "infra" must be "owner/name"`},
-		{"backup not supported", "[backup]\nenabled = true\nschedule = \"0 0 3 * * *\"\n", "cluster.toml:1: [backup] is not supported yet"},
-		{"backup targets not supported", "[[backup.targets]]\ntype = \"local\"\npath = \"/b\"\n", "[backup] is not supported yet"},
-		{"backup off not supported", "[backup]\nenabled = false\n", "cluster.toml:1: [backup] is not supported yet"},
+		{"backup without targets", "[backup]\nenabled = true\nschedule = \"0 0 3 * * *\"\n", "cluster.toml:2: backup.enabled = true needs at least one [[backup.targets]]"},
+		{"backup without schedule", "[backup]\nenabled = true\n[[backup.targets]]\ntype = \"local\"\npath = \"/b\"\n", "cluster.toml:2: backup.enabled = true needs backup.schedule"},
+		{"backup five-field schedule", "[backup]\nschedule = \"0 3 * * *\"\n", `cluster.toml:2: backup.schedule "0 3 * * *": expected exactly 6 fields`},
+		{"backup negative retention", "[backup]\nretention_days = -1\n", "cluster.toml:2: backup.retention_days must be 0"},
+		{"backup target type", "[backup]\n[[backup.targets]]\ntype = \"ftp\"\n", `cluster.toml:3: backup target 1: type = "ftp" must be "local" or "s3"`},
+		{"backup local relative", "[[backup.targets]]\ntype = \"local\"\npath = \"backups\"\n", `cluster.toml:3: backup target 1: type "local" needs an absolute path`},
+		{"backup local with bucket", "[[backup.targets]]\ntype = \"local\"\npath = \"/b\"\nbucket = \"x\"\n", `cluster.toml:4: backup target 1: bucket is a key of type "s3"`},
+		{"backup s3 without bucket", "[[backup.targets]]\ntype = \"local\"\npath = \"/b\"\n[[backup.targets]]\ntype = \"s3\"\nendpoint = \"https://s3.example.com\"\naccess_key = \"a\"\nsecret_key = \"b\"\n", `cluster.toml:4: backup target 2: type "s3" needs bucket`},
+		{"backup s3 endpoint path", "[[backup.targets]]\ntype = \"s3\"\nendpoint = \"https://s3.example.com/x\"\nbucket = \"b\"\naccess_key = \"a\"\nsecret_key = \"b\"\n", `cluster.toml:3: backup target 1: endpoint "https://s3.example.com/x" must be`},
 		{"node without name", "[[node]]\nname = \"a\"\n[[node]]\nlabels = {role = \"edge\"}\n", "cluster.toml:3: [[node]] needs a name"},
 		{"node twice", "[[node]]\nname = \"a\"\n[[node]]\nname = \"a\"\n", `cluster.toml:4: name: node "a" is declared twice`},
 		{"node name shape", "[[node]]\nname = \"Web_1\"\n", `cluster.toml:2: node name "Web_1" must match`},
@@ -389,28 +400,24 @@ func TestClusterDefaultsAndSecrets(t *testing.T) {
 	}
 }
 
-// TestKeycloakSeedExampleValidates: orca's Keycloak example loads unchanged
-// but for its [backup] table, which this build refuses rather than accept
-// and ignore; without that table it validates whole.
+// TestKeycloakSeedExampleValidates: orca's Keycloak example loads unchanged,
+// its [backup] table (local and S3 targets, keys from secrets) included.
 func TestKeycloakSeedExampleValidates(t *testing.T) {
-	_, err := Load("testdata/keycloak")
-	var errs Errors
-	if !errors.As(err, &errs) || len(errs) != 1 || !strings.Contains(errs[0].Error(), "cluster.toml:13: [backup] is not supported yet") {
-		t.Fatalf("the seed as written: want only its [backup] refused, got %v", err)
-	}
-	dir := t.TempDir()
-	if err := os.CopyFS(dir, os.DirFS("testdata/keycloak")); err != nil {
-		t.Fatal(err)
-	}
-	cluster, err := os.ReadFile(filepath.Join(dir, "cluster.toml"))
+	d, err := Load("testdata/keycloak")
 	if err != nil {
 		t.Fatal(err)
 	}
-	withoutBackup, _, _ := strings.Cut(string(cluster), "[backup]")
-	if err := os.WriteFile(filepath.Join(dir, "cluster.toml"), []byte(withoutBackup), 0o644); err != nil {
-		t.Fatal(err)
+	b := d.Cluster.Backup
+	if !b.Enabled || b.Schedule != "0 0 3 * * *" || b.RetentionDays != 14 || len(b.Targets) != 2 {
+		t.Fatalf("backup = %+v", b)
 	}
-	d, err := Load(dir)
+	if b.Targets[0].Type != BackupLocal || b.Targets[0].Path != "/var/lib/orca/backups" ||
+		b.Targets[1].Type != BackupS3 || b.Targets[1].Bucket != "my-backups" || b.Targets[1].SecretKey != "${secrets.HETZNER_S3_SECRET_KEY}" {
+		t.Errorf("targets = %+v", b.Targets)
+	}
+	if got := strings.Join(d.Cluster.SecretRefs, ","); got != "HETZNER_S3_ACCESS_KEY,HETZNER_S3_SECRET_KEY" {
+		t.Errorf("cluster secret refs = %s", got)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,5 +460,29 @@ func TestTokenFromSecretHeldToMinimum(t *testing.T) {
 	}
 	if c.Tokens[0].Value != "${secrets.CI}" {
 		t.Errorf("CheckResolved changed the token to %q", c.Tokens[0].Value)
+	}
+}
+
+// TestBackupPreHook: a string pre_hook runs as `sh -c`, a list as given; the
+// secrets it names are the hook's, not the service's (which the spec hash
+// covers), so a secret only the hook uses never rolls the service.
+func TestBackupPreHook(t *testing.T) {
+	src := "[[service]]\nname = \"db\"\nimage = \"postgres:16\"\nvolumes = [{source = \"data\", target = \"/d\"}]\n" +
+		"backup = {pre_hook = \"pg_dump -U ${secrets.DB_USER} > /d/dump.sql\"}\n" +
+		"[[service]]\nname = \"kv\"\nimage = \"redis:7\"\nvolumes = [{source = \"kvdata\", target = \"/k\"}]\n" +
+		"backup = {pre_hook = [\"redis-cli\", \"save\"]}\n"
+	ss, errs := ParseServiceFile("services/p/service.toml", "p", []byte(src))
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	db, kv := ss[0], ss[1]
+	if got := strings.Join(db.Backup.PreHook, "|"); got != "sh|-c|pg_dump -U ${secrets.DB_USER} > /d/dump.sql" {
+		t.Errorf("string pre_hook = %q", got)
+	}
+	if strings.Join(db.Backup.SecretRefs, ",") != "DB_USER" || len(db.SecretRefs) != 0 {
+		t.Errorf("hook refs %v, service refs %v", db.Backup.SecretRefs, db.SecretRefs)
+	}
+	if got := strings.Join(kv.Backup.PreHook, "|"); got != "redis-cli|save" {
+		t.Errorf("list pre_hook = %q", got)
 	}
 }

@@ -16,6 +16,9 @@ const (
 	imageBroken      = "orca-test/app:broken"      // VERSION=broken, HEALTHZ_FAIL=1: /healthz answers 500
 	imageHealthcheck = "orca-test/app:healthcheck" // VERSION=hc, Docker HEALTHCHECK /app healthcheck every 1s
 	imageShell       = "orca-test/app:shell"       // VERSION=shell, with /bin/busybox: `/app sh -c ...` runs a shell
+	// imageBackup is v1 under a tag of the backup tests' own, whose pre_hook
+	// runs `/app dump`.
+	imageBackup = "orca-test/app:backup" // VERSION=backup
 )
 
 // testAppPort is the port the test app listens on in every image.
@@ -29,6 +32,7 @@ var testImages = []dockertest.Image{
 	{Tag: imageV2, Lines: "ENV VERSION=v2\n" + appEntry},
 	{Tag: imageV3, Lines: "ENV VERSION=v3\n" + appEntry},
 	{Tag: imageBroken, Lines: "ENV VERSION=broken HEALTHZ_FAIL=1\n" + appEntry},
+	{Tag: imageBackup, Lines: "ENV VERSION=backup\n" + appEntry},
 	{Tag: imageHealthcheck, Lines: "ENV VERSION=hc\n" +
 		`HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD ["/app","healthcheck"]` + "\n" + appEntry},
 	{Tag: imageShell, Lines: "ENV VERSION=shell\n" + appEntry, Files: []dockertest.File{dockertest.Busybox}},

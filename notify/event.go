@@ -21,7 +21,7 @@ type Kind string
 
 // The event kinds (docs/reference/events.md). Other packages emit the ones of their
 // feature: the loop the sync ones, drift detection drift_detected and
-// degraded, the canary controller canary_*.
+// degraded, the canary controller canary_*, package backup backup_failed.
 const (
 	SyncSucceeded  Kind = "sync_succeeded"
 	SyncFailed     Kind = "sync_failed"
@@ -34,13 +34,16 @@ const (
 	CanaryAborted  Kind = "canary_aborted"
 	// JobFailed is a scheduled job's run that did not exit 0 (package jobs).
 	JobFailed Kind = "job_failed"
+	// BackupFailed is a service's backup that did not write every archive
+	// (package backup).
+	BackupFailed Kind = "backup_failed"
 )
 
 // Failure reports whether k is a failure, whose identical repeats are sent
 // once per repeat interval. Successes and progress events are always sent.
 func (k Kind) Failure() bool {
 	switch k {
-	case SyncFailed, RolloutFailed, Degraded, DriftDetected, CanaryAborted, JobFailed:
+	case SyncFailed, RolloutFailed, Degraded, DriftDetected, CanaryAborted, JobFailed, BackupFailed:
 		return true
 	}
 	return false

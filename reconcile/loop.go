@@ -15,6 +15,7 @@ package reconcile
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/orca-sync/orca-sync/apply"
@@ -176,6 +177,8 @@ type Loop struct {
 	refs     *refPlanner
 	own      *ownStops
 	jobs     *jobs.Scheduler
+	// hold is taken by each sync and canary tick of Run, and by Exclusive.
+	hold sync.Mutex
 }
 
 // New returns a loop; Run starts it.
@@ -266,12 +269,31 @@ func (l *Loop) Run(ctx context.Context) {
 			l.syncGraceful(ctx, "")
 			timer.Reset(l.nextWait())
 		case <-tick.C:
-			l.canaries.tick(ctx)
+			l.canaryTick(ctx)
 		case <-l.canaries.wake:
-			l.canaries.tick(ctx)
+			l.canaryTick(ctx)
 		}
 	}
 }
+
+func (l *Loop) canaryTick(ctx context.Context) {
+	l.hold.Lock()
+	defer l.hold.Unlock()
+	l.canaries.tick(ctx)
+}
+
+// Exclusive runs fn while Run neither syncs nor judges a canary: a volume
+// restore stops a service's containers in it, and the sync that starts them
+// again comes after (docs/guides/backups.md#restore).
+func (l *Loop) Exclusive(ctx context.Context, fn func(ctx context.Context) error) error {
+	l.hold.Lock()
+	defer l.hold.Unlock()
+	return fn(ctx)
+}
+
+// Desired is the last valid checkout, its secrets resolved; nil before the
+// first one. It must not be changed.
+func (l *Loop) Desired() *config.Desired { return l.last.desiredOf() }
 
 // nextWait is how long until the next automatic sync: the retry backoff
 // after a failure, else the interval.
@@ -304,6 +326,8 @@ func (l *Loop) syncGraceful(ctx context.Context, trigger string) {
 		time.AfterFunc(l.opts.ShutdownGrace, cancel)
 	})
 	defer stop()
+	l.hold.Lock()
+	defer l.hold.Unlock()
 	l.SyncOnce(sctx, trigger)
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/orca-sync/orca-sync/config"
@@ -153,7 +154,11 @@ func (r *resolved) Hash(project, name string) string {
 func (r *resolved) check(d *config.Desired) config.Errors {
 	var errs config.Errors
 	for _, s := range d.Services() {
-		for _, name := range s.SecretRefs {
+		refs := s.SecretRefs
+		if s.Backup != nil {
+			refs = append(slices.Clone(refs), s.Backup.SecretRefs...)
+		}
+		for _, name := range refs {
 			if msg := r.problem(s.Project, name, d); msg != "" {
 				errs = append(errs, config.Error{File: s.File, Line: s.Line, Service: s.Name, Message: msg})
 			}

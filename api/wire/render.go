@@ -64,7 +64,7 @@ func WriteStatus(w io.Writer, st Status) error {
 			writeJobStatus(w, s.Project+"/"+s.Name, j)
 		}
 	}
-	return nil
+	return writeBackupStatus(w, st.Backups)
 }
 
 // writeJobStatus is a job's last and next run.

@@ -44,6 +44,9 @@ type Status struct {
 	// early, after a backoff, because the last sync failed.
 	Stalled *Stall `json:"stalled,omitempty"`
 	Retry   *Retry `json:"retry,omitempty"`
+	// Backups are the last backup of each volume backed up since the state
+	// file was made (docs/guides/backups.md).
+	Backups []BackupStatus `json:"backups,omitempty"`
 	// Node is this host's node name. NodeError is set when cluster.toml
 	// declares [[node]] entries and none is this node: the host applies
 	// nothing. Elsewhere are the services other nodes run

@@ -80,7 +80,7 @@ func (c *clientFlags) get(cmd *cobra.Command, path string, v any) (raw bool, err
 
 func addClientCommands(root *cobra.Command) {
 	root.AddCommand(newStatusCommand(), newDriftCommand(), newHistoryCommand(), newSyncCommand(), newRedeployCommand(),
-		newCanaryCommand("promote"), newCanaryCommand("abort"), newLogsCommand(), newRunCommand())
+		newCanaryCommand("promote"), newCanaryCommand("abort"), newLogsCommand(), newRunCommand(), newBackupCommand())
 }
 
 func newStatusCommand() *cobra.Command {

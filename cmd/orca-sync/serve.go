@@ -16,6 +16,7 @@ import (
 	"github.com/orca-sync/orca-sync/api"
 	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/apply"
+	"github.com/orca-sync/orca-sync/backup"
 	"github.com/orca-sync/orca-sync/build"
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
@@ -141,7 +142,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		}
 		return nil
 	}
-	return serveAPI(ctx, f, daemon{loop: loop, events: rt, reporting: rp, db: db, reg: reg, repoURL: src.URL(), log: log})
+	return serveAPI(ctx, f, daemon{loop: loop, rt: rt, reporting: rp, db: db, reg: reg, repoURL: src.URL(), log: log})
 }
 
 // flagOptions are the loop's options that come from the flags alone: the
@@ -217,7 +218,7 @@ func stickyKey(db *state.DB) ([]byte, error) {
 // daemon is what serveAPI wires to the API.
 type daemon struct {
 	loop      *reconcile.Loop
-	events    reconcile.EventSource
+	rt        *docker.Engine // the loop's events and the backups' runtime
 	reporting *reporting
 	db        *state.DB
 	reg       *prometheus.Registry
@@ -230,9 +231,10 @@ func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 	if err != nil {
 		return err
 	}
+	bk := newBackups(f.dataDir, d.loop, d.rt, d.db, d.reporting.notifier, d.reg, d.log)
 	srv, err := api.New(api.Options{
-		Backend: backend{d.loop}, Config: apiConfig{loop: d.loop, repo: f.repo, branch: f.branch},
-		Deliveries: d.db, PRs: prAPI{d.reporting}, AdminToken: admin, Registry: d.reg, Node: d.loop.NamedNode, Log: d.log,
+		Backend: backend{d.loop, bk}, Config: apiConfig{loop: d.loop, repo: f.repo, branch: f.branch},
+		Deliveries: d.db, PRs: prAPI{d.reporting}, Backups: backupAPI{bk}, AdminToken: admin, Registry: d.reg, Node: d.loop.NamedNode, Log: d.log,
 	})
 	if err != nil {
 		return err
@@ -249,7 +251,8 @@ func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 	}()
 	d.log.Info("serving", "repo", d.repoURL, "branch", f.branch, "api", ln.Addr().String(), "data_dir", f.dataDir)
 	go d.loop.RunLiveness(ctx)
-	go d.loop.RunEvents(ctx, d.events)
+	go d.loop.RunEvents(ctx, d.rt)
+	go bk.RunSchedule(ctx)
 	d.loop.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -273,12 +276,21 @@ func (r runtimeIPs) ContainerIP(ctx context.Context, id, network string) (string
 	return st.IPs[network], nil
 }
 
-// backend adapts the loop to the API.
-type backend struct{ loop *reconcile.Loop }
+// backend adapts the loop (and, for status, the backups) to the API.
+type backend struct {
+	loop    *reconcile.Loop
+	backups *backup.Manager
+}
 
 var _ api.Backend = backend{}
 
-func (b backend) Status(ctx context.Context) (wire.Status, error) { return b.loop.Status(ctx) }
+func (b backend) Status(ctx context.Context) (wire.Status, error) {
+	st, err := b.loop.Status(ctx)
+	if b.backups != nil {
+		st.Backups = b.backups.Status()
+	}
+	return st, err
+}
 
 func (b backend) Plan(ctx context.Context) (diff.Plan, error) { return b.loop.Plan(ctx) }
 

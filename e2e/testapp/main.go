@@ -32,6 +32,8 @@
 //
 // "testapp sh ARGS..." runs /bin/busybox sh ARGS (images that hold busybox):
 // a hook or job command is the arguments of the image's entrypoint.
+// "testapp dump PATH TEXT" writes TEXT to PATH and says so (a backup
+// pre_hook's database dump, in a scratch image without a shell).
 //
 // "testapp healthcheck" GETs http://127.0.0.1:$PORT/healthz and exits 0 on 200,
 // else 1 (for a Docker HEALTHCHECK in a scratch image).
@@ -75,6 +77,14 @@ func main() {
 		err := syscall.Exec("/bin/busybox", append([]string{"sh"}, os.Args[2:]...), os.Environ())
 		log.Printf("exec /bin/busybox: %v", err)
 		os.Exit(127)
+	}
+	if len(os.Args) == 4 && os.Args[1] == "dump" {
+		if err := os.WriteFile(os.Args[2], []byte(os.Args[3]), 0o644); err != nil {
+			fmt.Println("dump:", err)
+			os.Exit(2)
+		}
+		fmt.Printf("dumped %d bytes to %s\n", len(os.Args[3]), os.Args[2])
+		os.Exit(0)
 	}
 	os.Exit(run())
 }
