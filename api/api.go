@@ -86,7 +86,9 @@ type Options struct {
 	Backups    Backups              // nil: no backups
 	AdminToken string               // the generated <data-dir>/admin.token value (role admin)
 	Registry   *prometheus.Registry // served at /metrics; the API registers its own webhook counter on it
-	Log        *slog.Logger         // nil: discard
+	// Node names this host; /metrics labels orca-sync's series with it. nil: no label.
+	Node func() string
+	Log  *slog.Logger // nil: discard
 }
 
 // Server is the HTTP API. Build it with New; serve Handler.
@@ -99,6 +101,7 @@ type Server struct {
 	adminToken string
 	log        *slog.Logger
 	webhooks   *prometheus.CounterVec
+	node       func() string
 	handler    http.Handler
 }
 
@@ -131,6 +134,7 @@ func New(opts Options) (*Server, error) {
 		adminToken: opts.AdminToken,
 		log:        log,
 		webhooks:   counter,
+		node:       opts.Node,
 	}
 	s.handler = s.logRequests(s.routes(opts.Registry))
 	return s, nil
@@ -154,7 +158,7 @@ func (s *Server) routes(reg *prometheus.Registry) *mux.Router {
 
 	// Open routes.
 	v1("/health", http.HandlerFunc(handleHealth), http.MethodGet)
-	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	r.Handle("/metrics", promhttp.HandlerFor(nodeGatherer{inner: reg, node: s.node}, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 
 	// Webhooks authenticate themselves (HMAC or shared token).
 	v1("/webhooks/github", http.HandlerFunc(s.handleGitHub), http.MethodPost)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -244,5 +245,25 @@ func TestCanaryPromoteAbort(t *testing.T) {
 			}
 			jsonError(t, rec)
 		}
+	}
+}
+
+// TestMetricsCarryNode: with a node named, every orca_* series carries it
+// and the Go runtime's series do not.
+func TestMetricsCarryNode(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector())
+	srv, err := New(Options{Backend: newFakeBackend(), Config: newFakeConfig(), Registry: reg, Node: func() string { return "edge-1" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := rec.Body.String()
+	if !strings.Contains(body, `orca_sync_webhooks_total{node="edge-1",result="accepted"} 0`) {
+		t.Fatalf("webhook counter without the node:\n%s", body)
+	}
+	if strings.Contains(body, `go_goroutines{node=`) || !strings.Contains(body, "go_goroutines ") {
+		t.Fatalf("go_* series labelled:\n%s", body)
 	}
 }

@@ -3,8 +3,11 @@ package api
 import (
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Webhook results, the values of orca_sync_webhooks_total{result}.
@@ -43,4 +46,37 @@ func newWebhookCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error
 		c.WithLabelValues(r) // export every result from the start, at 0
 	}
 	return c, nil
+}
+
+// nodeGatherer adds node="<this host's node>" to every orca_* series as
+// /metrics serves it, so that series scraped from several hosts of one
+// repository stay apart (docs/reference/metrics.md). The node is asked at
+// every scrape: it may come from cluster.toml, which a commit changes.
+type nodeGatherer struct {
+	inner prometheus.Gatherer
+	node  func() string
+}
+
+var _ prometheus.Gatherer = nodeGatherer{}
+
+func (g nodeGatherer) Gather() ([]*dto.MetricFamily, error) {
+	mfs, err := g.inner.Gather()
+	node := ""
+	if g.node != nil {
+		node = g.node()
+	}
+	if node == "" {
+		return mfs, err
+	}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "orca_") {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			name, value := "node", node
+			m.Label = append(m.Label, &dto.LabelPair{Name: &name, Value: &value})
+			sort.Slice(m.Label, func(i, j int) bool { return m.Label[i].GetName() < m.Label[j].GetName() })
+		}
+	}
+	return mfs, err
 }

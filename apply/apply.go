@@ -187,7 +187,9 @@ func (a *Applier) applyProject(ctx context.Context, p *config.Project, changes m
 		var mu sync.Mutex
 		for _, s := range wave {
 			c, ok := changes[s.Key()]
-			if !ok || c.Action == diff.ActionNone {
+			// A removal is Apply's own loop's, also for a service still in
+			// git (placed on another node now): it runs once.
+			if !ok || c.Action == diff.ActionNone || c.Action == diff.ActionRemove {
 				continue
 			}
 			if dep := failedDependency(s, failed); dep != "" {
@@ -226,6 +228,8 @@ type job struct {
 	revision string
 	root     string
 	node     string
+	// nameNode is the node part of container names (diff.NameNode).
+	nameNode string
 	secrets  config.SecretValues
 	seen     *secretMemory
 	// desired is the checkout, whose [[registry]] entries pulls use.
@@ -233,7 +237,8 @@ type job struct {
 }
 
 func (a *Applier) newJob(d *config.Desired, revision string) job {
-	return job{revision: revision, root: d.Root, node: NodeName(a.node, d), secrets: d.Secrets, seen: a.seen, desired: d}
+	node := NodeName(a.node, d)
+	return job{revision: revision, root: d.Root, node: node, nameNode: diff.NameNode(d, node), secrets: d.Secrets, seen: a.seen, desired: d}
 }
 
 // ownGrace stops a container with its own stop timeout: the

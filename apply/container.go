@@ -14,18 +14,13 @@ import (
 	"github.com/orca-sync/orca-sync/routing"
 )
 
-// ContainerName is <project>-<service>-<hash8>-<n>.
-func ContainerName(project, service, hash string, index int) string {
-	return fmt.Sprintf("%s-%s-%s-%d", project, service, hash[:min(8, len(hash))], index)
-}
-
 // containerConfig turns a spec into what the runtime starts: secret
 // references resolved, mounts given their host paths (snapshots for files
 // of the checkout), orca's labels added. Call release once the container
 // exists, or failed to: until then its snapshots are kept from a prune.
 func (r *rollout) containerConfig(ctx context.Context, spec diff.Spec, hash, revision string, index int, secrets *secretLookup) (ContainerConfig, func(), error) {
 	cfg := ContainerConfig{
-		Name: ContainerName(r.svc.Project, r.svc.Name, hash, index),
+		Name: diff.ContainerName(r.svc.Project, r.svc.Name, hash, r.job.nameNode, index),
 		Spec: spec,
 		Env:  make(map[string]string, len(spec.Env)),
 		// The container's own stop timeout, for stops that do not say

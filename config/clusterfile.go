@@ -238,15 +238,6 @@ func (c *Cluster) CheckResolved(secret func(name string) (string, error)) Errors
 	return errs
 }
 
-// validateNodes refuses [[node]], which this build does not act on yet, so
-// that it never validates and then silently does nothing
-// (docs/reference/cluster-toml.md#not-supported-yet).
-func validateNodes(c *Cluster, sink errorSink) {
-	if len(c.Nodes) > 0 {
-		sink.at("node", 0, "name", "[[node]] is not supported yet: every orca-sync host applies every service of the repository")
-	}
-}
-
 // clusterSecretRefs collects ${secrets.NAME} from every string of the cluster
 // configuration and reports malformed references.
 func clusterSecretRefs(c *Cluster, sink errorSink) []string {

@@ -57,6 +57,7 @@ func Load(root string) (*Desired, error) {
 	}
 	sort.Slice(d.Projects, func(i, j int) bool { return d.Projects[i].Name < d.Projects[j].Name })
 	errs = append(errs, checkAcrossProjects(d)...)
+	errs = append(errs, checkPlacements(d)...)
 	d.Cluster.Proxy.Enabled = proxyEnabled(d)
 	if len(errs) > 0 {
 		sortErrors(errs)
@@ -127,31 +128,37 @@ func Within(dir, p string) bool {
 }
 
 // checkAcrossProjects checks what spans projects: host+route claims and
-// published host ports.
+// published host ports. Two services placed on different nodes never meet,
+// so only services some node runs both of can clash.
 func checkAcrossProjects(d *Desired) Errors {
 	var errs Errors
-	routes := map[string]*Service{}
-	ports := map[string]*Service{}
+	routes := map[string][]*Service{}
+	ports := map[string][]*Service{}
 	add := func(s *Service, key, format string, args ...any) {
 		errs = append(errs, Error{File: s.File, Line: s.Line, Service: s.Name, Key: key, Message: fmt.Sprintf(format, args...)})
+	}
+	clash := func(claims map[string][]*Service, k string, s *Service) *Service {
+		for _, other := range claims[k] {
+			if other != s && d.Cluster.share(other, s) {
+				return other
+			}
+		}
+		claims[k] = append(claims[k], s)
+		return nil
 	}
 	for _, s := range d.Services() {
 		for _, dom := range s.Domains {
 			for _, r := range s.Routes {
-				k := dom + r
-				if other := routes[k]; other != nil && other != s {
+				if other := clash(routes, dom+r, s); other != nil {
 					add(s, "domain", "domain %s route %s is already claimed by %s", dom, r, other)
-				} else {
-					routes[k] = s
 				}
 			}
 		}
 		for _, p := range s.ExtraPorts {
 			k := fmt.Sprintf("%d/%s", p.HostPort, p.Protocol)
-			if other := ports[k]; other != nil && other != s {
+			if other := clash(ports, k, s); other != nil {
 				add(s, "extra_ports", "host port %s is already published by %s", k, other)
 			}
-			ports[k] = s
 		}
 	}
 	return errs

@@ -190,10 +190,12 @@ type PortBinding struct {
 	Protocol      string `json:"protocol"`
 }
 
-// Placement selects the node that applies a service.
+// Placement selects the nodes that apply a service (docs/guides/several-hosts.md).
 type Placement struct {
 	Node   string
 	Labels map[string]string
+	// Line is where placement is written in the service's file.
+	Line int
 }
 
 // Probe types.

@@ -54,19 +54,10 @@ func validateService(s *Service, sink errorSink) {
 	if s.Watch != nil && s.Watch.Repo == "" {
 		sink.service(s, "watch.repo", "watch.repo is required")
 	}
+	validatePlacement(s, sink)
 	validateBuild(s, sink)
 	if s.Backup != nil && len(s.Volumes) == 0 {
 		sink.service(s, "backup", "backup is set but the service has no volumes: only named volumes are backed up")
-	}
-	validateNotSupported(s, sink)
-}
-
-// validateNotSupported refuses the contract's tables this build does not act
-// on yet, so that none of them validates and then silently does nothing
-// (docs/reference/service-toml.md#not-supported-yet).
-func validateNotSupported(s *Service, sink errorSink) {
-	if s.Placement != nil {
-		sink.service(s, "placement", "placement is not supported yet: every orca-sync host applies every service of the repository; give each host its own repository or path")
 	}
 }
 

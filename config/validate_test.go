@@ -260,9 +260,9 @@ func TestLoadCheckoutErrors(t *testing.T) {
 		{"missing mount source", map[string]string{
 			"services/a/service.toml": svc("web", "mounts = [{source = \"./services/a/config\", target = \"/cfg\"}]\n"),
 		}, `mount source "./services/a/config" does not exist in the repository`},
-		{"placement not supported", map[string]string{
+		{"placement without nodes", map[string]string{
 			"services/a/service.toml": svc("web", "placement = {node = \"b\"}\n"),
-		}, `services/a/service.toml:5: web: placement is not supported yet`},
+		}, `services/a/service.toml:5: web: placement needs the nodes declared: add a [[node]] entry`},
 		{"backup without volumes", map[string]string{
 			"services/a/service.toml": svc("web", "backup = {pre_hook = \"pg_dump\"}\n"),
 		}, `services/a/service.toml:5: web: backup is set but the service has no volumes`},
@@ -360,7 +360,9 @@ func TestClusterValidation(t *testing.T) {
 		{"backup local with bucket", "[[backup.targets]]\ntype = \"local\"\npath = \"/b\"\nbucket = \"x\"\n", `cluster.toml:4: backup target 1: bucket is a key of type "s3"`},
 		{"backup s3 without bucket", "[[backup.targets]]\ntype = \"local\"\npath = \"/b\"\n[[backup.targets]]\ntype = \"s3\"\nendpoint = \"https://s3.example.com\"\naccess_key = \"a\"\nsecret_key = \"b\"\n", `cluster.toml:4: backup target 2: type "s3" needs bucket`},
 		{"backup s3 endpoint path", "[[backup.targets]]\ntype = \"s3\"\nendpoint = \"https://s3.example.com/x\"\nbucket = \"b\"\naccess_key = \"a\"\nsecret_key = \"b\"\n", `cluster.toml:3: backup target 1: endpoint "https://s3.example.com/x" must be`},
-		{"node not supported", "[[node]]\nname = \"a\"\n[[node]]\nname = \"b\"\n", "cluster.toml:2: name: [[node]] is not supported yet"},
+		{"node without name", "[[node]]\nname = \"a\"\n[[node]]\nlabels = {role = \"edge\"}\n", "cluster.toml:3: [[node]] needs a name"},
+		{"node twice", "[[node]]\nname = \"a\"\n[[node]]\nname = \"a\"\n", `cluster.toml:4: name: node "a" is declared twice`},
+		{"node name shape", "[[node]]\nname = \"Web_1\"\n", `cluster.toml:2: node name "Web_1" must match`},
 		{"bad secret ref", "[webhook]\nsecret = \"${secrets.}\"\n", "is not a secret reference"},
 		{"registry without host", "[[registry]]\nusername = \"u\"\npassword = \"p\"\n", "cluster.toml:1: registry host is required"},
 		{"registry host with a path", "[[registry]]\nhost = \"ghcr.io/acme\"\nusername = \"u\"\npassword = \"p\"\n", `cluster.toml:2: registry host "ghcr.io/acme": give the host (and port) only`},

@@ -114,6 +114,8 @@ type DriftInput struct {
 	// snapshot was changed on the host by hand (files.Store's Modified).
 	ModifiedMounts map[string][]string
 	Node           string
+	// NameNode is the node part of container names (NameNode).
+	NameNode string
 }
 
 // Drift returns every out-of-band change of the live containers against the
@@ -198,7 +200,7 @@ func serviceDrift(d *Service, live []Container, in DriftInput) []Finding {
 	if ran := in.Deployed[d.Key()]; ran > 0 {
 		for i := 1; i <= min(ran, d.Replicas); i++ {
 			if !taken[i] {
-				name := fmt.Sprintf("%s-%s-%s-%d", d.Project, d.Name, d.Hash[:min(8, len(d.Hash))], i)
+				name := ContainerName(d.Project, d.Name, d.Hash, in.NameNode, i)
 				out = append(out, Finding{Project: d.Project, Service: d.Name, Container: name, Kind: KindRemoved, Field: "state", From: "running", To: "missing"})
 			}
 		}

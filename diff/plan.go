@@ -14,7 +14,7 @@ type Container struct {
 	Name    string `json:"name"`
 	Project string `json:"project"`
 	Service string `json:"service"`
-	// Index is the replica number n of the name <project>-<service>-<hash8>-<n>.
+	// Index is the replica number n, the last part of the name (ContainerName).
 	Index    int    `json:"index"`
 	Hash     string `json:"spec_hash"`
 	Revision string `json:"revision,omitempty"`
@@ -38,6 +38,27 @@ type Container struct {
 	// Replace asks a rollout to replace this container although its spec is
 	// the desired one (a redeploy, or its image tag moved).
 	Replace bool `json:"-"`
+}
+
+// ContainerName is <project>-<service>-<hash8>-<n>, and with a node
+// <project>-<service>-<hash8>-<node>-<n>: hosts of one repository that send
+// logs and metrics to one place tell their containers apart by it
+// (docs/guides/several-hosts.md).
+func ContainerName(project, service, hash, node string, index int) string {
+	if node != "" {
+		return fmt.Sprintf("%s-%s-%s-%s-%d", project, service, hash[:min(8, len(hash))], node, index)
+	}
+	return fmt.Sprintf("%s-%s-%s-%d", project, service, hash[:min(8, len(hash))], index)
+}
+
+// NameNode is the node part of the container names of d on node: node
+// when cluster.toml declares [[node]] entries, else "" (names stay as they
+// were before nodes existed).
+func NameNode(d *config.Desired, node string) string {
+	if d == nil || len(d.Cluster.Nodes) == 0 {
+		return ""
+	}
+	return node
 }
 
 // StateRemoving is Docker's state of a container whose removal has begun
@@ -103,6 +124,9 @@ func (c Change) Key() string { return c.Project + "/" + c.Service }
 
 // Plan is the set of changes that converges a host to a checkout.
 type Plan struct {
+	// Node is the node the plan is for, set when cluster.toml declares
+	// [[node]] entries: the plan holds that node's services only.
+	Node    string   `json:"node,omitempty"`
 	Changes []Change `json:"changes"`
 }
 

@@ -22,6 +22,9 @@ func symbol(a Action) string {
 // changed fields below it, and a summary line.
 func (p Plan) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
+	if p.Node != "" {
+		ew.printf("Node %s:\n", p.Node)
+	}
 	for _, c := range p.Changes {
 		if c.Action == ActionNone && c.Reason == "" {
 			continue

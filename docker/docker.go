@@ -197,7 +197,7 @@ func (d *Engine) EnsureNetwork(ctx context.Context, name string) error {
 		return err
 	}
 	if len(nets) > 0 {
-		return nil
+		return d.awaitOneNetwork(ctx, name, len(nets))
 	}
 	res, err := d.cli.NetworkCreate(ctx, name, client.NetworkCreateOptions{
 		Driver: "bridge",
@@ -223,7 +223,9 @@ func (d *Engine) EnsureNetwork(ctx context.Context, name string) error {
 		return nets[i].ID < nets[j].ID
 	})
 	if nets[0].ID == res.ID {
-		return nil
+		// Ours stays; until the other creators have removed theirs the
+		// name is ambiguous and no container can attach by it.
+		return d.awaitOneNetwork(ctx, name, len(nets))
 	}
 	d.log.Debug("network created twice concurrently; removing the duplicate", "network", name, "id", res.ID)
 	if _, err := d.cli.NetworkRemove(ctx, res.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
@@ -231,6 +233,32 @@ func (d *Engine) EnsureNetwork(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// awaitOneNetwork waits, up to networkSettle, until name matches one network
+// again while another creator removes its duplicate (see EnsureNetwork).
+func (d *Engine) awaitOneNetwork(ctx context.Context, name string, n int) error {
+	deadline := time.Now().Add(networkSettle)
+	for n > 1 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("network %s: %w", name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+		nets, err := d.networksNamed(ctx, name)
+		if err != nil {
+			return err
+		}
+		n = len(nets)
+	}
+	if n > 1 {
+		return fmt.Errorf("network %s: %d networks have this name; remove all but one (docker network ls)", name, n)
+	}
+	return nil
+}
+
+// networkSettle bounds the wait for a concurrent creator's duplicate
+// network to go.
+const networkSettle = 15 * time.Second
 
 // networksNamed lists the networks whose name is exactly name (the engine's
 // name filter matches substrings).

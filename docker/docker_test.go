@@ -433,6 +433,36 @@ func TestDockerEnsureNetworkConcurrent(t *testing.T) {
 	}
 }
 
+// TestDockerEnsureNetworkAcrossProcesses: several engines (as several
+// orca-sync processes on one Docker host, each with its own lock) ensure one
+// network at once; when EnsureNetwork returns, the name matches exactly one
+// network, so a container can attach by it at once.
+func TestDockerEnsureNetworkAcrossProcesses(t *testing.T) {
+	first := dockerConnect(t)
+	ctx := dockerTestCtx(t, time.Minute)
+	name := diff.NetworkName(dockertest.NewScope(t, first.cli).Prefix)
+	engines := []*Engine{first, dockerConnect(t), dockerConnect(t), dockerConnect(t)}
+	errs := make(chan error, len(engines))
+	for _, d := range engines {
+		go func() {
+			if err := d.EnsureNetwork(ctx, name); err != nil {
+				errs <- err
+				return
+			}
+			nets, err := d.networksNamed(ctx, name)
+			if err == nil && len(nets) != 1 {
+				err = fmt.Errorf("%d networks named %s when EnsureNetwork returned", len(nets), name)
+			}
+			errs <- err
+		}()
+	}
+	for range engines {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 func TestDockerImageIDMissing(t *testing.T) {
 	d := dockerConnect(t)
 	ctx := dockerTestCtx(t, 30*time.Second)

@@ -56,18 +56,24 @@ type Live struct {
 
 // Result is a planned checkout.
 type Result struct {
-	Live     Live
-	Services []diff.Service
-	Plan     diff.Plan
+	Live      Live
+	Services  []diff.Service
+	Plan      diff.Plan
+	Placement Placement
 }
 
 // Plan lists, desires and computes: what a sync of d would do now. With
 // pull, pull_policy = "always" images are pulled first (a sync, apply);
-// without it the local image is used (plan, status).
+// without it the local image is used (plan, status). On a host that is not
+// a [[node]] it plans nothing and returns a *NotANodeError.
 func (p Planner) Plan(ctx context.Context, d *config.Desired, pull bool) (Result, error) {
+	pl := p.Place(d)
+	if err := pl.Err(); err != nil {
+		return Result{Placement: pl}, err
+	}
 	live, err := p.List(ctx, d)
 	if err != nil {
-		return Result{}, err
+		return Result{Placement: pl}, err
 	}
 	var puller *apply.Puller
 	if pull {
@@ -78,7 +84,7 @@ func (p Planner) Plan(ctx context.Context, d *config.Desired, pull bool) (Result
 	}
 	services := p.Desire(ctx, d, puller)
 	p.Digests(ctx, services, live)
-	return Result{Live: live, Services: services, Plan: p.Compute(d, services, live)}, nil
+	return Result{Live: live, Services: services, Plan: p.Compute(d, services, live), Placement: pl}, nil
 }
 
 // List reads the managed containers with one runtime call and splits them.
@@ -120,11 +126,11 @@ func (p Planner) Split(d *config.Desired, all []diff.Container) Live {
 	return live
 }
 
-// Desire builds the desired services of d (apply.Desire): the image of a
-// pull_policy = "always" service is resolved, and with a puller pulled
-// first.
+// Desire builds the desired services of d this host's node runs
+// (apply.Desire of Own): the image of a pull_policy = "always" service is
+// resolved, and with a puller pulled first.
 func (p Planner) Desire(ctx context.Context, d *config.Desired, pull *apply.Puller) []diff.Service {
-	return apply.DesireBuilt(ctx, p.Runtime, d, pull, p.Builds)
+	return apply.DesireBuilt(ctx, p.Runtime, p.Own(d), pull, p.Builds)
 }
 
 // Digests fills in the registry digest of each desired image and of the
@@ -163,10 +169,14 @@ func (p Planner) Digests(ctx context.Context, services []diff.Service, live Live
 	}
 }
 
-// Compute diffs the desired services against the stable containers. It
-// makes no call.
+// Compute diffs the desired services against the stable containers of this
+// node. It makes no call.
 func (p Planner) Compute(d *config.Desired, services []diff.Service, live Live) diff.Plan {
-	return diff.Compute(services, live.Stable, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: p.NodeOf(d)})
+	node := p.NodeOf(d)
+	plan := diff.Compute(services, live.Stable, diff.Options{Prune: d.Cluster.Reconcile.Prune, Node: node})
+	plan.Node = diff.NameNode(d, node)
+	explainMoves(plan, p.Place(d))
+	return plan
 }
 
 // NodeOf is this host's node name as d names it.

@@ -51,7 +51,7 @@ func (s *syncer) syncRoutes(ctx context.Context, d *config.Desired, live []diff.
 	if s.opts.Routes == nil || d == nil {
 		return
 	}
-	if err := s.opts.Routes.Sync(ctx, d, live, s.planner.NodeOf(d)); err != nil {
+	if err := s.opts.Routes.Sync(ctx, s.planner.Own(d), live, s.planner.NodeOf(d)); err != nil {
 		s.log.Warn("proxy", "error", err)
 	}
 }
@@ -103,7 +103,7 @@ func (s *syncer) apply(ctx context.Context, r *run) error {
 		r.record.ID = id
 	}
 	s.reporter.pending(r)
-	applied := s.applier.Apply(ctx, r.desired, r.plan, r.commit.SHA)
+	applied := s.applier.Apply(ctx, s.planner.Own(r.desired), r.plan, r.commit.SHA)
 	r.results = append(r.results, applied...)
 	s.rerunHooks(ctx, r)
 	failed := append(failures(r.canaryResults), buildFails...)

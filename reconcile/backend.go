@@ -10,6 +10,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
+	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/redact"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -26,6 +27,10 @@ func (l *Loop) Plan(ctx context.Context) (diff.Plan, error) {
 		return diff.Plan{}, errors.New("no valid checkout yet")
 	}
 	res, err := l.planner.Plan(ctx, d, false)
+	var notNode *planner.NotANodeError
+	if errors.As(err, &notNode) {
+		return diff.Plan{Node: notNode.Node}, nil // applies nothing; status says why
+	}
 	return res.Plan, err
 }
 
@@ -35,7 +40,8 @@ func (l *Loop) History(limit int) ([]state.SyncRecord, error) { return l.opts.St
 // Redeploy asks the next sync to force-pull a service's image and replace its
 // containers, and signals it.
 func (l *Loop) Redeploy(project, name string) error {
-	d := l.last.desiredOf()
+	// A service placed on another node is not this host's to redeploy.
+	d := l.planner.Own(l.last.desiredOf())
 	if d == nil || d.Project(project) == nil || d.Project(project).Service(name) == nil {
 		return fmt.Errorf("%s/%s: %w", project, name, ErrUnknownService)
 	}

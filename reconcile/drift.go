@@ -210,7 +210,7 @@ func (s *driftChecker) driftOf(in driftInput) diff.DriftInput {
 		}
 	}
 	out := diff.DriftInput{Desired: in.services, Live: in.live, Inspected: in.inspected, Deployed: deployed,
-		Unhealthy: in.unhealthy, ModifiedMounts: in.modified, Node: in.node}
+		Unhealthy: in.unhealthy, ModifiedMounts: in.modified, Node: in.node, NameNode: diff.NameNode(in.desired, in.node)}
 	if d := in.desired; d.Secrets != nil {
 		// Values stay here: a finding says only that a secret changed.
 		out.Expand = func(project, v string) (string, error) {

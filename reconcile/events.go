@@ -45,7 +45,7 @@ func (l *Loop) onEvent(e apply.Event) {
 	switch e.Action {
 	case "update", "connect", "disconnect":
 		l.drift.evict(e.ContainerID)
-		if e.Action == "update" && e.Managed {
+		if e.Action == "update" && e.Managed && (e.Node == "" || e.Node == l.Node()) {
 			l.Trigger("event", false)
 		}
 	// Docker 20.10 sends die before a stopped container lists as exited

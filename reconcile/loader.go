@@ -22,12 +22,15 @@ type loader struct {
 	// paths this host does not allow (docs/guides/files.md).
 	hasher *files.Hasher
 	hosts  files.HostPolicy
+	// own is the planner's Own: host paths are this host's policy, so only
+	// the services placed on its node are held to it.
+	own func(*config.Desired) *config.Desired
 }
 
 func (ld loader) load(ctx context.Context, dir string) (*config.Desired, error) {
 	d, err := config.Load(filepath.Join(dir, ld.path))
 	if err == nil {
-		err = ld.hosts.Check(d)
+		err = ld.hosts.Check(ld.own(d))
 	}
 	if err == nil {
 		err = ld.hasher.Resolve(ctx, d)

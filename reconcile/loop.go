@@ -192,7 +192,7 @@ func New(opts Options) *Loop {
 	if opts.Builder != nil {
 		l.planner.Builds = opts.Builder
 	}
-	l.loader = loader{path: opts.Path, secrets: opts.Secrets, hasher: opts.Hasher, hosts: opts.HostPaths}
+	l.loader = loader{path: opts.Path, secrets: opts.Secrets, hasher: opts.Hasher, hosts: opts.HostPaths, own: l.planner.Own}
 	l.heal = newHealer(l.applier, l.signals, l.last, opts.Notifier, opts.Log)
 	l.drift = newDriftChecker(opts.Inspector, opts.Files, opts.Notifier, opts.Metrics, opts.Log)
 	l.canaries = newCanaryDriver(canaryDeps{proxy: opts.Canary, store: opts.Store, applier: l.applier,
@@ -363,6 +363,13 @@ func (l *Loop) Cluster() config.Cluster {
 // Node is this host's node name: --node, else [cluster] node of the last
 // valid checkout, else the host name.
 func (l *Loop) Node() string { return l.planner.NodeOf(l.last.desiredOf()) }
+
+// NamedNode is Node when the last valid checkout declares [[node]] entries,
+// else "": what container names and the metrics' node label carry.
+func (l *Loop) NamedNode() string {
+	d := l.last.desiredOf()
+	return diff.NameNode(d, l.planner.NodeOf(d))
+}
 
 // nopReporter is the Notifier and CommitStatuses of a loop without them.
 type nopReporter struct{}

@@ -74,6 +74,11 @@ func (rp *refPlanner) plan(ctx context.Context, ref string) (RefPlan, error) {
 	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer pcancel()
 	res, err := rp.planner.Plan(pctx, d, false)
+	var notNode *planner.NotANodeError
+	if errors.As(err, &notNode) {
+		out.Valid, out.Plan, out.Text = true, &diff.Plan{}, err.Error()+": a merge applies nothing on this host"
+		return out, nil
+	}
 	if err != nil {
 		return out, fmt.Errorf("plan %s at %s: %w", ref, short(commit.SHA), err)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/orca-sync/orca-sync/api/wire"
+	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/jobs"
 	"github.com/orca-sync/orca-sync/state"
@@ -28,11 +30,15 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 	if d == nil {
 		return st, nil
 	}
+	if err := l.placeStatus(&st, d); err != nil {
+		st.NodeError = err.Error()
+		return st, nil
+	}
 	pl := l.planner
 	pl.ListTimeout = 10 * time.Second
 	res, err := pl.Plan(ctx, d, false)
 	if err != nil {
-		for _, s := range d.Services() {
+		for _, s := range pl.Own(d).Services() {
 			st.Services = append(st.Services, ServiceStatus{Project: s.Project, Name: s.Name, Sync: SyncOutOfSync,
 				Health: HealthUnknown, Replicas: s.Replicas, Image: s.Image, Reason: dockerReason(err)})
 		}
@@ -58,6 +64,17 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		st.Services = append(st.Services, ss)
 	}
 	return st, nil
+}
+
+// placeStatus names this host's node and the services other nodes run; the
+// error says the host is not a [[node]] and applies nothing.
+func (l *Loop) placeStatus(st *Status, d *config.Desired) error {
+	place := l.planner.Place(d)
+	st.Node = place.Node
+	for _, e := range place.Elsewhere {
+		st.Elsewhere = append(st.Elsewhere, wire.Elsewhere{Project: e.Project, Name: e.Name, Nodes: e.Nodes})
+	}
+	return place.Err()
 }
 
 // dockerReason is "Docker: " and what the engine said, without the

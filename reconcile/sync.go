@@ -18,9 +18,12 @@ import (
 
 // Sync results, as recorded in history and counted in metrics.
 const (
-	ResultSucceeded   = "succeeded"
-	ResultFailed      = "failed"
-	ResultInvalid     = "invalid"
+	ResultSucceeded = "succeeded"
+	ResultFailed    = "failed"
+	ResultInvalid   = "invalid"
+	// ResultNotANode: this host's node is not a [[node]] of the commit's
+	// cluster.toml, and it applies nothing.
+	ResultNotANode    = "not-a-node"
 	ResultFetchFailed = "fetch-failed"
 	// ResultRunning marks a sync in progress; one found at start-up was cut
 	// short and becomes ResultInterrupted.
@@ -180,6 +183,11 @@ func (s *syncer) load(ctx context.Context, r *run) error {
 	}
 	s.last.loaded(d, r.commit, errs)
 	s.valid.remember(r.commit.SHA)
+	if err := s.planner.Place(d).Err(); err != nil {
+		// Stalled, so that it is logged and reported once per commit, not at
+		// every tick; routes are rebuilt from the last valid checkout.
+		return &stalledError{result: ResultNotANode, err: fmt.Errorf("%w: nothing applied on this host; add it to cluster.toml or start it with --node set to a listed node", err)}
+	}
 	r.desired = d
 	return nil
 }

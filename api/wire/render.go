@@ -17,6 +17,7 @@ func WriteStatus(w io.Writer, st Status) error {
 		commit = fmt.Sprintf("%s %s", short(st.Commit), st.Message)
 	}
 	fmt.Fprintf(w, "Commit:  %s\n", commit)
+	writeNode(w, st)
 	if st.LastSync != nil {
 		fmt.Fprintf(w, "Last sync: %s (%s, %s ago)\n", st.LastSync.Result, st.LastSync.Trigger, time.Since(st.LastSync.Finished).Round(time.Second))
 		if st.LastSync.Error != "" {
@@ -50,6 +51,7 @@ func WriteStatus(w io.Writer, st Status) error {
 		}
 		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d/%d\t%s\t%s\n", s.Project, s.Name, s.Sync, s.Health, s.Ready, s.Replicas, image, reason)
 	}
+	writeElsewhere(tw, st)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -80,6 +82,24 @@ func writeJobStatus(w io.Writer, key string, j *JobStatus) {
 	fmt.Fprintln(w)
 	if r := j.LastRun; r != nil {
 		fmt.Fprintf(w, "  last run %s (%s): exit code %d after %s\n", r.Started.Format(time.DateTime), r.Trigger, r.ExitCode, r.Duration.Round(time.Millisecond))
+	}
+}
+
+// writeNode names this host's node, and why it applies nothing when it is
+// no [[node]] of cluster.toml.
+func writeNode(w io.Writer, st Status) {
+	if st.Node != "" {
+		fmt.Fprintf(w, "Node:    %s\n", st.Node)
+	}
+	if st.NodeError != "" {
+		fmt.Fprintf(w, "Not applied here: %s\n", st.NodeError)
+	}
+}
+
+// writeElsewhere adds a row per service other nodes run.
+func writeElsewhere(w io.Writer, st Status) {
+	for _, e := range st.Elsewhere {
+		fmt.Fprintf(w, "%s/%s\t-\t-\t-\t-\telsewhere: %s\n", e.Project, e.Name, strings.Join(e.Nodes, ", "))
 	}
 }
 

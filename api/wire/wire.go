@@ -47,6 +47,20 @@ type Status struct {
 	// Backups are the last backup of each volume backed up since the state
 	// file was made (docs/guides/backups.md).
 	Backups []BackupStatus `json:"backups,omitempty"`
+	// Node is this host's node name. NodeError is set when cluster.toml
+	// declares [[node]] entries and none is this node: the host applies
+	// nothing. Elsewhere are the services other nodes run
+	// (docs/guides/several-hosts.md).
+	Node      string      `json:"node,omitempty"`
+	NodeError string      `json:"node_error,omitempty"`
+	Elsewhere []Elsewhere `json:"elsewhere,omitempty"`
+}
+
+// Elsewhere is a service of the checkout placed on other nodes only.
+type Elsewhere struct {
+	Project string   `json:"project"`
+	Name    string   `json:"name"`
+	Nodes   []string `json:"nodes"`
 }
 
 // Stall is a commit automatic syncs leave alone: an invalid commit or a

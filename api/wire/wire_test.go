@@ -71,3 +71,24 @@ func TestStalledAndRetryInStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusNamesNodes: the node, why a host applies nothing, and where the
+// services placed elsewhere run.
+func TestStatusNamesNodes(t *testing.T) {
+	st := wire.Status{Commit: "c3", Node: "zz", NodeError: "zz is not a [[node]] of cluster.toml",
+		Elsewhere: []wire.Elsewhere{{Project: "p", Name: "edge", Nodes: []string{"b", "c"}}}}
+	got, _ := json.Marshal(st)
+	want := `{"commit":"c3","syncing":false,"services":null,"node":"zz","node_error":"zz is not a [[node]] of cluster.toml","elsewhere":[{"project":"p","name":"edge","nodes":["b","c"]}]}`
+	if string(got) != want {
+		t.Fatalf("json:\n got %s\nwant %s", got, want)
+	}
+	var buf bytes.Buffer
+	if err := wire.WriteStatus(&buf, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"Node:    zz\n", "Not applied here: zz is not a [[node]] of cluster.toml\n", "elsewhere: b, c\n"} {
+		if !strings.Contains(buf.String(), line) {
+			t.Errorf("status text lacks %q:\n%s", line, buf.String())
+		}
+	}
+}

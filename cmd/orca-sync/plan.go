@@ -59,7 +59,8 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 	}
 	d, err := config.Load(o.dir)
 	if err == nil {
-		err = policy.Check(d)
+		// The host's policy holds for the services placed on its node only.
+		err = policy.Check(planner.Planner{Node: o.node}.Own(d))
 	}
 	if err == nil {
 		err = o.hasher.Resolve(ctx, d)
@@ -100,7 +101,8 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 		rt.Close()
 		return nil, err
 	}
-	return &planned{desired: d, plan: res.Plan, rt: rt, node: o.node, builder: builder, creds: creds}, nil
+	// The services of this node only: what apply carries out.
+	return &planned{desired: pl.Own(d), plan: res.Plan, rt: rt, node: o.node, builder: builder, creds: creds}, nil
 }
 
 // lookupBuilds finds the commit of every build branch of d (nil when d has
@@ -213,4 +215,4 @@ func writePlan(w io.Writer, p diff.Plan, output string) error {
 
 const ageKeyFlagHelp = "age identity file that decrypts the checkout's secrets (default: $SOPS_AGE_KEY_FILE and $SOPS_AGE_KEY, else sops's keys.txt)"
 
-const nodeFlagHelp = "this host's node name: only containers labelled with it are planned for and pruned (default: [cluster] node, else the host name)"
+const nodeFlagHelp = "this host's node name: only the services placed on it ([[node]] of cluster.toml) and the containers labelled with it are planned for and pruned (default: [cluster] node, else the host name)"

@@ -239,7 +239,7 @@ func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 	bk := newBackups(f.dataDir, d.loop, d.rt, d.db, d.reporting.notifier, d.reg, d.log)
 	srv, err := api.New(api.Options{
 		Backend: backend{d.loop, bk}, Config: apiConfig{loop: d.loop, repo: f.repo, branch: f.branch},
-		Deliveries: d.db, PRs: prAPI{d.reporting}, Backups: backupAPI{bk}, AdminToken: admin, Registry: d.reg, Log: d.log,
+		Deliveries: d.db, PRs: prAPI{d.reporting}, Backups: backupAPI{bk}, AdminToken: admin, Registry: d.reg, Node: d.loop.NamedNode, Log: d.log,
 	})
 	if err != nil {
 		return err

@@ -266,7 +266,7 @@ func (r *Reporter) commentBody(p PRPlan) string {
 	head := fmt.Sprintf("### orca-sync plan for `%s` at %s: %s", r.opts.Node(), short(p.SHA), changes(p.Changes))
 	foot := "Computed against the live containers of this host; nothing is applied before the merge."
 	if !p.Valid {
-		head = fmt.Sprintf("### orca-sync: %s is invalid, it would not be applied", short(p.SHA))
+		head = fmt.Sprintf("### orca-sync plan for `%s`: %s is invalid, it would not be applied", r.opts.Node(), short(p.SHA))
 		foot = "Fix these errors; a commit with any of them changes nothing on the host."
 	}
 	return fmt.Sprintf("%s\n%s\n\n```\n%s\n```\n\n%s\n", r.marker(), head, p.Text, foot)

@@ -135,8 +135,8 @@ func TestPRPlanKeepsOneCommentAndSetsPlanStatus(t *testing.T) {
 		}
 	}
 	body := fmt.Sprint(calls[1].Body["body"])
-	if !strings.Contains(body, "<!-- orca-sync:plan node=edge-1 -->") || !strings.Contains(body, "image: a:v1 -> a:v2") {
-		t.Errorf("comment body:\n%s", body)
+	if !strings.HasPrefix(body, "<!-- orca-sync:plan node=edge-1 -->\n### orca-sync plan for `edge-1` at head1") || !strings.Contains(body, "image: a:v1 -> a:v2") {
+		t.Errorf("comment body (the marker, then a first line naming the node):\n%s", body)
 	}
 	if st := calls[2].Body; st["state"] != "success" || st["context"] != "orca-sync/plan" || st["description"] != "1 change" {
 		t.Errorf("plan status = %v", st)
@@ -148,7 +148,8 @@ func TestPRPlanKeepsOneCommentAndSetsPlanStatus(t *testing.T) {
 	if calls[1].Method != "PATCH" || calls[1].Path != fmt.Sprintf("/repos/acme/infra/issues/comments/%d", api.Comments(7)[0].ID) {
 		t.Fatalf("second plan: %s %s, want PATCH of the first comment", calls[1].Method, calls[1].Path)
 	}
-	if cs := api.Comments(7); len(cs) != 1 || !strings.Contains(cs[0].Body, `unknown key \"replica\"`) && !strings.Contains(cs[0].Body, `unknown key "replica"`) {
+	if cs := api.Comments(7); len(cs) != 1 || !strings.Contains(cs[0].Body, "\n### orca-sync plan for `edge-1`: head2 is invalid") ||
+		!strings.Contains(cs[0].Body, `unknown key \"replica\"`) && !strings.Contains(cs[0].Body, `unknown key "replica"`) {
 		t.Fatalf("comments = %+v", cs)
 	}
 	if st := calls[2].Body; calls[2].Path != "/repos/acme/infra/statuses/head2" || st["state"] != "failure" ||
