@@ -291,9 +291,10 @@ func (l *Loop) Exclusive(ctx context.Context, fn func(ctx context.Context) error
 	return fn(ctx)
 }
 
-// Desired is the last valid checkout, its secrets resolved; nil before the
-// first one. It must not be changed.
-func (l *Loop) Desired() *config.Desired { return l.last.desiredOf() }
+// Desired is the last valid checkout, its secrets resolved, with only the
+// services this host's node runs (docs/guides/several-hosts.md): what a
+// backup covers. nil before the first one. It must not be changed.
+func (l *Loop) Desired() *config.Desired { return l.planner.Own(l.last.desiredOf()) }
 
 // nextWait is how long until the next automatic sync: the retry backoff
 // after a failure, else the interval.
