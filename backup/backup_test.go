@@ -105,3 +105,28 @@ func BenchmarkRepack(b *testing.B) {
 		}
 	}
 }
+
+func TestLocalTargetRemovesOldPartialFiles(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, ".shop-db-20200101T000000Z.tar.gz.abc.partial")
+	young := filepath.Join(dir, ".shop-db-20260101T000000Z.tar.gz.def.partial")
+	for _, p := range []string{old, young} {
+		if err := os.WriteFile(p, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	past := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	l := localTarget{dir: dir}
+	if err := l.Put(context.Background(), "shop-db-20261201T000000Z.tar.gz", strings.NewReader("archive"), 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("a .partial file a crash left two days ago is still there (%v)", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("a .partial file another writer may still be writing was removed: %v", err)
+	}
+}

@@ -252,15 +252,23 @@ func expandArgv(d *config.Desired, s *config.Service, argv []string) ([]string, 
 // the service's secrets and of cluster.toml's (the S3 keys).
 func redactorOf(d *config.Desired, s *config.Service) *redact.Redactor {
 	values := map[string]string{}
-	if d.Secrets != nil {
-		names := append(append([]string{}, s.SecretRefs...), d.Cluster.SecretRefs...)
-		if s.Backup != nil {
-			names = append(names, s.Backup.SecretRefs...)
+	if d.Secrets == nil {
+		return redact.New(values)
+	}
+	names := append([]string{}, s.SecretRefs...)
+	if s.Backup != nil {
+		names = append(names, s.Backup.SecretRefs...)
+	}
+	for _, name := range names {
+		if v, err := d.Secrets.Value(s.Project, name); err == nil {
+			values[name] = v
 		}
-		for _, name := range names {
-			if v, err := d.Secrets.Value(s.Project, name); err == nil {
-				values[name] = v
-			}
+	}
+	// cluster.toml's references (the S3 keys) resolve in the cluster's
+	// scope, also where the project has a secret of the same name.
+	for _, name := range d.Cluster.SecretRefs {
+		if v, err := d.Secrets.Value("", name); err == nil {
+			values["cluster/"+name] = v
 		}
 	}
 	return redact.New(values)

@@ -59,7 +59,8 @@ func (l localTarget) Put(_ context.Context, name string, r io.Reader, _ int64) e
 	if err := os.MkdirAll(l.dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", l.dir, err)
 	}
-	tmp := filepath.Join(l.dir, "."+name+"."+randomSuffix()+".partial")
+	l.removeLeftovers(time.Now().Add(-partialMaxAge))
+	tmp := filepath.Join(l.dir, "."+name+"."+randomSuffix()+partialExt)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", tmp, err)
@@ -77,6 +78,27 @@ func (l localTarget) Put(_ context.Context, name string, r io.Reader, _ int64) e
 		return fmt.Errorf("write %s into %s: %w", name, l.dir, err)
 	}
 	return nil
+}
+
+// A .partial file is a write in progress, or one a crash cut short; after
+// partialMaxAge it can only be the latter (a host sharing the directory may
+// be writing a younger one).
+const (
+	partialExt    = ".partial"
+	partialMaxAge = 24 * time.Hour
+)
+
+// removeLeftovers removes the .partial files modified before cutoff.
+func (l localTarget) removeLeftovers(cutoff time.Time) {
+	entries, _ := os.ReadDir(l.dir)
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") || !strings.HasSuffix(e.Name(), partialExt) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
+			os.Remove(filepath.Join(l.dir, e.Name()))
+		}
+	}
 }
 
 func (l localTarget) List(context.Context) ([]Object, error) {

@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -222,6 +224,12 @@ func (b *Builder) repo(bc *config.Build) (*source.Repo, error) {
 		return r, nil
 	}
 	opts := b.opts.Git
+	if !sameOrigin(opts.URL, bc.Repo) {
+		// The infra repository's token is for its own host: whoever can
+		// merge a service.toml must not be able to send it elsewhere
+		// (docs/guides/builds.md#credentials).
+		opts.Username, opts.Password, opts.Token = "", "", ""
+	}
 	opts.URL, opts.Branch, opts.Dir, opts.Log = bc.Repo, bc.Branch, cloneDir(b.opts.Dir, key), b.log
 	r, err := source.New(opts)
 	if err != nil {
@@ -287,4 +295,25 @@ func (b *Builder) EnsurePlanned(ctx context.Context, d *config.Desired, plan *di
 		}
 	}
 	return errs
+}
+
+// sameOrigin reports whether two repository URLs have the same scheme and
+// host (an scp-like git@host:path counts as ssh), so that HTTP credentials
+// of one may be sent to the other.
+func sameOrigin(a, b string) bool {
+	sa, ha := origin(a)
+	sb, hb := origin(b)
+	return ha != "" && sa == sb && strings.EqualFold(ha, hb)
+}
+
+func origin(raw string) (scheme, host string) {
+	if u, err := url.Parse(raw); err == nil && u.Scheme != "" && u.Host != "" {
+		return u.Scheme, u.Host
+	}
+	if at := strings.Index(raw, "@"); at >= 0 {
+		if colon := strings.Index(raw[at:], ":"); colon > 0 {
+			return "ssh", raw[at+1 : at+colon]
+		}
+	}
+	return "", ""
 }

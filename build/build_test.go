@@ -246,3 +246,23 @@ type fixedSecrets map[string]string
 
 func (f fixedSecrets) Value(_, name string) (string, error) { return f[name], nil }
 func (f fixedSecrets) Hash(_, name string) string           { return "h-" + name }
+
+func TestCredentialsOnlyForTheInfraOrigin(t *testing.T) {
+	cases := []struct {
+		infra, app string
+		same       bool
+	}{
+		{"https://git.example.com/ops/infra.git", "https://git.example.com/acme/api.git", true},
+		{"https://git.example.com/ops/infra.git", "https://GIT.example.com/acme/api.git", true},
+		{"https://git.example.com/ops/infra.git", "http://git.example.com/acme/api.git", false},
+		{"https://git.example.com/ops/infra.git", "https://attacker.example/x.git", false},
+		{"git@github.com:ops/infra.git", "git@github.com:acme/api.git", true},
+		{"git@github.com:ops/infra.git", "https://github.com/acme/api.git", false},
+		{"/srv/infra", "/srv/api", false},
+	}
+	for _, c := range cases {
+		if got := sameOrigin(c.infra, c.app); got != c.same {
+			t.Errorf("sameOrigin(%q, %q) = %v, want %v", c.infra, c.app, got, c.same)
+		}
+	}
+}

@@ -54,7 +54,7 @@ func validateBuild(s *Service, sink errorSink) {
 	if b.Repo == "" {
 		sink.service(s, "build.repo", "build.repo is required")
 	}
-	if u, err := url.Parse(b.Repo); err == nil && u.User != nil && (u.Scheme == "http" || u.Scheme == "https") {
+	if u, err := url.Parse(b.Repo); err == nil && u.User != nil && (u.Scheme == "http" || u.Scheme == "https" || hasPassword(u)) {
 		sink.service(s, "build.repo", "build.repo: credentials in the URL would be kept in container labels; give them as for the infra repository (ORCA_SYNC_GIT_USERNAME, ORCA_SYNC_GIT_PASSWORD or ORCA_SYNC_GIT_TOKEN)")
 	}
 	if s.Watch != nil {
@@ -103,4 +103,9 @@ func (s *Service) BuildRepository() string {
 // <repository>:<commit12> (a tag given in image is replaced by the commit).
 func (s *Service) BuildTag(commit string) string {
 	return s.BuildRepository() + ":" + commit[:min(len(commit), 12)]
+}
+
+func hasPassword(u *url.URL) bool {
+	_, ok := u.User.Password()
+	return ok
 }
