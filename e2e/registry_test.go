@@ -130,7 +130,8 @@ func TestRegistryClusterSecret(t *testing.T) {
 
 	repo, srv := newServedRepo(t)
 	repo.WriteFile(".sops.yaml", "creation_rules:\n  - path_regex: secrets\\.sops\\.yaml$\n    age: "+id.Recipient().String()+"\n")
-	repo.WriteFile("cluster.toml", fmt.Sprintf("[reconcile]\ninterval_secs = 3600\n\n[[registry]]\nhost = %q\nusername = %q\npassword = \"${secrets.REGISTRY_PASSWORD}\"\n", reg.host, reg.user))
+	sink := newNotifySink(t, http.StatusOK) // every kind: the notifications are searched too
+	repo.WriteFile("cluster.toml", fmt.Sprintf("[reconcile]\ninterval_secs = 3600\n\n[[registry]]\nhost = %q\nusername = %q\npassword = \"${secrets.REGISTRY_PASSWORD}\"\n\n[[notify]]\ntype = \"webhook\"\nurl = %q\n", reg.host, reg.user, sink.URL))
 	file := "services/" + p + "/service.toml"
 	repo.WriteFile(file, registryServices(reg.ref("orca/app:v1"), v1, "one"))
 	cli := newOrca(t, env, repo.Dir())
@@ -195,10 +196,17 @@ func TestRegistryClusterSecret(t *testing.T) {
 
 	t.Run("the passwords are nowhere", func(t *testing.T) {
 		d.stop()
+		sink.mu.Lock()
+		notified := fmt.Sprint(sink.got)
+		sink.mu.Unlock()
+		outputs = append(outputs, "notifications: "+notified)
 		searchLeaks(t, leakSearch{values: []string{reg.pass, wrong}, daemon: d, env: env, project: p,
 			outputs: outputs, dirs: []string{d.dataDir, repo.Dir()}})
 		if !strings.Contains(strings.Join(outputs, ""), reg.host) {
 			t.Error("the outputs searched never name the registry: the search proves nothing")
+		}
+		if !strings.Contains(notified, "unauthorized at "+reg.host) {
+			t.Errorf("no notification names the refused pull at %s: the search of notifications proves nothing; got %.500s", reg.host, notified)
 		}
 	})
 }
