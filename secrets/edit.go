@@ -139,28 +139,7 @@ func (c *Checkout) names(rel string) ([]string, error) {
 // creation rule that matches it) when the scope has none. It returns the
 // file written.
 func (c *Checkout) Set(ctx context.Context, project, name, value string) (string, error) {
-	if !nameRE.MatchString(name) {
-		return "", fmt.Errorf("secret name %q: use letters, digits and _ (it is referenced as ${secrets.%s})", name, name)
-	}
-	rel, err := c.target(project, name)
-	if err != nil {
-		return "", err
-	}
-	var f *File
-	if rel == "" {
-		dir, err := c.scopeDir(project)
-		if err != nil {
-			return "", err
-		}
-		rel = path.Join(dir, DefaultFile)
-		if f, err = c.create(rel); err != nil {
-			return "", err
-		}
-	} else if f, err = c.open(rel); err != nil {
-		return "", err
-	}
-	f.Set(name, value)
-	return rel, c.write(ctx, f)
+	return c.SetMany(ctx, project, map[string]string{name: value})
 }
 
 // SetMany sets every name of values in the project's file in one write,
