@@ -110,8 +110,9 @@ type Options struct {
 	// Dir holds one clone per app repository and branch (<data-dir>/builds).
 	Dir string
 	// Git carries the credentials and SSH settings of the infra repository,
-	// which every app repository is reached with; its URL, Branch and Dir
-	// are ignored.
+	// which every app repository is reached with; its URL is the infra
+	// repository's, whose scheme and host alone get the HTTP credentials
+	// ("" sends them everywhere); Branch and Dir are ignored.
 	Git source.Options
 	// Keep is how many built images per service stay; DefaultKeep when 0.
 	Keep int
@@ -224,10 +225,12 @@ func (b *Builder) repo(bc *config.Build) (*source.Repo, error) {
 		return r, nil
 	}
 	opts := b.opts.Git
-	if !sameOrigin(opts.URL, bc.Repo) {
+	if opts.URL != "" && !sameOrigin(opts.URL, bc.Repo) {
 		// The infra repository's token is for its own host: whoever can
 		// merge a service.toml must not be able to send it elsewhere
-		// (docs/guides/builds.md#credentials).
+		// (docs/guides/builds.md#credentials). Without an infra URL (a
+		// one-shot plan or apply of a local checkout) the operator's own
+		// environment is what they gave for this command.
 		opts.Username, opts.Password, opts.Token = "", "", ""
 	}
 	opts.URL, opts.Branch, opts.Dir, opts.Log = bc.Repo, bc.Branch, cloneDir(b.opts.Dir, key), b.log

@@ -186,11 +186,12 @@ func gitOptions(f serveFlags, url, branch, dir string, log *slog.Logger) source.
 }
 
 // newBuilder builds the images of services with [service.build]: app
-// repositories are reached with the infra repository's credentials and
-// cloned under <data-dir>/builds.
+// repositories are reached with the infra repository's credentials (its
+// HTTP ones only on its own scheme and host) and cloned under
+// <data-dir>/builds.
 func newBuilder(f serveFlags, rt build.Engine, log *slog.Logger) *build.Builder {
 	return build.New(build.Options{Engine: rt, Dir: filepath.Join(f.dataDir, "builds"),
-		Git: gitOptions(f, "", "", "", log), Log: log.With("component", "build")})
+		Git: gitOptions(f, f.repo, "", "", log), Log: log.With("component", "build")})
 }
 
 // newProxy makes the proxy, with its sticky-cookie key from state.db.
