@@ -231,7 +231,8 @@ func (d *Engine) EnsureNetwork(ctx context.Context, name string) error {
 	if _, err := d.cli.NetworkRemove(ctx, res.ID, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("remove duplicate network %s (%s): %w", name, dockerShortID(res.ID), err)
 	}
-	return nil
+	// A third creator may not have removed its own yet.
+	return d.awaitOneNetwork(ctx, name, len(nets))
 }
 
 // awaitOneNetwork waits, up to networkSettle, until name matches one network

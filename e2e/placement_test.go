@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/orca-sync/orca-sync/notify/github/githubtest"
 	"github.com/orca-sync/orca-sync/reconcile"
 	"github.com/orca-sync/orca-sync/state"
@@ -98,6 +100,21 @@ func ownServices(st reconcile.Status) []string {
 	return out
 }
 
+// createProjectNetwork creates orca-<project> before several serves start.
+// One engine stands in for several hosts, which on real hosts would each
+// have their own: serves creating it at the same moment on one engine is an
+// artifact of the test (an engine before API 1.44 takes a name twice, and a
+// container started while the duplicate exists fails as "ambiguous").
+func createProjectNetwork(t *testing.T, env *Env, project string) {
+	t.Helper()
+	ctx, cancel := env.ctx()
+	defer cancel()
+	if _, err := docker.NetworkCreate(ctx, "orca-"+project, client.NetworkCreateOptions{
+		Driver: "bridge", Labels: map[string]string{"orca.managed": "true"}}); err != nil {
+		t.Fatalf("create the project network: %v", err)
+	}
+}
+
 // TestSeveralHostsPlaceServices: three serve processes (nodes a, b, c, each
 // with its own data dir and API port) and one that is no [[node]], against
 // one smart-HTTP remote and one engine. Each starts exactly the containers
@@ -117,6 +134,7 @@ func TestSeveralHostsPlaceServices(t *testing.T) {
 		placedService("edge", `placement = {labels = {role = "edge"}}`)))
 	repo.CommitPush("three services on three nodes")
 	url := srv.URL("infra.git")
+	createProjectNetwork(t, env, p)
 	hosts := map[string]*daemon{}
 	for _, n := range []string{"a", "b", "c"} {
 		hosts[n] = startServe(t, env, url, "--node", n)
@@ -269,6 +287,7 @@ func TestSeveralHostsPlanOnePR(t *testing.T) {
 	repo.WriteFile(file, services(one, two))
 	repo.CommitPush("one on a, two on b")
 	url := srv.URL("infra.git")
+	createProjectNetwork(t, env, p)
 	hosts := map[string]*daemon{"a": startServe(t, env, url, "--node", "a"), "b": startServe(t, env, url, "--node", "b")}
 	for _, d := range hosts {
 		waitOwnSynced(t, d)
