@@ -57,9 +57,12 @@ type Applier struct {
 	// undo (see secretMemory).
 	seen *secretMemory
 	// awaiting are the containers started and not yet through readiness.
-	awaiting *awaiting
-	// oneOffs are the hook and job containers running now.
-	oneOffs *oneOffs
+	awaiting *idSet
+	// oneOffs are the names of the hook and job containers this process
+	// runs now, which a sweep must leave alone. Names, not IDs: a name is
+	// taken before the create call, so a sweep listing meanwhile cannot
+	// take the container for a leftover.
+	oneOffs *idSet
 	files   *files.Store
 }
 
@@ -79,7 +82,7 @@ func NodeName(flag string, d *config.Desired) string {
 // New returns an Applier for rt.
 func New(rt Runtime, opts Options) *Applier {
 	a := &Applier{rt: rt, puller: NewPuller(rt, opts.Credentials), log: opts.Log, router: opts.Router, node: opts.Node,
-		seen: newSecretMemory(), awaiting: newAwaiting(), files: opts.Files, oneOffs: &oneOffs{ids: map[string]bool{}}}
+		seen: newSecretMemory(), awaiting: newIDSet(), files: opts.Files, oneOffs: newIDSet()}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

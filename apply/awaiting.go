@@ -2,33 +2,35 @@ package apply
 
 import "sync"
 
-// awaiting is the set of containers an Applier started that have not passed
-// readiness: still in their wait, or failed it and not yet retired by the
-// undo. A container runs, and so looks serving to a
-// plan, well before its readiness probe passes; status must not count it
-// ready nor call its service Synced until then, or a script that polls
-// status for Synced goes on before the service answers
-// (docs/reference/api.md#status).
-type awaiting struct {
+// idSet is a set of container IDs or names that several goroutines share.
+//
+// The Applier keeps two: the containers it started that have not passed
+// readiness (still in their wait, or failed it and not yet retired by the
+// undo) — a container runs, and so looks serving to a plan, well before its
+// readiness probe passes, and status must not count it ready nor call its
+// service Synced until then, or a script that polls status for Synced goes
+// on before the service answers (docs/reference/api.md#status); and the
+// one-off containers it runs now (see oneoff.go).
+type idSet struct {
 	mu  sync.Mutex
 	ids map[string]bool
 }
 
-func newAwaiting() *awaiting { return &awaiting{ids: map[string]bool{}} }
+func newIDSet() *idSet { return &idSet{ids: map[string]bool{}} }
 
-func (w *awaiting) add(id string) {
+func (w *idSet) add(id string) {
 	w.mu.Lock()
 	w.ids[id] = true
 	w.mu.Unlock()
 }
 
-func (w *awaiting) done(id string) {
+func (w *idSet) done(id string) {
 	w.mu.Lock()
 	delete(w.ids, id)
 	w.mu.Unlock()
 }
 
-func (w *awaiting) has(id string) bool {
+func (w *idSet) has(id string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.ids[id]

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/orca-sync/orca-sync/config"
@@ -43,33 +42,6 @@ type OneOffResult struct {
 
 // Failed reports whether the run did not exit 0.
 func (r OneOffResult) Failed() bool { return r.ExitCode != 0 || r.TimedOut }
-
-// oneOffs are the names of the one-off containers this process runs now,
-// which a sweep must leave alone. Names, not IDs: a name is taken before
-// the create call, so a sweep listing meanwhile cannot take the container
-// for a leftover.
-type oneOffs struct {
-	mu  sync.Mutex
-	ids map[string]bool
-}
-
-func (o *oneOffs) add(id string) {
-	o.mu.Lock()
-	o.ids[id] = true
-	o.mu.Unlock()
-}
-
-func (o *oneOffs) done(id string) {
-	o.mu.Lock()
-	delete(o.ids, id)
-	o.mu.Unlock()
-}
-
-func (o *oneOffs) running(id string) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.ids[id]
-}
 
 // RunOneOff runs o with the values of checkout d (secrets, mount sources,
 // node) at revision, waits for its exit and removes its container.
@@ -187,7 +159,7 @@ func (a *Applier) SweepOneOffs(ctx context.Context, node string) ([]diff.Contain
 	var removed []diff.Container
 	var errs []error
 	for _, c := range all {
-		if !diff.OwnNode(c, node) || a.oneOffs.running(c.Name) {
+		if !diff.OwnNode(c, node) || a.oneOffs.has(c.Name) {
 			continue
 		}
 		if err := a.rt.Remove(ctx, c.ID); err != nil {
