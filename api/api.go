@@ -18,6 +18,7 @@ import (
 
 	"github.com/orca-sync/orca-sync/api/wire"
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/dashboard"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/state"
 )
@@ -102,6 +103,7 @@ type Server struct {
 	log        *slog.Logger
 	webhooks   *prometheus.CounterVec
 	node       func() string
+	dashboard  *dashboard.Dashboard
 	handler    http.Handler
 }
 
@@ -136,12 +138,38 @@ func New(opts Options) (*Server, error) {
 		webhooks:   counter,
 		node:       opts.Node,
 	}
+	dash, err := dashboard.New(dashboard.Options{
+		Status: opts.Backend, Inspect: opts.Backend, Sync: opts.Backend, Services: opts.Backend,
+		PRs: dashboardPRs(opts.PRs), Authenticate: s.roleOf, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.dashboard = dash
 	s.handler = s.logRequests(s.routes(opts.Registry))
 	return s, nil
 }
 
+// dashboardPRs keeps a nil PullRequests a nil interface for the dashboard.
+func dashboardPRs(p PullRequests) dashboard.PRPlanner {
+	if p == nil {
+		return nil
+	}
+	return p
+}
+
+// roleOf is the dashboard's Authenticator: the same tokens as the API's.
+func (s *Server) roleOf(token string) (string, bool) {
+	r, ok := s.authenticate(token)
+	return r.String(), ok
+}
+
 // Handler is the API's root handler.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close ends the dashboard's live streams; register it with
+// http.Server.RegisterOnShutdown so that a shutdown need not wait for them.
+func (s *Server) Close() { s.dashboard.Close() }
 
 func (s *Server) routes(reg *prometheus.Registry) *mux.Router {
 	r := mux.NewRouter()
@@ -178,6 +206,11 @@ func (s *Server) routes(reg *prometheus.Registry) *mux.Router {
 	v1("/backups", s.require(roleViewer, s.handleBackupList), http.MethodGet)
 	v1("/backups", s.require(roleDeployer, s.handleBackupRun), http.MethodPost)
 	v1("/backups/restore", s.require(roleAdmin, s.handleBackupRestore), http.MethodPost)
+
+	// The dashboard (docs/guides/dashboard.md) authenticates itself: a
+	// session or a bearer token; its cookie opens none of the routes above.
+	r.Handle("/", s.dashboard).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix("/ui/").Handler(s.dashboard)
 	return r
 }
 

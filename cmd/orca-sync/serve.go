@@ -250,6 +250,7 @@ func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 		return fmt.Errorf("listen %s: %w", f.listen, err)
 	}
 	httpSrv := api.NewHTTPServer(srv.Handler(), api.DefaultLimits())
+	httpSrv.RegisterOnShutdown(srv.Close) // the dashboard's live streams end at once
 	go func() {
 		if err := httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("API server", "error", err)
