@@ -122,6 +122,13 @@ func (b *browser) screenshot(t *testing.T, dir, name string, w, h int64) string 
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", path)
+	// ORCA_E2E_SCREENSHOTS=DIR keeps a copy past the test's temp dir: how
+	// docs/images/ are refreshed.
+	if keep := os.Getenv("ORCA_E2E_SCREENSHOTS"); keep != "" {
+		if err := os.WriteFile(filepath.Join(keep, filepath.Base(path)), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return path
 }
 

@@ -161,10 +161,17 @@ role = "deployer"
 			chromedp.Click(`#sync-now`), chromedp.WaitVisible(`#confirm`), chromedp.Click(`#confirm`), chromedp.WaitVisible(`.flash`))
 		b.run("open canary", chromedp.Click(`tr[data-service="`+pc+`/web"] th a`), chromedp.WaitVisible(`#logs`))
 		b.waitJS(t, `(document.querySelector("[data-phase]") || {}).textContent || ""`, "analysing")
-		// Requests counted and drawn: the chart has its two lines.
+		// Requests counted and drawn as they come: the chart has its four
+		// lines (p95 and error rate, canary and stable) over a few updates.
 		waitFor(t, 90*time.Second, func() (bool, string) {
-			n, err := evalJS[int](b, `parseInt(document.querySelector("[data-chart]").getAttribute("data-cp95")) > 0 ? document.querySelectorAll("[data-chart] polyline").length : 0`)
-			return err == nil && n == 4, fmt.Sprintf("chart lines %d %v", n, err)
+			got, err := evalJS[string](b, `(function () {
+				var c = document.querySelector("[data-chart]");
+				return c.getAttribute("data-cp95") + " " + c.getAttribute("data-points") + " " + c.querySelectorAll("polyline").length;
+			})()`)
+			var p95 float64
+			var points, lines int
+			fmt.Sscan(got, &p95, &points, &lines)
+			return err == nil && p95 > 0 && points >= 3 && lines == 4, fmt.Sprintf("chart (p95 points lines): %q %v", got, err)
 		})
 		b.screenshot(t, shots, "canary", 1280, 800)
 		b.screenshot(t, shots, "canary", 390, 844)

@@ -15,32 +15,41 @@
     return e;
   }
 
-  function line(svg, key, cls, top, w, h, pad) {
-    if (points.length < 1) { return; }
+  function line(svg, key, cls, top, w, h) {
     var d = "";
     points.forEach(function (p, i) {
-      var x = points.length === 1 ? w : pad + (w - pad) * i / (points.length - 1);
-      var y = h - 12 - (h - 24) * (top > 0 ? p[key] / top : 0);
+      var x = points.length === 1 ? w : w * i / (points.length - 1);
+      var y = h - 2 - (h - 4) * (top > 0 ? p[key] / top : 0);
       d += (i ? " " : "") + x.toFixed(1) + "," + y.toFixed(1);
     });
-    svg.appendChild(el("polyline", { points: d, "class": cls }));
+    svg.appendChild(el("polyline", { points: d, "class": cls, "vector-effect": "non-scaling-stroke" }));
   }
 
+  function span(cls, text) {
+    var s = document.createElement("span");
+    s.className = cls;
+    s.textContent = text;
+    return s;
+  }
+
+  // plot draws the canary's and the stable's series of one figure; the
+  // text is HTML, so that the stretched SVG does not stretch it.
   function plot(holder, title, keys, unit, scale) {
-    var w = 300, h = 90, pad = 34;
-    var top = 0;
+    var w = 300, h = 60, top = 0;
     points.forEach(function (p) { top = Math.max(top, p[keys[0]], p[keys[1]]); });
+    var fig = document.createElement("figure");
+    var cap = document.createElement("figcaption");
+    cap.appendChild(span("", title + " · max " + (top * scale).toFixed(1) + unit + " · "));
+    cap.appendChild(span("k-canary", "canary"));
+    cap.appendChild(span("", " / "));
+    cap.appendChild(span("k-stable", "stable"));
+    fig.appendChild(cap);
     var svg = el("svg", { viewBox: "0 0 " + w + " " + h, preserveAspectRatio: "none" });
-    svg.appendChild(el("line", { x1: pad, y1: h - 12, x2: w, y2: h - 12, "class": "axis" }));
-    var t = el("text", { x: 0, y: 10 });
-    t.textContent = title + " (max " + (top * scale).toFixed(1) + unit + ")";
-    svg.appendChild(t);
-    var l = el("text", { x: 0, y: h - 2 });
-    l.textContent = "— canary — stable";
-    svg.appendChild(l);
-    line(svg, keys[0], "canary", top, w, h, pad);
-    line(svg, keys[1], "stable", top, w, h, pad);
-    holder.appendChild(svg);
+    svg.appendChild(el("line", { x1: 0, y1: h - 1, x2: w, y2: h - 1, "class": "axis", "vector-effect": "non-scaling-stroke" }));
+    line(svg, keys[1], "stable", top, w, h);
+    line(svg, keys[0], "canary", top, w, h);
+    fig.appendChild(svg);
+    holder.appendChild(fig);
   }
 
   function chart() {
@@ -53,6 +62,7 @@
     points.push(p);
     if (points.length > 60) { points.shift(); }
     holder.textContent = "";
+    holder.setAttribute("data-points", String(points.length));
     plot(holder, "p95 latency", ["cp95", "sp95"], " ms", 1);
     plot(holder, "error rate", ["cerr", "serr"], "%", 100);
   }
