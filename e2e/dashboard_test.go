@@ -186,4 +186,14 @@ role = "deployer"
 			t.Fatalf("requests to other origins: %q", off)
 		}
 	})
+
+	t.Run("a stopped serve shows as unreachable", func(t *testing.T) {
+		b.waitJS(t, `String(document.getElementById("conn").hidden)`, "true")
+		ps.stop()
+		// The open stream did not hold the shutdown up: serve ended cleanly.
+		if code := ps.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("serve exited with %d after SIGTERM with a dashboard open", code)
+		}
+		b.waitJS(t, `document.getElementById("conn").hidden ? "hidden" : document.getElementById("conn").textContent`, "serve unreachable: retrying…")
+	})
 }
