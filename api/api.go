@@ -87,6 +87,9 @@ type Options struct {
 	Backups    Backups              // nil: no backups
 	AdminToken string               // the generated <data-dir>/admin.token value (role admin)
 	Registry   *prometheus.Registry // served at /metrics; the API registers its own webhook counter on it
+	// CommitURL is the forge's web page of a commit ("" for none), linked
+	// from the dashboard; nil: no links.
+	CommitURL func(sha string) string
 	// Node names this host; /metrics labels orca-sync's series with it. nil: no label.
 	Node func() string
 	Log  *slog.Logger // nil: discard
@@ -140,7 +143,7 @@ func New(opts Options) (*Server, error) {
 	}
 	dash, err := dashboard.New(dashboard.Options{
 		Status: opts.Backend, Inspect: opts.Backend, Sync: opts.Backend, Services: opts.Backend,
-		PRs: dashboardPRs(opts.PRs), Authenticate: s.roleOf, Log: log,
+		PRs: dashboardPRs(opts.PRs), Authenticate: s.roleOf, CommitURL: opts.CommitURL, Log: log,
 	})
 	if err != nil {
 		return nil, err

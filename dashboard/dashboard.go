@@ -70,6 +70,9 @@ type Options struct {
 	Services     ServiceActions
 	PRs          PRPlanner // nil: the pull request page says plans are not available
 	Authenticate Authenticator
+	// CommitURL is the forge's web page of a commit, "" for none (no
+	// [github] repo); nil: no links.
+	CommitURL func(sha string) string
 	// Interval is how often the live stream reads the status; 0 is one second.
 	Interval time.Duration
 	Log      *slog.Logger // nil: discard

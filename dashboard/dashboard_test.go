@@ -310,3 +310,16 @@ func TestLiveStreamSendsChanges(t *testing.T) {
 	for range events {
 	}
 }
+
+func TestForgeLink(t *testing.T) {
+	f, _ := newTest(t)
+	d, err := New(Options{Status: f, Inspect: f, Sync: f, Services: f, Authenticate: f.authenticate,
+		CommitURL: func(sha string) string { return "https://forge.example/acme/infra/commit/" + sha }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := do(d, http.MethodGet, "/", nil, map[string]string{"Authorization": "Bearer " + viewerTok})
+	if !strings.Contains(w.Body.String(), `href="https://forge.example/acme/infra/commit/abc123def4567890"`) {
+		t.Fatalf("no forge link:\n%s", w.Body)
+	}
+}

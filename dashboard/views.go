@@ -25,6 +25,7 @@ const (
 // overview is the overview's data.
 type overview struct {
 	St       wire.Status
+	Link     string // the forge's page of the deployed commit, "" for none
 	Counts   []count
 	Failures []state.ServiceResult // the last sync's failed services, errors in full
 }
@@ -36,6 +37,9 @@ type count struct {
 
 func (d *Dashboard) overviewData(_ context.Context, _ *http.Request, st wire.Status) (any, error) {
 	o := overview{St: st}
+	if d.opts.CommitURL != nil && st.Commit != "" {
+		o.Link = d.opts.CommitURL(st.Commit)
+	}
 	n := map[string]int{}
 	for _, s := range st.Services {
 		n[s.Sync]++

@@ -22,6 +22,7 @@ import (
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
 	"github.com/orca-sync/orca-sync/files"
+	"github.com/orca-sync/orca-sync/notify/github"
 	"github.com/orca-sync/orca-sync/proxy"
 	"github.com/orca-sync/orca-sync/reconcile"
 	"github.com/orca-sync/orca-sync/registryauth"
@@ -241,6 +242,7 @@ func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 	srv, err := api.New(api.Options{
 		Backend: backend{d.loop, bk}, Config: apiConfig{loop: d.loop, repo: f.repo, branch: f.branch},
 		Deliveries: d.db, PRs: prAPI{d.reporting}, Backups: backupAPI{bk}, AdminToken: admin, Registry: d.reg, Node: d.loop.NamedNode, Log: d.log,
+		CommitURL: func(sha string) string { return github.CommitURL(d.loop.Cluster().GitHub, sha) },
 	})
 	if err != nil {
 		return err
