@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"sync"
 	"time"
 
@@ -147,6 +148,13 @@ func (d *Dashboard) routes() *http.ServeMux {
 	return m
 }
 
+// assetTypes are the Content-Types of the embedded assets (nosniff is set).
+var assetTypes = map[string]string{
+	".css": "text/css; charset=utf-8",
+	".js":  "text/javascript; charset=utf-8",
+	".svg": "image/svg+xml",
+}
+
 func serveAsset(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("file")
 	b, err := files.ReadFile("assets/" + name)
@@ -154,13 +162,8 @@ func serveAsset(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	switch {
-	case len(name) > 4 && name[len(name)-4:] == ".css":
-		w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	case len(name) > 3 && name[len(name)-3:] == ".js":
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-	case len(name) > 4 && name[len(name)-4:] == ".svg":
-		w.Header().Set("Content-Type", "image/svg+xml")
+	if ct, ok := assetTypes[path.Ext(name)]; ok {
+		w.Header().Set("Content-Type", ct)
 	}
 	w.Header().Set("Cache-Control", "no-cache")
 	_, _ = w.Write(b)

@@ -124,6 +124,13 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	if send("retry: 2000\n\n") != nil {
 		return
 	}
+	d.stream(r, pg, send)
+}
+
+// stream sends the page's live part on every status that changes it, a
+// comment every 15 s to keep proxies from closing the idle stream, and
+// returns when the client goes, serve shuts down or the token is gone.
+func (d *Dashboard) stream(r *http.Request, pg *page, send func(string) error) {
 	updates, stop := d.hub.subscribe()
 	defer stop()
 	ping := time.NewTicker(15 * time.Second)
