@@ -145,6 +145,20 @@ role = "deployer"
 		}
 	})
 
+	t.Run("the history has each sync and its outcome per service", func(t *testing.T) {
+		b.run("history", chromedp.Navigate(origin+"/ui/history"), chromedp.WaitVisible(`.timeline details`))
+		recs := ps.history()
+		got, err := evalJS[string](b, `(function () {
+			var d = document.querySelector(".timeline details");
+			d.open = true;
+			return d.querySelector("summary").textContent + "|" + d.querySelector("tbody th").textContent + "|" + document.querySelectorAll(".timeline > li").length;
+		})()`)
+		want := fmt.Sprintf("%s · %s", recs[0].Trigger, recs[0].Commit[:12])
+		if err != nil || !strings.Contains(got, want) || !strings.Contains(got, "|"+pa+"/web|") || !strings.HasSuffix(got, fmt.Sprintf("|%d", len(recs))) {
+			t.Fatalf("history page: %q %v; want the newest sync (%s) with %s/web and %d records", got, err, want, pa, len(recs))
+		}
+	})
+
 	t.Run("screenshots of the overview", func(t *testing.T) {
 		b.run("overview", chromedp.Navigate(origin+"/"), chromedp.WaitVisible(`table.services`))
 		b.screenshot(t, shots, "overview", 1280, 800)
