@@ -140,6 +140,15 @@ role = "deployer"
 			logs, err := evalJS[string](b, `document.getElementById("logs").textContent`)
 			return err == nil && strings.Contains(logs, "testapp version=v2"), fmt.Sprintf("logs: %q %v", logs, err)
 		})
+		// Its two v2 containers, live and ready, as Docker has them.
+		var want []string
+		for _, c := range env.mustContainers(t, pa, "web") {
+			want = append(want, strings.TrimPrefix(c.Names[0], "/")+" running ready")
+		}
+		slices.Sort(want)
+		b.waitJS(t, `Array.from(document.querySelectorAll("table.containers tbody tr")).map(function (r) {
+			return r.cells[0].textContent + " " + r.cells[1].textContent + " " + r.cells[5].textContent;
+		}).sort().join(",")`, strings.Join(want, ","))
 		if n, _ := evalJS[int](b, `document.querySelectorAll("#redeploy").length`); n != 1 {
 			t.Fatalf("a deployer sees %d redeploy buttons, want 1", n)
 		}

@@ -95,13 +95,17 @@ func serviceStatus(c diff.Change, pins map[string]state.Pin, syncing bool, await
 	s := ServiceStatus{Project: c.Project, Name: c.Service, Replicas: c.Replicas, Image: c.Desired.Spec.Image, Sync: SyncSynced}
 	waiting := 0
 	for _, ctr := range c.Containers {
+		ready := false
 		switch {
 		case ctr.Hash != c.Desired.Hash || !ctr.Serving():
 		case awaiting != nil && awaiting(ctr.ID):
 			waiting++
 		default:
 			s.Ready++
+			ready = true
 		}
+		s.Containers = append(s.Containers, wire.ContainerStatus{Name: ctr.Name, State: ctr.State,
+			Status: ctr.Status, Role: ctr.Role, Digest: ctr.Digest, Ready: ready})
 	}
 	switch {
 	case s.Ready >= s.Replicas && s.Replicas > 0:

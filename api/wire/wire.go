@@ -107,6 +107,21 @@ type ServiceStatus struct {
 	Canary *CanaryStatus `json:"canary,omitempty"`
 	// Job is set for a scheduled job: its last and next run.
 	Job *JobStatus `json:"job,omitempty"`
+	// Containers are the service's live replica containers.
+	Containers []ContainerStatus `json:"containers,omitempty"`
+}
+
+// ContainerStatus is one live container of a service.
+type ContainerStatus struct {
+	Name string `json:"name"`
+	// State is Docker's (running, exited, …); Status its words ("Up 5
+	// minutes"), which say since when.
+	State  string `json:"state"`
+	Status string `json:"status,omitempty"`
+	Role   string `json:"role,omitempty"`
+	Digest string `json:"digest,omitempty"`
+	// Ready: of the desired spec, serving and past its readiness wait.
+	Ready bool `json:"ready"`
 }
 
 // CanaryStatus is a running canary as status shows it.
