@@ -180,7 +180,7 @@ func (cn *canaryDriver) step(ctx context.Context, r *run) {
 				cn.abortCanary(ctx, rec, r.live.Canaries[key], "canary container "+gone+" is not running", true)
 				continue
 			}
-			c.Action, c.Reason = diff.ActionNone, fmt.Sprintf("canary in progress: %s", canaryWaits(rec, c.Desired.Service))
+			c.Action, c.Reason = diff.ActionNone, fmt.Sprintf("canary in progress: %s", canaryWaits(rec, c.Desired.Service, cn.canaryRequests(rec)))
 		case wantsCanary && adoptable(r.live.Canaries[key], c.Desired.Hash):
 			cn.adoptCanary(c, r.live.Canaries[key])
 			c.Action, c.Reason = diff.ActionNone, "canary adopted from its containers' labels"

@@ -121,7 +121,7 @@ func TestCanaryStepsAbortFigures(t *testing.T) {
 		t.Fatalf("after start: %d stable, %d canary, weight %d", s, c, px.weight())
 	}
 	st, _ := l.Status(ctx)
-	if s := st.Services[0]; s.Sync != SyncProgressing || s.Canary == nil || s.Canary.Step != 1 || s.Ready != 0 {
+	if s := st.Services[0]; s.Sync != SyncProgressing || s.Canary == nil || s.Canary.Step != 1 || s.Ready != 2 || s.Health != HealthHealthy {
 		t.Fatalf("status during canary: %+v %+v", s, s.Canary)
 	}
 	px.serve("canary", 19, 0)

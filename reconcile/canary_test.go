@@ -36,12 +36,16 @@ func TestCanaryStepsAndWaits(t *testing.T) {
 		t.Errorf("steps without steps = %v, want one of canary_weight", st)
 	}
 	svc := &config.Service{Name: "api", Project: "shop", Deploy: manual}
-	w := canaryWaits(canaryRecord{Service: "shop/api", Weight: 30, Phase: phaseWaiting}, svc)
+	w := canaryWaits(canaryRecord{Service: "shop/api", Weight: 30, Phase: phaseWaiting}, svc, 0)
 	if !strings.Contains(w, "orca-sync promote shop/api") {
 		t.Errorf("waiting canary says %q", w)
 	}
-	w = canaryWaits(canaryRecord{Service: "shop/api", Weight: 30, Phase: phaseAnalysing, StepStarted: time.Now()}, svc)
-	if !strings.Contains(w, "step 1 of 1 at 30%") || !strings.Contains(w, "20 requests") {
-		t.Errorf("analysing canary says %q", w)
+	w = canaryWaits(canaryRecord{Service: "shop/api", Weight: 30, Phase: phaseAnalysing, StepStarted: time.Now()}, svc, 5)
+	if !strings.Contains(w, "step 1 of 1 at 30%") || !strings.Contains(w, "15 more request(s) to the canary (5 of 20)") {
+		t.Errorf("analysing canary with 5 of 20 requests says %q", w)
+	}
+	// Once min_requests is met the figure no longer says it waits for requests.
+	if w = canaryWaits(canaryRecord{Service: "shop/api", Weight: 30, Phase: phaseAnalysing, StepStarted: time.Now()}, svc, 141); strings.Contains(w, "request") {
+		t.Errorf("analysing canary with 141 of 20 requests says %q", w)
 	}
 }

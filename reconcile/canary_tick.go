@@ -84,8 +84,9 @@ func judge(a config.Analysis, c RoleFigures) string {
 	return ""
 }
 
-// canaryWaits says what the canary waits for.
-func canaryWaits(rec canaryRecord, svc *config.Service) string {
+// canaryWaits says what the canary waits for: the requests still missing
+// (of min_requests, counted in this step) and the pause left.
+func canaryWaits(rec canaryRecord, svc *config.Service, requests uint64) string {
 	steps := canarySteps(svc.Deploy)
 	switch rec.Phase {
 	case phaseWaiting:
@@ -98,8 +99,17 @@ func canaryWaits(rec canaryRecord, svc *config.Service) string {
 	}
 	st := steps[rec.Step]
 	left := time.Until(rec.StepStarted.Add(st.Pause)).Round(time.Second)
-	return fmt.Sprintf("step %d of %d at %d%%: waiting for %d requests to the canary and %v of pause",
-		rec.Step+1, len(steps), rec.Weight, svc.Deploy.Analysis.MinRequests, max(0, left))
+	var waits []string
+	if need := uint64(svc.Deploy.Analysis.MinRequests); requests < need {
+		waits = append(waits, fmt.Sprintf("%d more request(s) to the canary (%d of %d)", need-requests, requests, need))
+	}
+	if left > 0 {
+		waits = append(waits, fmt.Sprintf("%v of pause", left))
+	}
+	if len(waits) == 0 {
+		return fmt.Sprintf("step %d of %d at %d%%: met, moving on at the next tick", rec.Step+1, len(steps), rec.Weight)
+	}
+	return fmt.Sprintf("step %d of %d at %d%%: waiting for %s", rec.Step+1, len(steps), rec.Weight, strings.Join(waits, " and "))
 }
 
 // tickCanaries judges every running canary once: abort on a breach, next
@@ -213,10 +223,16 @@ func (cn *canaryDriver) takeAsk(key string) string {
 	return a
 }
 
+// canaryRequests is the canary's request count that min_requests is judged on.
+func (cn *canaryDriver) canaryRequests(rec canaryRecord) uint64 {
+	cf, _ := cn.figures(rec)
+	return cf.Requests
+}
+
 func (cn *canaryDriver) status(rec canaryRecord, svc *config.Service) *CanaryStatus {
 	cf, sf := cn.figures(rec)
 	steps := len(canarySteps(svc.Deploy))
 	return &CanaryStatus{Phase: rec.Phase, Step: min(rec.Step+1, steps), Steps: steps, Weight: rec.Weight,
 		Hash: rec.Hash, Containers: rec.Containers, Names: rec.Names, StepStarted: rec.StepStarted,
-		Canary: cf, Stable: sf, Waiting: strings.TrimSpace(canaryWaits(rec, svc))}
+		Canary: cf, Stable: sf, Waiting: strings.TrimSpace(canaryWaits(rec, svc, cf.Requests))}
 }

@@ -60,6 +60,7 @@ func (l *Loop) Status(ctx context.Context) (Status, error) {
 		if rec, ok := recs[c.Key()]; ok && l.opts.Canary != nil {
 			ss.Canary = l.canaries.status(rec, c.Desired.Service)
 			ss.Sync, ss.Reason = SyncProgressing, "canary: "+ss.Canary.Waiting
+			stableReady(&ss, c, l.applier.AwaitingReadiness)
 		}
 		st.Services = append(st.Services, ss)
 	}
@@ -84,6 +85,31 @@ func dockerReason(err error) string {
 		err = inner
 	}
 	return "Docker: " + err.Error()
+}
+
+// stableReady makes a canary service's readiness that of its stable set:
+// while the canary runs, the stable containers (the previous spec) serve the
+// service's replicas, so they are the ones ready counts, and the service is
+// Healthy when they all serve (docs/reference/api.md#status).
+func stableReady(ss *ServiceStatus, c diff.Change, awaiting func(id string) bool) {
+	ss.Ready = 0
+	for i, ctr := range c.Containers {
+		ready := ctr.Serving() && (awaiting == nil || !awaiting(ctr.ID))
+		if ready {
+			ss.Ready++
+		}
+		if i < len(ss.Containers) {
+			ss.Containers[i].Ready = ready
+		}
+	}
+	switch {
+	case ss.Ready >= c.Replicas:
+		ss.Health = HealthHealthy
+	case c.Live == 0:
+		ss.Health = HealthMissing
+	default:
+		ss.Health = HealthDegraded
+	}
 }
 
 // serviceStatus is the status of one service from its planned change.
