@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
@@ -101,17 +102,21 @@ func (a *Applier) HostMounts(ctx context.Context, spec diff.Spec, root string) (
 	return out, release, nil
 }
 
-// routeIn tells the router about a ready container.
+// routeIn tells the router about a ready container, at the address its
+// readiness wait read (one inspect, for a container it did not start).
 func (r *rollout) routeIn(ctx context.Context, c diff.Container) {
 	if r.svc.Port == 0 {
 		return
 	}
-	st, err := r.a.rt.Inspect(ctx, c.ID)
-	if err != nil {
-		r.log.Warn("cannot route in", "container", c.Name, "error", err)
-		return
+	ip := r.addr(c.ID)
+	if ip == "" {
+		st, err := r.a.rt.Inspect(ctx, c.ID)
+		if err != nil {
+			r.log.Warn("cannot route in", "container", c.Name, "error", err)
+			return
+		}
+		ip = st.IPs[diff.NetworkName(r.svc.Project)]
 	}
-	ip := st.IPs[diff.NetworkName(r.svc.Project)]
 	r.a.router.RouteIn(r.svc, routing.Target{ContainerID: c.ID, Addr: net.JoinHostPort(ip, strconv.Itoa(r.svc.Port)), Role: r.roleLabel()})
 }
 
@@ -125,15 +130,27 @@ func (r *rollout) retireOne(ctx context.Context, c diff.Container) error {
 	return nil
 }
 
+// retireAll retires cs side by side: each is routed out, drained, stopped
+// and removed on its own, so n containers take about as long as one.
 func (r *rollout) retireAll(ctx context.Context, cs []diff.Container) error {
-	var errs []string
-	for _, c := range cs {
-		if err := r.retireOne(ctx, c); err != nil {
-			errs = append(errs, err.Error())
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.retireOne(ctx, c)
+		}()
+	}
+	wg.Wait()
+	var msgs []string
+	for _, err := range errs {
+		if err != nil {
+			msgs = append(msgs, err.Error())
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	if len(msgs) > 0 {
+		return fmt.Errorf("%s", strings.Join(msgs, "; "))
 	}
 	return nil
 }

@@ -82,7 +82,8 @@ func benchRollout(b *testing.B, replicas, surge int) {
 		b.Fatal(err)
 	}
 	tl := newTimeline()
-	router := &timedRouter{r: proxy.New(proxy.Options{}), tl: tl}
+	// DataDir: the proxy keeps its certificates there (none are issued here).
+	router := &timedRouter{r: proxy.New(proxy.Options{DataDir: b.TempDir()}), tl: tl}
 	loop := reconcile.New(reconcile.Options{
 		Source: &timedSource{src: git, tl: tl}, Runtime: &timedRuntime{rt: rt, tl: tl}, Store: db,
 		Router: router, Routes: router, Secrets: &timedSecrets{s: secrets.NewKeyring(nil), tl: tl},
