@@ -2,6 +2,7 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path"
@@ -133,13 +134,55 @@ func (r *rollout) retireOne(ctx context.Context, c diff.Container) error {
 // retireAll retires cs side by side: each is routed out, drained, stopped
 // and removed on its own, so n containers take about as long as one.
 func (r *rollout) retireAll(ctx context.Context, cs []diff.Container) error {
+	return sideBySide(cs, func(c diff.Container) error { return r.retireOne(ctx, c) })
+}
+
+// stopAll routes cs out, drains and stops them side by side, and leaves
+// their removal to run beside what the rollout does next (the next batch's
+// create calls): a stopped container serves and runs nothing, and Docker's
+// remove call is no reason to hold the rollout. awaitRemovals collects them.
+func (r *rollout) stopAll(ctx context.Context, cs []diff.Container) error {
+	return sideBySide(cs, func(c diff.Container) error {
+		if err := r.a.stopOut(ctx, r.svc.Project, r.svc.Name, c, r.svc.StopGrace); err != nil {
+			return err
+		}
+		r.removing.Add(1)
+		go func() {
+			defer r.removing.Done()
+			if err := r.a.removeStopped(context.WithoutCancel(ctx), c); err != nil {
+				r.mu.Lock()
+				r.removeErrs = append(r.removeErrs, err)
+				r.mu.Unlock()
+				return
+			}
+			r.noteRemoved(c)
+			r.log.Info("removed", "container", c.Name)
+		}()
+		return nil
+	})
+}
+
+// awaitRemovals waits for the removals stopAll left running and returns
+// their errors.
+func (r *rollout) awaitRemovals() error {
+	r.removing.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := errors.Join(r.removeErrs...)
+	r.removeErrs = nil
+	return err
+}
+
+// sideBySide runs fn for each of cs concurrently and joins their errors on
+// one line.
+func sideBySide(cs []diff.Container, fn func(diff.Container) error) error {
 	errs := make([]error, len(cs))
 	var wg sync.WaitGroup
 	for i, c := range cs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = r.retireOne(ctx, c)
+			errs[i] = fn(c)
 		}()
 	}
 	wg.Wait()

@@ -40,6 +40,10 @@ type rollout struct {
 	// the containers it started, from their last readiness inspect: what
 	// routes them in without inspecting them again.
 	addrs map[string]string
+	// removing are the removals stopAll left running beside the next
+	// batch; removeErrs their failures (under mu).
+	removing   sync.WaitGroup
+	removeErrs []error
 }
 
 func (r *rollout) roleLabel() string {
@@ -182,7 +186,16 @@ func (r *rollout) converge(ctx context.Context, current []diff.Container) error 
 // rolling starts max_surge new containers at a time (created, started and
 // waited for side by side), waits until all of them are ready, then retires
 // as many old ones at once (docs/guides/rollouts-and-canary.md#strategies).
-func (r *rollout) rolling(ctx context.Context, current, outdated []diff.Container) error {
+func (r *rollout) rolling(ctx context.Context, current, outdated []diff.Container) (err error) {
+	defer func() { err = errors.Join(err, r.awaitRemovals()) }()
+	// A batch's old ones are removed beside the next batch's starts unless
+	// one of them holds a name that batch creates (a redeploy of the same
+	// spec: freeName renames it aside, and a container being removed
+	// cannot be).
+	retire := r.stopAll
+	if r.namesTaken() {
+		retire = r.retireAll
+	}
 	keep, drop := r.sortOut(current)
 	if err := r.retireAll(ctx, drop); err != nil {
 		return err
@@ -201,7 +214,7 @@ func (r *rollout) rolling(ctx context.Context, current, outdated []diff.Containe
 		// As many old ones as have just become ready leave together:
 		// routed out at once, drained and stopped side by side.
 		k := min(n, len(old))
-		if err := r.retireAll(ctx, old[:k]); err != nil {
+		if err := retire(ctx, old[:k]); err != nil {
 			return err
 		}
 		retired, old = append(retired, old[:k]...), old[k:]
@@ -251,6 +264,10 @@ func (r *rollout) undo(ctx context.Context, cause error, started, retired []diff
 	ctx = context.WithoutCancel(ctx)
 	r.log.Warn("rollout failed, undoing", "error", cause, "remove", len(started), "restore", len(retired))
 	errs := []error{fmt.Errorf("rollout of %s undone: %w", r.svc.Key(), cause)}
+	// A restored container takes its old name: the old one must be gone.
+	if err := r.awaitRemovals(); err != nil {
+		errs = append(errs, fmt.Errorf("undo: %w", err))
+	}
 	for _, old := range retired {
 		if err := r.restore(ctx, old); err != nil {
 			errs = append(errs, fmt.Errorf("undo: restore %s: %w", old.Name, err))
@@ -309,6 +326,21 @@ func (r *rollout) freeName(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// namesTaken reports whether a container of the change holds a name the
+// rollout may create (replica 1..replicas of the desired spec).
+func (r *rollout) namesTaken() bool {
+	names := map[string]bool{}
+	for i := 1; i <= r.svc.Replicas; i++ {
+		names[diff.ContainerName(r.svc.Project, r.svc.Name, r.svc.Hash, r.job.nameNode, i)] = true
+	}
+	for _, c := range r.change.Containers {
+		if names[c.Name] {
+			return true
+		}
+	}
+	return false
 }
 
 // sortOut splits containers of the desired spec into those to keep (serving,
