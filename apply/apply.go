@@ -287,10 +287,24 @@ func (a *Applier) removeAll(ctx context.Context, c diff.Change, r *Result) error
 // retire routes a container out (the router drains it), stops it with
 // grace (stop_grace_secs) and removes it.
 func (a *Applier) retire(ctx context.Context, project, service string, c diff.Container, grace time.Duration) error {
+	if err := a.stopOut(ctx, project, service, c, grace); err != nil {
+		return err
+	}
+	return a.removeStopped(ctx, c)
+}
+
+// stopOut routes a container out (the router drains it) and stops it with
+// grace: from then on it serves nothing and runs nothing.
+func (a *Applier) stopOut(ctx context.Context, project, service string, c diff.Container, grace time.Duration) error {
 	a.router.RouteOut(ctx, project, service, routing.Target{ContainerID: c.ID})
 	if err := a.rt.Stop(ctx, c.ID, grace); err != nil {
 		return fmt.Errorf("stop %s: %w", c.Name, err)
 	}
+	return nil
+}
+
+// removeStopped removes a container stopOut stopped.
+func (a *Applier) removeStopped(ctx context.Context, c diff.Container) error {
 	if err := a.rt.Remove(ctx, c.ID); err != nil {
 		return fmt.Errorf("remove %s: %w", c.Name, err)
 	}

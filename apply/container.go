@@ -2,12 +2,14 @@ package apply
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/orca-sync/orca-sync/config"
 	"github.com/orca-sync/orca-sync/diff"
@@ -101,17 +103,21 @@ func (a *Applier) HostMounts(ctx context.Context, spec diff.Spec, root string) (
 	return out, release, nil
 }
 
-// routeIn tells the router about a ready container.
+// routeIn tells the router about a ready container, at the address its
+// readiness wait read (one inspect, for a container it did not start).
 func (r *rollout) routeIn(ctx context.Context, c diff.Container) {
 	if r.svc.Port == 0 {
 		return
 	}
-	st, err := r.a.rt.Inspect(ctx, c.ID)
-	if err != nil {
-		r.log.Warn("cannot route in", "container", c.Name, "error", err)
-		return
+	ip := r.addr(c.ID)
+	if ip == "" {
+		st, err := r.a.rt.Inspect(ctx, c.ID)
+		if err != nil {
+			r.log.Warn("cannot route in", "container", c.Name, "error", err)
+			return
+		}
+		ip = st.IPs[diff.NetworkName(r.svc.Project)]
 	}
-	ip := st.IPs[diff.NetworkName(r.svc.Project)]
 	r.a.router.RouteIn(r.svc, routing.Target{ContainerID: c.ID, Addr: net.JoinHostPort(ip, strconv.Itoa(r.svc.Port)), Role: r.roleLabel()})
 }
 
@@ -125,15 +131,69 @@ func (r *rollout) retireOne(ctx context.Context, c diff.Container) error {
 	return nil
 }
 
+// retireAll retires cs side by side: each is routed out, drained, stopped
+// and removed on its own, so n containers take about as long as one.
 func (r *rollout) retireAll(ctx context.Context, cs []diff.Container) error {
-	var errs []string
-	for _, c := range cs {
-		if err := r.retireOne(ctx, c); err != nil {
-			errs = append(errs, err.Error())
+	return sideBySide(cs, func(c diff.Container) error { return r.retireOne(ctx, c) })
+}
+
+// stopAll routes cs out, drains and stops them side by side, and leaves
+// their removal to run beside what the rollout does next (the next batch's
+// create calls): a stopped container serves and runs nothing, and Docker's
+// remove call is no reason to hold the rollout. awaitRemovals collects them.
+func (r *rollout) stopAll(ctx context.Context, cs []diff.Container) error {
+	return sideBySide(cs, func(c diff.Container) error {
+		if err := r.a.stopOut(ctx, r.svc.Project, r.svc.Name, c, r.svc.StopGrace); err != nil {
+			return err
+		}
+		r.removing.Add(1)
+		go func() {
+			defer r.removing.Done()
+			if err := r.a.removeStopped(context.WithoutCancel(ctx), c); err != nil {
+				r.mu.Lock()
+				r.removeErrs = append(r.removeErrs, err)
+				r.mu.Unlock()
+				return
+			}
+			r.noteRemoved(c)
+			r.log.Info("removed", "container", c.Name)
+		}()
+		return nil
+	})
+}
+
+// awaitRemovals waits for the removals stopAll left running and returns
+// their errors.
+func (r *rollout) awaitRemovals() error {
+	r.removing.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := errors.Join(r.removeErrs...)
+	r.removeErrs = nil
+	return err
+}
+
+// sideBySide runs fn for each of cs concurrently and joins their errors on
+// one line.
+func sideBySide(cs []diff.Container, fn func(diff.Container) error) error {
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(c)
+		}()
+	}
+	wg.Wait()
+	var msgs []string
+	for _, err := range errs {
+		if err != nil {
+			msgs = append(msgs, err.Error())
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	if len(msgs) > 0 {
+		return fmt.Errorf("%s", strings.Join(msgs, "; "))
 	}
 	return nil
 }

@@ -15,9 +15,17 @@ import (
 	"github.com/orca-sync/orca-sync/redact"
 )
 
-// pollInterval is how often readiness re-inspects a container that has no
-// probe of its own to wait for.
+// pollInterval is how often readiness re-inspects a container it waits
+// for: has it exited, what does its HEALTHCHECK say.
 const pollInterval = 200 * time.Millisecond
+
+// firstProbeRetry is the wait before the first retry of a failed readiness
+// probe during a rollout; each retry waits twice as long as the last, up to
+// maxRolloutProbeGap. An app that listens milliseconds after its start — the
+// usual failure of the first probe is only that it is not listening yet —
+// is then routed in milliseconds later, not half a second later
+// (docs/reference/service-toml.md#probes).
+const firstProbeRetry = 20 * time.Millisecond
 
 // maxRolloutProbeGap caps the wait between readiness probes during a
 // rollout: a probe that fails because the app is not listening yet is retried
@@ -44,16 +52,17 @@ func (e *NotReadyError) Error() string {
 }
 
 // waitReady blocks until container id of svc is ready, or ctx (which carries
-// the rollout's deadline) ends, or the container exits. Why not is told with
-// the secret values the container was given (secrets) replaced by their
-// references: the error goes to the sync history, status, API and
-// notifications, and an app that fails on a bad secret often prints it (a DSN
-// with its password). The raw log text is redacted, before it is put on one
-// line, so a value with a tab, two spaces or a newline is still found
-// (docs/guides/secrets.md).
-func (a *Applier) waitReady(ctx context.Context, svc *diff.Service, id, name string, secrets *redact.Redactor) error {
+// the rollout's deadline) ends, or the container exits. It returns the
+// container's state from its last inspect, whose addresses route it in.
+// Why not is told with the secret values the container was given (secrets)
+// replaced by their references: the error goes to the sync history, status,
+// API and notifications, and an app that fails on a bad secret often prints
+// it (a DSN with its password). The raw log text is redacted, before it is
+// put on one line, so a value with a tab, two spaces or a newline is still
+// found (docs/guides/secrets.md).
+func (a *Applier) waitReady(ctx context.Context, svc *diff.Service, id, name string, secrets *redact.Redactor) (State, error) {
 	a.awaiting.add(id)
-	err := a.awaitReady(ctx, svc, id, name)
+	st, err := a.awaitReady(ctx, svc, id, name)
 	if err == nil {
 		a.awaiting.done(id) // a failed one stays not ready until it is retired
 	}
@@ -63,67 +72,108 @@ func (a *Applier) waitReady(ctx context.Context, svc *diff.Service, id, name str
 		// One line, so the reason fits a status line and a history row.
 		nre.Logs = strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(secrets.String(nre.Logs)), "\n", " | ")), " ")
 	}
-	return err
+	return st, err
+}
+
+// readyWait is one container's readiness wait: the inspects that watch it
+// (every pollInterval) and the probes (retried sooner, see firstProbeRetry)
+// run on schedules of their own.
+type readyWait struct {
+	a        *Applier
+	svc      *diff.Service
+	id, name string
+	st       State
+	lastErr  string
+	// nextInspect and nextProbe are when each is due; gap is the wait after
+	// the next failed probe.
+	nextInspect, nextProbe time.Time
+	gap                    time.Duration
 }
 
 // awaitReady is waitReady before redaction: its NotReadyError has the raw
 // log text.
-func (a *Applier) awaitReady(ctx context.Context, svc *diff.Service, id, name string) error {
+func (a *Applier) awaitReady(ctx context.Context, svc *diff.Service, id, name string) (State, error) {
+	w := &readyWait{a: a, svc: svc, id: id, name: name, nextInspect: time.Now(), gap: firstProbeRetry}
 	probe := svc.Readiness
-	var lastErr string
-	var next time.Time
 	if probe != nil {
-		next = time.Now().Add(probe.InitialDelay)
+		w.nextProbe = time.Now().Add(probe.InitialDelay)
 	}
 	for {
-		st, err := a.rt.Inspect(ctx, id)
-		if err != nil && ctx.Err() != nil {
-			// The deadline cut the call short: the reason is what the
-			// container failed before it, not the cut-off call.
-			return a.timedOut(ctx, svc, id, name, lastErr)
-		}
-		if err != nil {
-			return a.notReady(ctx, id, name, fmt.Sprintf("inspect: %v", err))
-		}
-		if !st.Running || st.Status == "restarting" {
-			reason := fmt.Sprintf("container %s (exit code %d)", st.Status, st.ExitCode)
-			if st.OOMKilled {
-				reason += ", killed for running out of memory"
+		if !time.Now().Before(w.nextInspect) {
+			if ready, err := w.inspect(ctx); ready || err != nil {
+				return w.st, err
 			}
-			return a.notReady(ctx, id, name, reason)
 		}
-		switch {
-		case probe != nil:
-			if !time.Now().Before(next) {
-				err := a.probe(ctx, probe, svc, id, st)
-				if err == nil {
-					return nil
-				}
-				if ctx.Err() != nil && lastErr != "" {
-					return a.timedOut(ctx, svc, id, name, lastErr)
-				}
-				lastErr = "readiness probe: " + err.Error()
-				next = time.Now().Add(min(probe.Interval, maxRolloutProbeGap))
+		if probe != nil && !time.Now().Before(w.nextProbe) {
+			err := a.probe(ctx, probe, svc, id, w.st)
+			if err == nil {
+				return w.st, nil
 			}
-		case st.Health == "healthy":
-			return nil
-		case st.Health == "unhealthy":
-			return a.notReady(ctx, id, name, "image HEALTHCHECK reports unhealthy")
-		case st.Health == "":
-			ran := time.Since(st.StartedAt)
-			if ran >= svc.Deploy.MinReady {
-				return nil
+			if ctx.Err() != nil && w.lastErr != "" {
+				return w.st, a.timedOut(ctx, svc, id, name, w.lastErr)
 			}
-			lastErr = fmt.Sprintf("running for %s of min_ready_secs %s", ran.Round(100*time.Millisecond), svc.Deploy.MinReady)
-		default:
-			lastErr = "image HEALTHCHECK: " + st.Health
+			w.lastErr = "readiness probe: " + err.Error()
+			w.nextProbe = time.Now().Add(w.gap)
+			w.gap = min(2*w.gap, maxRolloutProbeGap)
+			if probe.Interval > 0 {
+				w.gap = min(w.gap, probe.Interval)
+			}
 		}
+		wake := w.nextInspect
+		if probe != nil && w.nextProbe.Before(wake) {
+			wake = w.nextProbe
+		}
+		t := time.NewTimer(time.Until(wake))
 		select {
 		case <-ctx.Done():
-			return a.timedOut(ctx, svc, id, name, lastErr)
-		case <-time.After(pollInterval):
+			t.Stop()
+			return w.st, a.timedOut(ctx, svc, id, name, w.lastErr)
+		case <-t.C:
 		}
 	}
+}
+
+// inspect reads the container's state: an exit fails the wait; without a
+// readiness probe, a healthy HEALTHCHECK or min_ready_secs of running end it.
+func (w *readyWait) inspect(ctx context.Context) (ready bool, err error) {
+	st, err := w.a.rt.Inspect(ctx, w.id)
+	if err != nil && ctx.Err() != nil {
+		// The deadline cut the call short: the reason is what the
+		// container failed before it, not the cut-off call.
+		return false, w.a.timedOut(ctx, w.svc, w.id, w.name, w.lastErr)
+	}
+	if err != nil {
+		return false, w.a.notReady(ctx, w.id, w.name, fmt.Sprintf("inspect: %v", err))
+	}
+	w.st, w.nextInspect = st, time.Now().Add(pollInterval)
+	if !st.Running || st.Status == "restarting" {
+		reason := fmt.Sprintf("container %s (exit code %d)", st.Status, st.ExitCode)
+		if st.OOMKilled {
+			reason += ", killed for running out of memory"
+		}
+		return false, w.a.notReady(ctx, w.id, w.name, reason)
+	}
+	switch {
+	case w.svc.Readiness != nil:
+		return false, nil // the probe decides
+	case st.Health == "healthy":
+		return true, nil
+	case st.Health == "unhealthy":
+		return false, w.a.notReady(ctx, w.id, w.name, "image HEALTHCHECK reports unhealthy")
+	case st.Health == "":
+		ran := time.Since(st.StartedAt)
+		if ran >= w.svc.Deploy.MinReady {
+			return true, nil
+		}
+		w.lastErr = fmt.Sprintf("running for %s of min_ready_secs %s", ran.Round(100*time.Millisecond), w.svc.Deploy.MinReady)
+		// Looked at again the moment it has run long enough.
+		if at := st.StartedAt.Add(w.svc.Deploy.MinReady); at.Before(w.nextInspect) {
+			w.nextInspect = at
+		}
+	default:
+		w.lastErr = "image HEALTHCHECK: " + st.Health
+	}
+	return false, nil
 }
 
 // timedOut is the error of a container the rollout's deadline caught before

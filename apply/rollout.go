@@ -36,6 +36,14 @@ type rollout struct {
 	role string
 	// holdRoutes: startOne leaves routing to the caller (blue-green).
 	holdRoutes bool
+	// addrs are the addresses on the project network, by container ID, of
+	// the containers it started, from their last readiness inspect: what
+	// routes them in without inspecting them again.
+	addrs map[string]string
+	// removing are the removals stopAll left running beside the next
+	// batch; removeErrs their failures (under mu).
+	removing   sync.WaitGroup
+	removeErrs []error
 }
 
 func (r *rollout) roleLabel() string {
@@ -59,6 +67,21 @@ func (r *rollout) noteRemoved(c diff.Container) {
 	}
 	r.gone[c.ID] = true
 	r.mu.Unlock()
+}
+
+func (r *rollout) noteAddr(id string, st State) {
+	r.mu.Lock()
+	if r.addrs == nil {
+		r.addrs = map[string]string{}
+	}
+	r.addrs[id] = st.IPs[diff.NetworkName(r.svc.Project)]
+	r.mu.Unlock()
+}
+
+func (r *rollout) addr(id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.addrs[id]
 }
 
 func (r *rollout) retired(id string) bool {
@@ -160,9 +183,19 @@ func (r *rollout) converge(ctx context.Context, current []diff.Container) error 
 	return r.retireAll(ctx, servingOnly(drop))
 }
 
-// rolling starts max_surge new containers at a time, waits until they are
-// ready, then retires as many old ones.
-func (r *rollout) rolling(ctx context.Context, current, outdated []diff.Container) error {
+// rolling starts max_surge new containers at a time (created, started and
+// waited for side by side), waits until all of them are ready, then retires
+// as many old ones at once (docs/guides/rollouts-and-canary.md#strategies).
+func (r *rollout) rolling(ctx context.Context, current, outdated []diff.Container) (err error) {
+	defer func() { err = errors.Join(err, r.awaitRemovals()) }()
+	// A batch's old ones are removed beside the next batch's starts unless
+	// one of them holds a name that batch creates (a redeploy of the same
+	// spec: freeName renames it aside, and a container being removed
+	// cannot be).
+	retire := r.stopAll
+	if r.namesTaken() {
+		retire = r.retireAll
+	}
 	keep, drop := r.sortOut(current)
 	if err := r.retireAll(ctx, drop); err != nil {
 		return err
@@ -178,12 +211,13 @@ func (r *rollout) rolling(ctx context.Context, current, outdated []diff.Containe
 			return r.undo(ctx, err, started, retired)
 		}
 		started = append(started, batch...)
-		for i := 0; i < n && len(old) > 0; i++ {
-			if err := r.retireOne(ctx, old[0]); err != nil {
-				return err
-			}
-			retired, old = append(retired, old[0]), old[1:]
+		// As many old ones as have just become ready leave together:
+		// routed out at once, drained and stopped side by side.
+		k := min(n, len(old))
+		if err := retire(ctx, old[:k]); err != nil {
+			return err
 		}
+		retired, old = append(retired, old[:k]...), old[k:]
 	}
 	return r.retireAll(ctx, old)
 }
@@ -220,17 +254,7 @@ func (r *rollout) blueGreen(ctx context.Context, current, outdated []diff.Contai
 	for _, c := range started {
 		r.routeIn(ctx, c)
 	}
-	errs := make([]error, len(outdated))
-	var wg sync.WaitGroup
-	for i, c := range outdated {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = r.retireOne(ctx, c)
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return r.retireAll(ctx, outdated)
 }
 
 // undo puts back, from the spec in their labels, the old containers a failed
@@ -240,6 +264,10 @@ func (r *rollout) undo(ctx context.Context, cause error, started, retired []diff
 	ctx = context.WithoutCancel(ctx)
 	r.log.Warn("rollout failed, undoing", "error", cause, "remove", len(started), "restore", len(retired))
 	errs := []error{fmt.Errorf("rollout of %s undone: %w", r.svc.Key(), cause)}
+	// A restored container takes its old name: the old one must be gone.
+	if err := r.awaitRemovals(); err != nil {
+		errs = append(errs, fmt.Errorf("undo: %w", err))
+	}
 	for _, old := range retired {
 		if err := r.restore(ctx, old); err != nil {
 			errs = append(errs, fmt.Errorf("undo: restore %s: %w", old.Name, err))
@@ -271,9 +299,11 @@ func (r *rollout) restore(ctx context.Context, old diff.Container) error {
 		return errors.New(secrets.redactor().String(err.Error()))
 	}
 	r.noteStarted(cfg.Name)
-	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name, secrets.redactor()); err != nil {
+	st, err := r.a.waitReady(ctx, r.svc, id, cfg.Name, secrets.redactor())
+	if err != nil {
 		return err
 	}
+	r.noteAddr(id, st)
 	r.routeIn(ctx, diff.Container{ID: id, Name: cfg.Name, Project: r.svc.Project, Service: r.svc.Name, Index: old.Index, Hash: old.Hash, State: "running"})
 	if len(secrets.unknown) > 0 {
 		return fmt.Errorf("restored with the current value of secrets.%s: the value its label names predates this orca-sync process",
@@ -296,6 +326,21 @@ func (r *rollout) freeName(ctx context.Context, name string) error {
 		}
 	}
 	return nil
+}
+
+// namesTaken reports whether a container of the change holds a name the
+// rollout may create (replica 1..replicas of the desired spec).
+func (r *rollout) namesTaken() bool {
+	names := map[string]bool{}
+	for i := 1; i <= r.svc.Replicas; i++ {
+		names[diff.ContainerName(r.svc.Project, r.svc.Name, r.svc.Hash, r.job.nameNode, i)] = true
+	}
+	for _, c := range r.change.Containers {
+		if names[c.Name] {
+			return true
+		}
+	}
+	return false
 }
 
 // sortOut splits containers of the desired spec into those to keep (serving,
@@ -412,9 +457,11 @@ func (r *rollout) startOne(ctx context.Context, index int) (diff.Container, erro
 	c := diff.Container{ID: id, Name: cfg.Name, Project: r.svc.Project, Service: r.svc.Name, Index: index, Hash: r.svc.Hash, State: "running"}
 	r.noteStarted(cfg.Name)
 	r.log.Info("started", "container", cfg.Name)
-	if err := r.a.waitReady(ctx, r.svc, id, cfg.Name, secrets.redactor()); err != nil {
+	st, err := r.a.waitReady(ctx, r.svc, id, cfg.Name, secrets.redactor())
+	if err != nil {
 		return c, err
 	}
+	r.noteAddr(id, st)
 	if !r.holdRoutes {
 		r.routeIn(ctx, c)
 	}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"github.com/orca-sync/orca-sync/apply"
 	"github.com/orca-sync/orca-sync/apply/applytest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -187,5 +189,98 @@ func TestForcedReplaceOfUnchangedSpec(t *testing.T) {
 		if _, ok := before[id]; ok || len(after) != 2 {
 			t.Fatalf("containers %v -> %v: want two new ones", before, after)
 		}
+	}
+}
+
+// gate counts the calls in flight at once: each call waits at the gate
+// until want calls are inside, or until patience runs out (a rollout that
+// makes its calls one after another then still ends, with a peak of 1).
+type gate struct {
+	want     int
+	patience time.Duration
+	mu       sync.Mutex
+	in, peak int
+	full     chan struct{}
+}
+
+func newGate(want int) *gate {
+	return &gate{want: want, patience: 2 * time.Second, full: make(chan struct{})}
+}
+
+func (g *gate) pass() {
+	g.mu.Lock()
+	g.in++
+	g.peak = max(g.peak, g.in)
+	full := g.full
+	if g.in == g.want {
+		close(full)
+		g.full = make(chan struct{}) // for the next batch
+	}
+	g.mu.Unlock()
+	select {
+	case <-full:
+	case <-time.After(g.patience):
+	}
+	g.mu.Lock()
+	g.in--
+	g.mu.Unlock()
+}
+
+// surgeRuntime holds every Run and Stop at a gate, and records the order
+// of the runs and stops.
+type surgeRuntime struct {
+	*applytest.Runtime
+	runs, stops *gate
+	mu          sync.Mutex
+	trail       []string
+}
+
+func (s *surgeRuntime) note(what string) {
+	s.mu.Lock()
+	s.trail = append(s.trail, what)
+	s.mu.Unlock()
+}
+
+func (s *surgeRuntime) Run(ctx context.Context, cfg apply.ContainerConfig) (string, error) {
+	s.runs.pass()
+	s.note("run " + cfg.Spec.Image)
+	return s.Runtime.Run(ctx, cfg)
+}
+
+func (s *surgeRuntime) Stop(ctx context.Context, id string, grace time.Duration) error {
+	s.stops.pass()
+	s.note("stop")
+	return s.Runtime.Stop(ctx, id, grace)
+}
+
+// TestRollingStartsMaxSurgeAtOnce: with max_surge = 2, a rolling update of
+// 4 replicas creates and starts 2 new containers side by side, stops 2 old
+// ones side by side once those are ready, and never starts a batch before
+// the previous batch's old ones are gone; capacity never drops below 4.
+func TestRollingStartsMaxSurgeAtOnce(t *testing.T) {
+	f := applytest.NewRuntime()
+	syncOnce(t, f, testService("web", "app:v1", 4, config.StrategyRolling))
+	f.Watch["p/web"] = true
+	sr := &surgeRuntime{Runtime: f, runs: newGate(2), stops: newGate(2)}
+	v2 := testService("web", "app:v2", 4, config.StrategyRolling)
+	v2.Deploy.MaxSurge = 2
+	v2.Deploy.Timeout = time.Minute
+	d := &config.Desired{Root: t.TempDir(), Projects: []*config.Project{{Name: "p", Services: []*config.Service{v2}}}}
+	ctx := context.Background()
+	live, _ := f.List(ctx)
+	plan := diff.Compute(apply.Desire(ctx, sr, d, nil), live, diff.Options{Prune: true})
+	r := onlyResult(t, apply.New(sr, apply.Options{Node: "n1"}).Apply(ctx, d, plan, "rev"))
+	if r.Failed() || len(r.Started) != 4 || len(r.Removed) != 4 {
+		t.Fatalf("result = %+v", r)
+	}
+	if sr.runs.peak != 2 || sr.stops.peak != 2 {
+		t.Errorf("at most %d creates and %d stops at once, want 2 and 2 (max_surge); order: %v", sr.runs.peak, sr.stops.peak, sr.trail)
+	}
+	want := []string{"run app:v2", "run app:v2", "stop", "stop", "run app:v2", "run app:v2", "stop", "stop"}
+	if !slices.Equal(sr.trail, want) {
+		t.Errorf("order %v, want %v", sr.trail, want)
+	}
+	if m := f.MinServing["p/web"]; m < 4 {
+		t.Errorf("serving containers fell to %d during the rollout", m)
 	}
 }

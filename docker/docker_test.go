@@ -542,6 +542,25 @@ func TestDockerSummaryHealth(t *testing.T) {
 	}
 }
 
+// TestDockerCreateOnFirstNetwork: the create request attaches the container
+// to its first network, with its aliases, so a one-network service costs
+// one create call and no connect; API 1.41 takes one endpoint at create, so
+// the others are connected after it (connectAndStart).
+func TestDockerCreateOnFirstNetwork(t *testing.T) {
+	spec := diff.Spec{Image: "app:v1", Networks: []string{"orca-p", "orca-internal"}, Aliases: []string{"web", "www"}}
+	opts, err := createOptions(apply.ContainerConfig{Name: "p-web-1", Spec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.HostConfig.NetworkMode != "orca-p" {
+		t.Errorf("network mode %q; want orca-p", opts.HostConfig.NetworkMode)
+	}
+	eps := opts.NetworkingConfig.EndpointsConfig
+	if len(eps) != 1 || eps["orca-p"] == nil || !slices.Equal(eps["orca-p"].Aliases, []string{"web", "www"}) {
+		t.Errorf("endpoints at create %+v; want orca-p alone, with aliases web, www", eps)
+	}
+}
+
 func TestDockerRestartPolicy(t *testing.T) {
 	for in, want := range map[string]container.RestartPolicy{
 		"":               {Name: "no"},
