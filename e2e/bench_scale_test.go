@@ -299,7 +299,7 @@ func (d *daemon) quiet(b *testing.B) int {
 
 // apiTimes GETs path n times and returns the answer times; calls gets the
 // Docker calls per answer.
-func (d *daemon) apiTimes(b *testing.B, path string, n int, calls *float64) []time.Duration {
+func (d *daemon) apiTimes(b *testing.B, path string, n int, calls *string) []time.Duration {
 	d.docker.takeRequests()
 	var out []time.Duration
 	for range n {
@@ -309,8 +309,9 @@ func (d *daemon) apiTimes(b *testing.B, path string, n int, calls *float64) []ti
 		}
 		out = append(out, time.Since(t0))
 	}
-	c, _ := countCalls(d.docker.takeRequests())
-	*calls = float64(c) / float64(n)
+	reqs := d.docker.takeRequests()
+	c, _ := countCalls(reqs)
+	*calls = fmt.Sprintf("%.1f Docker calls: %s", float64(c)/float64(n), strings.Join(callKinds(reqs, n), ", "))
 	return out
 }
 
@@ -412,7 +413,7 @@ type scaleFigures struct {
 	noChangeInspects              float64
 	noChangeKinds                 []string
 	status, drift                 []time.Duration
-	statusCalls, driftCalls       float64
+	statusCalls, driftCalls       string
 	rss                           map[string]float64
 	restartWall, restartSync      time.Duration
 	restartCalls, restartInspects int
@@ -439,8 +440,8 @@ func (f *scaleFigures) print(b *testing.B) {
 		{"first sync after restart", ms(f.restartSync) + fmt.Sprintf(" (%d Docker calls, %d inspects: %s)", f.restartCalls, f.restartInspects, strings.Join(f.restartKinds, ", "))},
 		{"restart to first sync done", ms(f.restartWall)},
 		{"idle serve RSS", fmt.Sprintf("%.1f MiB (anonymous %.1f, file-backed %.1f)", f.rss["VmRSS"], f.rss["RssAnon"], f.rss["RssFile"])},
-		{"GET /api/v1/status, median", ms(median(f.status)) + fmt.Sprintf(" (%.1f Docker calls)", f.statusCalls)},
-		{"GET /api/v1/drift, median", ms(median(f.drift)) + fmt.Sprintf(" (%.1f Docker calls)", f.driftCalls)},
+		{"GET /api/v1/status, median", ms(median(f.status)) + " (" + f.statusCalls + ")"},
+		{"GET /api/v1/drift, median", ms(median(f.drift)) + " (" + f.driftCalls + ")"},
 	}
 	var sb strings.Builder
 	for _, r := range rows {
