@@ -99,23 +99,42 @@ func (s *driftChecker) inspectAll(ctx context.Context, live []diff.Container) ma
 	if s.inspector == nil {
 		return out
 	}
-	for _, c := range todo {
-		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		li, err := s.inspector.InspectConfig(ictx, c.ID)
-		cancel()
-		s.mu.Lock()
-		s.inspects++
-		if err == nil {
-			s.cache[c.ID] = &li
-		}
-		s.mu.Unlock()
-		if err != nil {
-			s.log.Debug("drift: inspect", "container", c.Name, "error", err)
-			continue
-		}
-		out[c.ID] = &li
+	// After a restart every container is new to the cache: the inspects
+	// run a few at a time, as the engine answers them in parallel.
+	var wg sync.WaitGroup
+	work := make(chan diff.Container)
+	for range min(inspectWorkers, len(todo)) {
+		wg.Go(func() {
+			for c := range work {
+				s.inspectOne(ctx, c, out)
+			}
+		})
 	}
+	for _, c := range todo {
+		work <- c
+	}
+	close(work)
+	wg.Wait()
 	return out
+}
+
+// inspectWorkers bounds the inspects in flight of one drift check.
+const inspectWorkers = 8
+
+// inspectOne inspects c into the cache and out.
+func (s *driftChecker) inspectOne(ctx context.Context, c diff.Container, out map[string]*diff.Live) {
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	li, err := s.inspector.InspectConfig(ictx, c.ID)
+	cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inspects++
+	if err != nil {
+		s.log.Debug("drift: inspect", "container", c.Name, "error", err)
+		return
+	}
+	s.cache[c.ID] = &li
+	out[c.ID] = &li
 }
 
 // modifiedMounts finds the snapshots of live containers changed on the host
