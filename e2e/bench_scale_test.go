@@ -21,6 +21,7 @@ import (
 	dockerrt "github.com/orca-sync/orca-sync/docker"
 	"github.com/orca-sync/orca-sync/internal/dockertest"
 	"github.com/orca-sync/orca-sync/internal/gittest"
+	"github.com/orca-sync/orca-sync/proxy"
 	"github.com/orca-sync/orca-sync/reconcile"
 	"github.com/orca-sync/orca-sync/source"
 	"github.com/orca-sync/orca-sync/state"
@@ -372,7 +373,12 @@ func profileInProcess(b *testing.B, env *Env, srv *gittest.Server, dir string, n
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { db.Close() })
-		return reconcile.New(reconcile.Options{Source: git, Runtime: rt, Store: db, Node: env.Prefix})
+		// As serve wires it: the proxy follows the routes.
+		px := proxy.New(proxy.Options{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", freePort(b)), HTTPSAddr: fmt.Sprintf("127.0.0.1:%d", freePort(b)),
+			DataDir: b.TempDir(), IPs: engineIPs{rt}})
+		b.Cleanup(func() { px.Shutdown(context.Background()) })
+		return reconcile.New(reconcile.Options{Source: git, Runtime: rt, Store: db, Node: env.Prefix,
+			Router: px, Routes: px, Canary: px})
 	}
 	profile := func(name string, f func()) {
 		out, err := os.Create(filepath.Join(dir, name))
@@ -407,8 +413,37 @@ func profileInProcess(b *testing.B, env *Env, srv *gittest.Server, dir string, n
 			warm = append(warm, time.Since(t0))
 		}
 	})
-	fmt.Printf("scale: in-process (profiles in %s): first sync of a fresh loop median %v; no-change sync median %v\n",
-		dir, median(fresh), median(warm))
+	var status, drift []time.Duration
+	profile("api.pprof", func() {
+		for range n * 3 {
+			t0 := time.Now()
+			if _, err := loop.Status(ctx); err != nil {
+				b.Fatal(err)
+			}
+			status = append(status, time.Since(t0))
+			t0 = time.Now()
+			if _, err := loop.Drift(ctx); err != nil {
+				b.Fatal(err)
+			}
+			drift = append(drift, time.Since(t0))
+		}
+	})
+	fmt.Printf("scale: in-process (profiles in %s): first sync of a fresh loop median %v; no-change sync median %v; status %v; drift %v\n",
+		dir, median(fresh).Round(time.Millisecond), median(warm).Round(time.Millisecond), median(status).Round(time.Millisecond), median(drift).Round(time.Millisecond))
+}
+
+// engineIPs reads a container's addresses with an inspect, as serve's
+// proxy does for a container the list gave none.
+type engineIPs struct{ rt *dockerrt.Engine }
+
+var _ proxy.ContainerIPs = engineIPs{}
+
+func (e engineIPs) ContainerIP(ctx context.Context, id, network string) (string, error) {
+	st, err := e.rt.Inspect(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return st.IPs[network], nil
 }
 
 // scaleFigures are what BenchmarkScale prints.

@@ -178,8 +178,13 @@ type driftCheck struct {
 // check computes the drift report of the input, keeps first-seen times, and
 // decides whether the finding set is news. It makes no call.
 func (s *driftChecker) check(in driftInput) driftCheck {
+	// By service, so the check stays linear in the containers.
+	byKey := map[string][]diff.Container{}
+	for _, c := range in.live {
+		byKey[c.Project+"/"+c.Service] = append(byKey[c.Project+"/"+c.Service], c)
+	}
 	for i := range in.services {
-		if fullyRunning(&in.services[i], in.live, in.node) {
+		if fullyRunning(&in.services[i], byKey[in.services[i].Key()], in.node) {
 			s.ran(&in.services[i])
 		}
 	}
@@ -249,7 +254,8 @@ func (s *driftChecker) announce(c driftCheck) {
 	s.notifier.Notify(*c.news)
 }
 
-// fullyRunning reports whether every replica 1..replicas of svc serves at
+// fullyRunning reports, from live (all containers, or those of svc), whether
+// every replica 1..replicas of svc serves at
 // its desired spec, and nothing else of it runs.
 func fullyRunning(svc *diff.Service, live []diff.Container, node string) bool {
 	n := 0
