@@ -200,7 +200,7 @@ func scaleRunning(b *testing.B, env *Env) int {
 	return n
 }
 
-// scaleTeardown removes the scope's containers 16 at a time, then lets the
+// scaleTeardown removes the scope's containers 4 at a time, then lets the
 // scope's cleanup sweep the networks and whatever is left.
 func scaleTeardown(b *testing.B, env *Env) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -213,7 +213,7 @@ func scaleTeardown(b *testing.B, env *Env) {
 	start := time.Now()
 	work := make(chan string)
 	var wg sync.WaitGroup
-	for range 16 {
+	for range 4 {
 		wg.Go(func() {
 			for id := range work {
 				env.Docker.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
