@@ -38,12 +38,12 @@ func TestLoadCacheReusesAnUnchangedCheckout(t *testing.T) {
 	if again, err := ld.load(ctx, dir); err != nil || again != first {
 		t.Fatalf("unchanged checkout loaded again (%v)", err)
 	}
-	write("services/shop/service.toml", svc("nginx:1.26"))
+	write("services/shop/service.toml", svc("nginx:1.26.1")) // another size, as for conf.txt below
 	second, err := ld.load(ctx, dir)
-	if err != nil || second == first || second.Services()[0].Image != "nginx:1.26" {
+	if err != nil || second == first || second.Services()[0].Image != "nginx:1.26.1" {
 		t.Fatalf("changed service.toml: got image %q (%v), same load %v", second.Services()[0].Image, err, second == first)
 	}
-	write("services/shop/conf.txt", "b")
+	write("services/shop/conf.txt", "bb") // another size: a rewrite within one clock tick keeps the times
 	third, err := ld.load(ctx, dir)
 	if err != nil || third == second || third.Services()[0].Mounts[0].Content == second.Services()[0].Mounts[0].Content {
 		t.Fatalf("changed mount source: content hash %q, was %q (%v)", third.Services()[0].Mounts[0].Content, second.Services()[0].Mounts[0].Content, err)
