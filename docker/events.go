@@ -3,9 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
@@ -17,18 +15,14 @@ import (
 // breaks, calling fn for each that matters. It returns why it stopped;
 // callers reconnect.
 //
-// Image events clear the image lookups RepoDigest keeps meanwhile. The
-// stream asks for the events since a second before it started, so that
-// none between the cache's start and the engine's subscription is missed;
-// the replayed container and network events are dropped.
+// Image events clear the image lookups RepoDigest keeps meanwhile (see
+// imageWatch).
 func (d *Engine) Events(ctx context.Context, fn func(apply.Event)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	start := time.Now()
 	d.refs.start()
 	defer d.refs.stop()
 	res := d.cli.Events(ctx, client.EventsListOptions{
-		Since: strconv.FormatInt(start.Add(-time.Second).Unix(), 10),
 		Filters: make(client.Filters).Add("type", string(events.ContainerEventType), string(events.NetworkEventType),
 			string(events.ImageEventType)),
 	})
@@ -37,9 +31,6 @@ func (d *Engine) Events(ctx context.Context, fn func(apply.Event)) error {
 		case m := <-res.Messages:
 			if m.Type == events.ImageEventType {
 				d.refs.changed()
-				continue
-			}
-			if m.TimeNano < start.UnixNano() {
 				continue
 			}
 			if e, ok := dockerEvent(m); ok {
