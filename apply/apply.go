@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/orca-sync/orca-sync/config"
@@ -63,7 +64,10 @@ type Applier struct {
 	// taken before the create call, so a sweep listing meanwhile cannot
 	// take the container for a leftover.
 	oneOffs *idSet
-	files   *files.Store
+	// sweepDue: a one-off container may have been left (at start, or
+	// after a failed create or removal), so the next sweep lists them.
+	sweepDue atomic.Bool
+	files    *files.Store
 }
 
 // NodeName is the node this host acts as: the flag's value, else cluster.toml's
@@ -90,6 +94,7 @@ func New(rt Runtime, opts Options) *Applier {
 		a.router = noRouter{}
 	}
 	a.http = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	a.sweepDue.Store(true)
 	return a
 }
 

@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -99,5 +100,49 @@ func TestSweepRemovesLeftOneOffs(t *testing.T) {
 	rs := a.RerunPostDeploy(ctx, d, "rev", services, removed)
 	if len(rs) != 1 || rs[0].Failed() || len(oneOffsOf(t, f)) != 0 {
 		t.Fatalf("post_deploy run again: %+v", rs)
+	}
+}
+
+// sweepCounting counts the one-off lists of a fake engine and can fail its
+// removals.
+type sweepCounting struct {
+	*applytest.Runtime
+	lists      int
+	failRemove bool
+}
+
+func (s *sweepCounting) ListOneOffs(ctx context.Context) ([]diff.Container, error) {
+	s.lists++
+	return s.Runtime.ListOneOffs(ctx)
+}
+
+func (s *sweepCounting) Remove(ctx context.Context, id string) error {
+	if s.failRemove {
+		return errors.New("engine busy")
+	}
+	return s.Runtime.Remove(ctx, id)
+}
+
+// The sweep lists one-off containers only while one may have been left:
+// at its first run, and after a failed removal, until a sweep succeeds.
+func TestSweepListsOnlyWhenOneMayBeLeft(t *testing.T) {
+	f := &sweepCounting{Runtime: applytest.NewRuntime(), failRemove: true}
+	ctx := context.Background()
+	left := apply.ContainerConfig{Name: "p-web-job-1", Labels: map[string]string{
+		apply.LabelManaged: "true", apply.LabelProject: "p", apply.LabelService: "web", apply.LabelRole: apply.RoleJob}}
+	if _, err := f.Run(ctx, left); err != nil {
+		t.Fatal(err)
+	}
+	a := apply.New(f, apply.Options{})
+	if _, err := a.SweepOneOffs(ctx, ""); err == nil || f.lists != 1 {
+		t.Fatalf("first sweep with a failing removal: err %v, %d lists; want an error and 1 list", err, f.lists)
+	}
+	f.failRemove = false
+	removed, err := a.SweepOneOffs(ctx, "")
+	if err != nil || len(removed) != 1 || f.lists != 2 {
+		t.Fatalf("sweep after the failure: removed %+v (%v), %d lists; want the left one and 2 lists", removed, err, f.lists)
+	}
+	if removed, err := a.SweepOneOffs(ctx, ""); err != nil || len(removed) != 0 || f.lists != 2 {
+		t.Fatalf("sweep after a clean one: removed %+v (%v), %d lists; want no list", removed, err, f.lists)
 	}
 }

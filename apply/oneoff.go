@@ -87,6 +87,7 @@ func (a *Applier) runOneOff(ctx context.Context, j job, o OneOff) (OneOffResult,
 	id, err := a.rt.Run(rctx, cfg)
 	rcancel()
 	if err != nil {
+		a.sweepDue.Store(true) // the engine may have made it all the same
 		return res, fmt.Errorf("start %s: %s", cfg.Name, secrets.redactor().String(err.Error()))
 	}
 	if o.Started != nil {
@@ -101,6 +102,7 @@ func (a *Applier) runOneOff(ctx context.Context, j job, o OneOff) (OneOffResult,
 		res.Output = strings.TrimRight(secrets.redactor().String(logs), "\n")
 	}
 	if rerr := a.rt.Remove(bg, id); rerr != nil {
+		a.sweepDue.Store(true)
 		err = errors.Join(err, rerr)
 	}
 	return res, err
@@ -150,10 +152,17 @@ func oneOffSpec(o OneOff) diff.Spec {
 
 // SweepOneOffs removes the hook and job containers of this node that no run
 // of this process owns: ones a crash left behind (docs/guides/hooks-and-jobs.md).
-// It returns what it removed.
+// It returns what it removed. Only a crash, a failed create or a failed
+// removal leaves one, so it lists them at the first sweep of the process and
+// after such a failure, not at every sync: a sync of unchanged services makes
+// one Docker call (docs/design.md#the-cost-of-a-sync).
 func (a *Applier) SweepOneOffs(ctx context.Context, node string) ([]diff.Container, error) {
+	if !a.sweepDue.Swap(false) {
+		return nil, nil
+	}
 	all, err := a.rt.ListOneOffs(ctx)
 	if err != nil {
+		a.sweepDue.Store(true)
 		return nil, err
 	}
 	var removed []diff.Container
@@ -168,6 +177,9 @@ func (a *Applier) SweepOneOffs(ctx context.Context, node string) ([]diff.Contain
 		}
 		a.log.Warn("removed a one-off container left by a crash", "container", c.Name, "role", c.Role)
 		removed = append(removed, c)
+	}
+	if len(errs) > 0 {
+		a.sweepDue.Store(true)
 	}
 	return removed, errors.Join(errs...)
 }

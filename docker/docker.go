@@ -44,6 +44,10 @@ type Engine struct {
 	images map[string]imageDefaults
 	// digests caches RepoDigest by "<image ID> <repository>".
 	digests map[string]string
+	// refs caches every RepoDigest answer (references, and images without
+	// a digest there) while an event stream watches images, which can
+	// change under a tag: see imageWatch.
+	refs imageWatch
 }
 
 // Engine is an apply.Runtime with every optional capability of
@@ -131,6 +135,16 @@ func dockerContainer(s container.Summary) diff.Container {
 	}
 	if spec, ok := diff.DecodeSpec(s.Labels[apply.LabelSpec]); ok {
 		c.Spec = &spec
+	}
+	if ns := s.NetworkSettings; ns != nil {
+		for name, ep := range ns.Networks {
+			if ep != nil && ep.IPAddress.IsValid() {
+				if c.IPs == nil {
+					c.IPs = map[string]string{}
+				}
+				c.IPs[name] = ep.IPAddress.String()
+			}
+		}
 	}
 	for _, m := range s.Mounts {
 		if m.Type == mount.TypeBind {

@@ -14,15 +14,25 @@ import (
 // Events streams container and network events until ctx ends or the stream
 // breaks, calling fn for each that matters. It returns why it stopped;
 // callers reconnect.
+//
+// Image events clear the image lookups RepoDigest keeps meanwhile (see
+// imageWatch).
 func (d *Engine) Events(ctx context.Context, fn func(apply.Event)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	d.refs.start()
+	defer d.refs.stop()
 	res := d.cli.Events(ctx, client.EventsListOptions{
-		Filters: make(client.Filters).Add("type", string(events.ContainerEventType), string(events.NetworkEventType)),
+		Filters: make(client.Filters).Add("type", string(events.ContainerEventType), string(events.NetworkEventType),
+			string(events.ImageEventType)),
 	})
 	for {
 		select {
 		case m := <-res.Messages:
+			if m.Type == events.ImageEventType {
+				d.refs.changed()
+				continue
+			}
 			if e, ok := dockerEvent(m); ok {
 				fn(e)
 			}

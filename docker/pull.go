@@ -107,7 +107,10 @@ func pullKind(err error) string {
 // RepoDigest is the digest of image (an ID or a reference) in the
 // repository of ref, "" when the image has none there (built on this host,
 // or never pulled from nor pushed to that repository). Results are cached
-// by image ID once known: a digest names its content for good.
+// by image ID once known: a digest names its content for good. While an
+// Events stream runs, every answer is cached until an image event (a tag
+// moved, a pull, a push, a removal) clears them, so a sync of unchanged
+// services inspects no image (docs/design.md#the-cost-of-a-sync).
 func (d *Engine) RepoDigest(ctx context.Context, image, ref string) (string, error) {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
@@ -120,8 +123,13 @@ func (d *Engine) RepoDigest(ctx context.Context, image, ref string) (string, err
 	if ok {
 		return dg, nil
 	}
+	if dg, ok := d.refs.get(key); ok {
+		return dg, nil
+	}
+	gen := d.refs.generation()
 	res, err := d.cli.ImageInspect(ctx, image)
 	if cerrdefs.IsNotFound(err) {
+		d.refs.put(gen, key, "")
 		return "", nil
 	}
 	if err != nil {
@@ -135,6 +143,7 @@ func (d *Engine) RepoDigest(ctx context.Context, image, ref string) (string, err
 			}
 		}
 	}
+	d.refs.put(gen, key, dg)
 	if dg != "" {
 		d.imgMu.Lock()
 		if d.digests == nil {

@@ -99,13 +99,15 @@ func (p *Proxy) Sync(ctx context.Context, d *config.Desired, live []diff.Contain
 	var certs []certSpec
 	var managed []string
 	want := map[string]bool{}
+	republish := false
 	for _, svc := range d.Services() {
 		if len(svc.Domains) == 0 || svc.Port == 0 {
 			continue
 		}
 		want[svc.Key()] = true
 		p.mu.Lock()
-		s := p.upsertLocked(svc, d.Root)
+		s, changed := p.upsertQuietLocked(svc, d.Root)
+		republish = republish || changed
 		p.mu.Unlock()
 		s.lb.replace(p.liveTargets(ctx, s, svc, byKey[svc.Key()]))
 		if s.CertFile != "" {
@@ -113,6 +115,11 @@ func (p *Proxy) Sync(ctx context.Context, d *config.Desired, live []diff.Contain
 		} else {
 			managed = append(managed, s.Hosts...)
 		}
+	}
+	if republish { // once: a table per new service would make a restart O(n²)
+		p.mu.Lock()
+		p.table.Store(buildTable(p.services))
+		p.mu.Unlock()
 	}
 	p.dropUnwanted(want, byKey)
 	if !d.Cluster.Proxy.Enabled {
@@ -170,6 +177,9 @@ func (p *Proxy) liveTargets(ctx context.Context, s *Service, svc *config.Service
 			continue
 		}
 		addr, ok := s.lb.has(c.ID)
+		if ip := c.IPs[diff.NetworkName(svc.Project)]; !ok && ip != "" { // from the list: no inspect
+			addr, ok = net.JoinHostPort(ip, strconv.Itoa(svc.Port)), true
+		}
 		if !ok {
 			ip, err := p.opts.IPs.ContainerIP(ctx, c.ID, diff.NetworkName(svc.Project))
 			if err != nil || ip == "" {
@@ -186,6 +196,16 @@ func (p *Proxy) liveTargets(ctx context.Context, s *Service, svc *config.Service
 // upsertLocked returns the Service for svc, creating it or updating how it is
 // reached; the table is rebuilt when routing changed. p.mu must be held.
 func (p *Proxy) upsertLocked(svc *config.Service, root string) *Service {
+	s, changed := p.upsertQuietLocked(svc, root)
+	if changed {
+		p.table.Store(buildTable(p.services))
+	}
+	return s
+}
+
+// upsertQuietLocked is upsertLocked without publishing the table: it reports
+// whether the routing changed, and the caller publishes. p.mu must be held.
+func (p *Proxy) upsertQuietLocked(svc *config.Service, root string) (*Service, bool) {
 	next := &Service{Project: svc.Project, Name: svc.Name, Hosts: svc.Domains, Routes: svc.Routes,
 		StripPrefix: svc.StripPrefix, Drain: svc.Deploy.Drain, Sticky: svc.Deploy.Sticky,
 		CertFile: resolve(root, svc.TLSCert), KeyFile: resolve(root, svc.TLSKey)}
@@ -195,21 +215,19 @@ func (p *Proxy) upsertLocked(svc *config.Service, root string) *Service {
 		next.lb.setWeight(p.weights[next.key()])
 		next.metrics = p.metrics.forService(svc.Project, svc.Name)
 		p.services[next.key()] = next
-		p.table.Store(buildTable(p.services))
-		return next
+		return next, true
 	}
 	if root == "" { // RouteIn knows no checkout root: keep the files Sync set
 		next.CertFile, next.KeyFile = cur.CertFile, cur.KeyFile
 	}
 	if cur.sameRouting(next) {
-		return cur
+		return cur, false
 	}
 	// A new Service value, so the published table never changes under a
 	// request; targets and figures carry over.
 	next.lb, next.metrics = cur.lb, cur.metrics
 	p.services[next.key()] = next
-	p.table.Store(buildTable(p.services))
-	return next
+	return next, true
 }
 
 func resolve(root, path string) string {

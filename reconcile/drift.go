@@ -99,23 +99,42 @@ func (s *driftChecker) inspectAll(ctx context.Context, live []diff.Container) ma
 	if s.inspector == nil {
 		return out
 	}
-	for _, c := range todo {
-		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		li, err := s.inspector.InspectConfig(ictx, c.ID)
-		cancel()
-		s.mu.Lock()
-		s.inspects++
-		if err == nil {
-			s.cache[c.ID] = &li
-		}
-		s.mu.Unlock()
-		if err != nil {
-			s.log.Debug("drift: inspect", "container", c.Name, "error", err)
-			continue
-		}
-		out[c.ID] = &li
+	// After a restart every container is new to the cache: the inspects
+	// run a few at a time, as the engine answers them in parallel.
+	var wg sync.WaitGroup
+	work := make(chan diff.Container)
+	for range min(inspectWorkers, len(todo)) {
+		wg.Go(func() {
+			for c := range work {
+				s.inspectOne(ctx, c, out)
+			}
+		})
 	}
+	for _, c := range todo {
+		work <- c
+	}
+	close(work)
+	wg.Wait()
 	return out
+}
+
+// inspectWorkers bounds the inspects in flight of one drift check.
+const inspectWorkers = 8
+
+// inspectOne inspects c into the cache and out.
+func (s *driftChecker) inspectOne(ctx context.Context, c diff.Container, out map[string]*diff.Live) {
+	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	li, err := s.inspector.InspectConfig(ictx, c.ID)
+	cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inspects++
+	if err != nil {
+		s.log.Debug("drift: inspect", "container", c.Name, "error", err)
+		return
+	}
+	s.cache[c.ID] = &li
+	out[c.ID] = &li
 }
 
 // modifiedMounts finds the snapshots of live containers changed on the host
@@ -159,8 +178,13 @@ type driftCheck struct {
 // check computes the drift report of the input, keeps first-seen times, and
 // decides whether the finding set is news. It makes no call.
 func (s *driftChecker) check(in driftInput) driftCheck {
+	// By service, so the check stays linear in the containers.
+	byKey := map[string][]diff.Container{}
+	for _, c := range in.live {
+		byKey[c.Project+"/"+c.Service] = append(byKey[c.Project+"/"+c.Service], c)
+	}
 	for i := range in.services {
-		if fullyRunning(&in.services[i], in.live, in.node) {
+		if fullyRunning(&in.services[i], byKey[in.services[i].Key()], in.node) {
 			s.ran(&in.services[i])
 		}
 	}
@@ -230,7 +254,8 @@ func (s *driftChecker) announce(c driftCheck) {
 	s.notifier.Notify(*c.news)
 }
 
-// fullyRunning reports whether every replica 1..replicas of svc serves at
+// fullyRunning reports, from live (all containers, or those of svc), whether
+// every replica 1..replicas of svc serves at
 // its desired spec, and nothing else of it runs.
 func fullyRunning(svc *diff.Service, live []diff.Container, node string) bool {
 	n := 0

@@ -25,10 +25,17 @@ type loader struct {
 	// own is the planner's Own: host paths are this host's policy, so only
 	// the services placed on its node are held to it.
 	own func(*config.Desired) *config.Desired
+	// cache keeps the last valid load; nil loads every time.
+	cache *loadCache
 }
 
 func (ld loader) load(ctx context.Context, dir string) (*config.Desired, error) {
-	d, err := config.Load(filepath.Join(dir, ld.path))
+	root := filepath.Join(dir, ld.path)
+	tree := files.Stamp(root)
+	if d := ld.cache.get(root, tree); d != nil {
+		return d, nil
+	}
+	d, err := config.Load(root)
 	if err == nil {
 		err = ld.hosts.Check(ld.own(d))
 	}
@@ -39,6 +46,9 @@ func (ld loader) load(ctx context.Context, dir string) (*config.Desired, error) 
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err = ld.secrets.Resolve(sctx, d)
 		cancel()
+	}
+	if err == nil {
+		ld.cache.put(root, tree, d)
 	}
 	return d, err
 }

@@ -192,7 +192,7 @@ func New(opts Options) *Loop {
 	if opts.Builder != nil {
 		l.planner.Builds = opts.Builder
 	}
-	l.loader = loader{path: opts.Path, secrets: opts.Secrets, hasher: opts.Hasher, hosts: opts.HostPaths, own: l.planner.Own}
+	l.loader = loader{path: opts.Path, secrets: opts.Secrets, hasher: opts.Hasher, hosts: opts.HostPaths, own: l.planner.Own, cache: &loadCache{}}
 	l.heal = newHealer(l.applier, l.signals, l.last, opts.Notifier, opts.Log)
 	l.drift = newDriftChecker(opts.Inspector, opts.Files, opts.Notifier, opts.Metrics, opts.Log)
 	l.canaries = newCanaryDriver(canaryDeps{proxy: opts.Canary, store: opts.Store, applier: l.applier,
