@@ -33,7 +33,8 @@ type upConn struct {
 	lim  *capReader // under br: caps the response header
 	br   *bufio.Reader
 	bw   *bufio.Writer
-	used time.Time // when it went idle
+	body io.LimitedReader // a sized body parsed by parseSimpleHead
+	used time.Time        // when it went idle
 }
 
 // upstreamPool keeps idle connections per target address.
@@ -208,30 +209,28 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, add
 	uc.c.SetReadDeadline(time.Now().Add(upstreamHeaderTimeout))
 	stop := context.AfterFunc(r.Context(), func() { uc.c.SetReadDeadline(time.Unix(1, 0)) })
 	uc.lim.n = maxResponseHeaderBytes // the header and any 1xx before it
+	if _, err := uc.br.Peek(1); err != nil {
+		stop()
+		uc.c.Close()
+		return 0, p.headError(r, err)
+	}
+	if r.Method != http.MethodHead {
+		if h, ok := parseSimpleHead(uc.br, w.Header()); ok {
+			return p.simpleBody(w, r, uc, addr, h, stop)
+		}
+	}
 	resp, err := readResponse(uc.br, r)
 	uc.lim.n = math.MaxInt64
 	if err != nil {
 		stop()
 		uc.c.Close()
-		if isTimeout(err) && r.Context().Err() == nil {
-			return 0, err
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isReset(err) {
-			return 0, errors.Join(errBeforeResponse, err)
-		}
-		return 0, err
+		return 0, p.headError(r, err)
 	}
-	uc.c.SetReadDeadline(time.Time{})
-	if r.Context().Err() != nil {
-		// The client left while the header was read: AfterFunc's past
-		// deadline was just cleared, and a silent body (SSE, long poll)
-		// would hold the connection and this goroutine until it spoke.
-		uc.c.SetReadDeadline(time.Unix(1, 0))
-	}
+	p.clearDeadline(r, uc)
 	code := resp.StatusCode
 	copyResponseHeader(w.Header(), resp)
 	w.WriteHeader(code)
-	ok := p.copyBody(w, resp)
+	ok := p.copyBody(w, resp.Body, resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
 	// Bytes already buffered past the response's framing (a second response,
 	// a body sent with a HEAD or 304) would be read as the answer to the
 	// next request on this connection: it is not reused.
@@ -253,6 +252,51 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, add
 		p.pool.put(addr, uc)
 	}
 	return code, nil
+}
+
+// simpleBody sends the answer whose head parseSimpleHead read: a body of
+// h.length bytes.
+func (p *Proxy) simpleBody(w http.ResponseWriter, r *http.Request, uc *upConn, addr string, h simpleHead, stop func() bool) (int, error) {
+	uc.lim.n = math.MaxInt64
+	p.clearDeadline(r, uc)
+	w.WriteHeader(h.code)
+	uc.body = io.LimitedReader{R: uc.br, N: h.length}
+	ok := p.copyBody(w, &uc.body, h.sse) && uc.body.N == 0 // short: the upstream closed early
+	reuse := stop() && ok && uc.br.Buffered() == 0
+	if !reuse {
+		uc.c.Close()
+	}
+	if !ok {
+		return h.code, errBodyCut
+	}
+	if reuse {
+		p.pool.put(addr, uc)
+	}
+	return h.code, nil
+}
+
+// headError classifies a failure to read the response head: one that may
+// mean a reused connection was already closed is errBeforeResponse.
+func (p *Proxy) headError(r *http.Request, err error) error {
+	if isTimeout(err) && r.Context().Err() == nil {
+		return err
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isReset(err) {
+		return errors.Join(errBeforeResponse, err)
+	}
+	return err
+}
+
+// clearDeadline lifts the head's read deadline for the body, which may take
+// as long as it needs.
+func (p *Proxy) clearDeadline(r *http.Request, uc *upConn) {
+	uc.c.SetReadDeadline(time.Time{})
+	if r.Context().Err() != nil {
+		// The client left while the header was read: AfterFunc's past
+		// deadline was just cleared, and a silent body (SSE, long poll)
+		// would hold the connection and this goroutine until it spoke.
+		uc.c.SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 func isReset(err error) bool {
@@ -338,13 +382,12 @@ func copyResponseHeader(dst http.Header, resp *http.Response) {
 // copyBody streams the body to the client. A response of unknown length
 // (chunked, an SSE stream) is flushed after every read so nothing waits in
 // a buffer. It reports whether the body ended cleanly.
-func (p *Proxy) copyBody(w http.ResponseWriter, resp *http.Response) bool {
-	flush := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+func (p *Proxy) copyBody(w http.ResponseWriter, body io.Reader, flush bool) bool {
 	buf := p.bufs.Get()
 	defer p.bufs.Put(buf)
 	fl, _ := w.(http.Flusher)
 	for {
-		n, rerr := resp.Body.Read(buf)
+		n, rerr := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return false
