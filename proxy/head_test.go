@@ -24,7 +24,7 @@ func TestSimpleHeadAgreesWithNetHTTP(t *testing.T) {
 		{"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Bin: \xff\xfe\r\n\r\n", true},
 		{"HTTP/1.1 599 Whatever it says\r\nContent-Length: 1\r\n\r\n", true},
 		{"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 10\r\n\r\n", true},
-		{"HTTP/1.1 200 OK\r\n\r\n", false},                                       // no length: until close
+		{"HTTP/1.1 200 OK\r\n\r\n", false},                                           // no length: until close
 		{"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n", false}, // net/http decides
 		{"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\n", false},
 		{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false},
