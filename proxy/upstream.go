@@ -205,19 +205,45 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, add
 		return 0, errors.Join(errBeforeResponse, err)
 	}
 	// The client going away, or an upstream that sends no header within
-	// upstreamHeaderTimeout, ends the wait.
-	uc.c.SetReadDeadline(time.Now().Add(upstreamHeaderTimeout))
-	stop := context.AfterFunc(r.Context(), func() { uc.c.SetReadDeadline(time.Unix(1, 0)) })
+	// upstreamHeaderTimeout, ends the wait. Watching the client costs a
+	// context.AfterFunc (allocations and a lock), so it starts only when the
+	// upstream is slower than headerPatience or the answer is not buffered
+	// whole: most answers never block the goroutine at all.
+	start := time.Now()
+	uc.c.SetReadDeadline(start.Add(headerPatience))
 	uc.lim.n = maxResponseHeaderBytes // the header and any 1xx before it
-	if _, err := uc.br.Peek(1); err != nil {
-		stop()
+	var stop func() bool
+	_, err := uc.br.Peek(1)
+	if err != nil && isTimeout(err) && r.Context().Err() == nil {
+		uc.c.SetReadDeadline(start.Add(upstreamHeaderTimeout))
+		stop = watch(r, uc) // after the deadline: its past deadline wins
+		_, err = uc.br.Peek(1)
+	}
+	if err != nil {
+		if stop != nil {
+			stop()
+		}
 		uc.c.Close()
 		return 0, p.headError(r, err)
 	}
 	if r.Method != http.MethodHead {
 		if h, ok := parseSimpleHead(uc.br, w.Header()); ok {
-			return p.simpleBody(w, r, uc, addr, h, stop)
+			uc.lim.n = math.MaxInt64
+			switch {
+			case stop == nil && int64(uc.br.Buffered()) >= h.length:
+				stop = noWatch // the body is read from the buffer: nothing blocks
+			case stop == nil:
+				p.clearDeadline(r, uc)
+				stop = watch(r, uc)
+			default:
+				p.clearDeadline(r, uc)
+			}
+			return p.simpleBody(w, uc, addr, h, stop)
 		}
+	}
+	if stop == nil {
+		uc.c.SetReadDeadline(start.Add(upstreamHeaderTimeout))
+		stop = watch(r, uc)
 	}
 	resp, err := readResponse(uc.br, r)
 	uc.lim.n = math.MaxInt64
@@ -256,9 +282,7 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, add
 
 // simpleBody sends the answer whose head parseSimpleHead read: a body of
 // h.length bytes.
-func (p *Proxy) simpleBody(w http.ResponseWriter, r *http.Request, uc *upConn, addr string, h simpleHead, stop func() bool) (int, error) {
-	uc.lim.n = math.MaxInt64
-	p.clearDeadline(r, uc)
+func (p *Proxy) simpleBody(w http.ResponseWriter, uc *upConn, addr string, h simpleHead, stop func() bool) (int, error) {
 	w.WriteHeader(h.code)
 	uc.body = io.LimitedReader{R: uc.br, N: h.length}
 	ok := p.copyBody(w, &uc.body, h.sse) && uc.body.N == 0 // short: the upstream closed early
@@ -274,6 +298,18 @@ func (p *Proxy) simpleBody(w http.ResponseWriter, r *http.Request, uc *upConn, a
 	}
 	return h.code, nil
 }
+
+// headerPatience is how long the fast path waits for an upstream's first
+// byte before it watches the client as well (see exchange).
+const headerPatience = 50 * time.Millisecond
+
+// watch makes the client's leaving end uc's reads at once; the returned
+// stop reports whether it had not fired (as context.AfterFunc's does).
+func watch(r *http.Request, uc *upConn) func() bool {
+	return context.AfterFunc(r.Context(), func() { uc.c.SetReadDeadline(time.Unix(1, 0)) })
+}
+
+func noWatch() bool { return true }
 
 // headError classifies a failure to read the response head: one that may
 // mean a reused connection was already closed is errBeforeResponse.
