@@ -80,7 +80,7 @@ ORCA_PORT=$(freeport)
 	--http-addr "127.0.0.1:$ORCA_PORT" --node bench >"$WORK/orca.log" 2>&1 &
 PIDS+=($!)
 ORCA_PID=$!
-for _ in $(seq 1 300); do
+for _ in $(seq 1 1200); do # up to 2 min: a busy Docker Engine is slow to start the app
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" "http://127.0.0.1:$ORCA_PORT/")" = 200 ] && break
 	sleep 0.1
 done
