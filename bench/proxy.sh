@@ -3,8 +3,12 @@
 # via nginx, via Caddy and via orca-sync's proxy, all on loopback with wrk,
 # alternating runs. Needs Docker, Go and apt-get (installs nginx, caddy, wrk).
 #
-#   bench/proxy.sh                 # 3 rounds of wrk -t1 -c64 -d6s
+#   bench/proxy.sh                 # 3 rounds of wrk -t1 -c64 -d6s on GET /
 #   ROUNDS=5 DURATION=10s CONNS=128 bench/proxy.sh
+#   SHAPES=all bench/proxy.sh      # the four shapes of issue 22, one table each:
+#                                  # 64 and 512 connections on GET / (7 bytes),
+#                                  # 64 connections on 1 KB and on 100 KB bodies
+#   SHAPES="512:/ 64:/bytes/4096" bench/proxy.sh   # CONNS:PATH pairs of your own
 #   ORCA_SYNC_BIN=/tmp/variant bench/proxy.sh   # a prebuilt orca-sync instead
 #
 # Equivalent settings everywhere: keep-alive to the upstream, X-Forwarded-For
@@ -75,7 +79,8 @@ ORCA_PORT=$(freeport)
 "$WORK/orca-sync" serve --repo "$WORK/infra" --data-dir "$WORK/data" --listen "127.0.0.1:$(freeport)" \
 	--http-addr "127.0.0.1:$ORCA_PORT" --node bench >"$WORK/orca.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 300); do
+ORCA_PID=$!
+for _ in $(seq 1 1200); do # up to 2 min: a busy Docker Engine is slow to start the app
 	[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $HOST" "http://127.0.0.1:$ORCA_PORT/")" = 200 ] && break
 	sleep 0.1
 done
@@ -111,6 +116,7 @@ http {
 CONF
 nginx -c "$WORK/nginx/nginx.conf" &
 PIDS+=($!)
+NGINX_PID=$!
 
 CADDY_PORT=$(freeport)
 cat >"$WORK/Caddyfile" <<CONF
@@ -130,6 +136,7 @@ http://:$CADDY_PORT {
 CONF
 XDG_DATA_HOME=$WORK/caddy XDG_CONFIG_HOME=$WORK/caddy caddy run --adapter caddyfile --config "$WORK/Caddyfile" >"$WORK/caddy.log" 2>&1 &
 PIDS+=($!)
+CADDY_PID=$!
 for port in $NGINX_PORT $CADDY_PORT; do
 	for _ in $(seq 1 100); do
 		curl -s -o /dev/null -H "Host: $HOST" "http://127.0.0.1:$port/" && break
@@ -138,45 +145,68 @@ for port in $NGINX_PORT $CADDY_PORT; do
 done
 
 for f in "$WORK"/caddy.log "$WORK"/nginx/error.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done
-declare -A URL=([direct]="http://$APP/" [nginx]="http://127.0.0.1:$NGINX_PORT/"
-	[caddy]="http://127.0.0.1:$CADDY_PORT/" [orca-sync]="http://127.0.0.1:$ORCA_PORT/")
+declare -A URL=([direct]="http://$APP" [nginx]="http://127.0.0.1:$NGINX_PORT"
+	[caddy]="http://127.0.0.1:$CADDY_PORT" [orca-sync]="http://127.0.0.1:$ORCA_PORT")
 ORDER=(direct nginx caddy orca-sync)
+SHAPES=${SHAPES:-$CONNS:/}
+[ "$SHAPES" = all ] && SHAPES="64:/ 512:/ 64:/bytes/1024 64:/bytes/102400"
 
-# run NAME: one wrk run; prints "rps p50_ms p99_ms".
+# The processes whose CPU time a run of each proxy costs (the machine may be
+# shared, so req/s moves with the load; CPU per request much less).
+declare -A PROCS=([direct]="" [nginx]="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
+	[caddy]="$CADDY_PID" [orca-sync]="$ORCA_PID")
+TICK=$(getconf CLK_TCK)
+cputicks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
+
+# run NAME CONNS PATH: one wrk run; prints "rps p50_ms p99_ms cpu_us_per_request"
+# (the last 0 for direct: the app's own cost is not counted).
 run() {
-	wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -H "Host: $HOST" "${URL[$1]}" | awk '
+	local c0 c1
+	c0=$(cputicks ${PROCS[$1]})
+	wrk -t"$THREADS" -c"$2" -d"$DURATION" --latency -H "Host: $HOST" "${URL[$1]}$3" >"$WORK/wrk.out"
+	c1=$(cputicks ${PROCS[$1]})
+	awk -v ticks=$((c1 - c0)) -v tick="$TICK" '
 		function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-		/^Requests\/sec/ { rps=$2 }
+		/^Requests\/sec/ { rps=$2 } / requests in / { n=$1 }
 		$1=="50%" { p50=ms($2) } $1=="99%" { p99=ms($2) }
 		/Non-2xx|Socket errors/ { print "wrk: " $0 > "/dev/stderr" }
-		END { printf "%s %.3f %.3f\n", rps, p50, p99 }'
+		END { printf "%s %.3f %.3f %.1f\n", rps, p50, p99, (n ? ticks*1e6/tick/n : 0) }' "$WORK/wrk.out"
 }
 
-for name in "${ORDER[@]}"; do
-	curl -sf -o /dev/null -H "Host: $HOST" "${URL[$name]}" || { echo "$name does not answer at ${URL[$name]}" >&2; exit 1; }
-	run "$name" >/dev/null # warm-up
-done
-declare -A RESULTS
-for r in $(seq 1 "$ROUNDS"); do
+# shape CONNS PATH: warm-up, ROUNDS alternating rounds, then the table.
+shape() {
+	local conns=$1 path=$2 name r line
+	declare -A RESULTS=()
 	for name in "${ORDER[@]}"; do
-		line=$(run "$name")
-		RESULTS[$name]+="$line;"
-		echo "round $r $name: $line" >&2
+		curl -sf -o /dev/null -H "Host: $HOST" "${URL[$name]}$path" || { echo "$name does not answer at ${URL[$name]}$path" >&2; exit 1; }
+		run "$name" "$conns" "$path" >/dev/null # warm-up
 	done
-done
+	for r in $(seq 1 "$ROUNDS"); do
+		for name in "${ORDER[@]}"; do
+			line=$(run "$name" "$conns" "$path")
+			RESULTS[$name]+="$line;"
+			echo "c$conns $path round $r $name: $line" >&2
+		done
+	done
+	# median of field f over the rounds of a name
+	median() { echo "${RESULTS[$1]}" | tr ';' '\n' | awk -v f="$2" 'NF{print $f}' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+	printf '\nGET %s, %s connections (median of %d rounds, wrk -t%s -c%s -d%s; load %s)\n' "$path" "$conns" "$ROUNDS" "$THREADS" "$conns" "$DURATION" "$(cut -d' ' -f1-3 /proc/loadavg)"
+	printf '%-10s %12s %10s %10s %14s\n' target "req/s" "p50 ms" "p99 ms" "CPU µs/req"
+	for name in "${ORDER[@]}"; do
+		printf '%-10s %12.0f %10.3f %10.3f %14.1f\n' "$name" "$(median "$name" 1)" "$(median "$name" 2)" "$(median "$name" 3)" "$(median "$name" 4)"
+	done
+	paste -d' ' <(echo "${RESULTS[orca-sync]}" | tr ';' '\n') <(echo "${RESULTS[nginx]}" | tr ';' '\n') |
+		awk 'NF { r = r sprintf(" %.2fx", $1/$5) } END { print "orca-sync/nginx req/s per round:" r }'
+	local o c n op np ou nu
+	o=$(median orca-sync 1) c=$(median caddy 1) n=$(median nginx 1) op=$(median orca-sync 3) np=$(median nginx 3)
+	ou=$(median orca-sync 4) nu=$(median nginx 4)
+	awk -v o="$o" -v c="$c" -v n="$n" -v op="$op" -v np="$np" -v ou="$ou" -v nu="$nu" 'BEGIN {
+		printf "orca-sync/nginx req/s: %.2fx   orca-sync/caddy req/s: %.2fx\n", o/n, o/c
+		printf "p99 orca-sync %.3f ms vs nginx %.3f ms (%s)\n", op, np, (op <= np ? "no worse" : "worse")
+		printf "CPU per request orca-sync/nginx: %.2fx\n", ou/nu
+	}'
+}
 
-# median of field f over the rounds of a name
-median() { echo "${RESULTS[$1]}" | tr ';' '\n' | awk -v f="$2" 'NF{print $f}' | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-
-printf '\n%-10s %12s %10s %10s   (median of %d rounds, wrk -t%s -c%s -d%s)\n' target "req/s" "p50 ms" "p99 ms" "$ROUNDS" "$THREADS" "$CONNS" "$DURATION"
-for name in "${ORDER[@]}"; do
-	printf '%-10s %12.0f %10.3f %10.3f\n' "$name" "$(median "$name" 1)" "$(median "$name" 2)" "$(median "$name" 3)"
+for s in $SHAPES; do
+	shape "${s%%:*}" "${s#*:}"
 done
-paste -d' ' <(echo "${RESULTS[orca-sync]}" | tr ';' '\n') <(echo "${RESULTS[caddy]}" | tr ';' '\n') |
-	awk 'NF { r = r sprintf(" %.2fx", $1/$4) } END { print "\norca-sync/caddy req/s per round:" r }'
-o=$(median orca-sync 1); c=$(median caddy 1); n=$(median nginx 1)
-op99=$(median orca-sync 3); cp99=$(median caddy 3)
-awk -v o="$o" -v c="$c" -v n="$n" -v op="$op99" -v cp="$cp99" 'BEGIN {
-	printf "\norca-sync/caddy req/s: %.2fx   orca-sync/nginx req/s: %.2fx\n", o/c, o/n
-	printf "p99 orca-sync %.3f ms vs caddy %.3f ms (%s)\n", op, cp, (op <= cp ? "no worse" : "worse")
-}'

@@ -123,6 +123,7 @@ func FuzzPathStaysInRoute(f *testing.F) {
 func FuzzUpstreamResponse(f *testing.F) {
 	for _, seed := range []string{
 		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 201 Made\r\nContent-Length: 2\r\nSet-Cookie: a=1\r\nx-a: 1\r\nX-A: 2\r\n\r\nokEXTRA",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7\r\npartial\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/certmagic"
 	"github.com/orca-sync/orca-sync/config"
@@ -36,6 +37,10 @@ type tlsManager struct {
 	log   *slog.Logger
 	opts  Options
 	cache *certmagic.Cache
+
+	// configured is set once a certmagic.Config was made: before, the
+	// cache holds no certificate.
+	configured atomic.Bool
 
 	mu       sync.Mutex
 	magic    *certmagic.Config // nil until the first update with TLS on
@@ -168,6 +173,7 @@ func (m *tlsManager) configure(u tlsUpdate) error {
 		m.acmeIss = nil
 	}
 	m.magic = magic
+	m.configured.Store(true)
 	return nil
 }
 
@@ -197,6 +203,12 @@ func (m *tlsManager) cacheOwn(ctx context.Context, own []certSpec) {
 // hasCertificate reports whether HTTPS can be served for host now; only
 // then does plain HTTP redirect.
 func (m *tlsManager) hasCertificate(host string) bool {
+	// Only a certmagic.Config puts certificates in the cache: until one was
+	// made, skip the lookup, whose locks and wildcard names (a Split and a
+	// Join per label) every plain-HTTP request would otherwise pay.
+	if !m.configured.Load() {
+		return false
+	}
 	return len(m.cache.AllMatchingCertificates(host)) > 0
 }
 

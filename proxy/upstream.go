@@ -33,7 +33,8 @@ type upConn struct {
 	lim  *capReader // under br: caps the response header
 	br   *bufio.Reader
 	bw   *bufio.Writer
-	used time.Time // when it went idle
+	body io.LimitedReader // a sized body parsed by parseSimpleHead
+	used time.Time        // when it went idle
 }
 
 // upstreamPool keeps idle connections per target address.
@@ -204,34 +205,58 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, add
 		return 0, errors.Join(errBeforeResponse, err)
 	}
 	// The client going away, or an upstream that sends no header within
-	// upstreamHeaderTimeout, ends the wait.
-	uc.c.SetReadDeadline(time.Now().Add(upstreamHeaderTimeout))
-	stop := context.AfterFunc(r.Context(), func() { uc.c.SetReadDeadline(time.Unix(1, 0)) })
+	// upstreamHeaderTimeout, ends the wait. Watching the client costs a
+	// context.AfterFunc (allocations and a lock), so it starts only when the
+	// upstream is slower than headerPatience or the answer is not buffered
+	// whole: most answers never block the goroutine at all.
+	start := time.Now()
+	uc.c.SetReadDeadline(start.Add(headerPatience))
 	uc.lim.n = maxResponseHeaderBytes // the header and any 1xx before it
+	var stop func() bool
+	_, err := uc.br.Peek(1)
+	if err != nil && isTimeout(err) && r.Context().Err() == nil {
+		uc.c.SetReadDeadline(start.Add(upstreamHeaderTimeout))
+		stop = watch(r, uc) // after the deadline: its past deadline wins
+		_, err = uc.br.Peek(1)
+	}
+	if err != nil {
+		if stop != nil {
+			stop()
+		}
+		uc.c.Close()
+		return 0, p.headError(r, err)
+	}
+	if r.Method != http.MethodHead {
+		if h, ok := parseSimpleHead(uc.br, w.Header()); ok {
+			uc.lim.n = math.MaxInt64
+			switch {
+			case stop == nil && int64(uc.br.Buffered()) >= h.length:
+				stop = noWatch // the body is read from the buffer: nothing blocks
+			case stop == nil:
+				p.clearDeadline(r, uc)
+				stop = watch(r, uc)
+			default:
+				p.clearDeadline(r, uc)
+			}
+			return p.simpleBody(w, uc, addr, h, stop)
+		}
+	}
+	if stop == nil {
+		uc.c.SetReadDeadline(start.Add(upstreamHeaderTimeout))
+		stop = watch(r, uc)
+	}
 	resp, err := readResponse(uc.br, r)
 	uc.lim.n = math.MaxInt64
 	if err != nil {
 		stop()
 		uc.c.Close()
-		if isTimeout(err) && r.Context().Err() == nil {
-			return 0, err
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isReset(err) {
-			return 0, errors.Join(errBeforeResponse, err)
-		}
-		return 0, err
+		return 0, p.headError(r, err)
 	}
-	uc.c.SetReadDeadline(time.Time{})
-	if r.Context().Err() != nil {
-		// The client left while the header was read: AfterFunc's past
-		// deadline was just cleared, and a silent body (SSE, long poll)
-		// would hold the connection and this goroutine until it spoke.
-		uc.c.SetReadDeadline(time.Unix(1, 0))
-	}
+	p.clearDeadline(r, uc)
 	code := resp.StatusCode
 	copyResponseHeader(w.Header(), resp)
 	w.WriteHeader(code)
-	ok := p.copyBody(w, resp)
+	ok := p.copyBody(w, resp.Body, resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
 	// Bytes already buffered past the response's framing (a second response,
 	// a body sent with a HEAD or 304) would be read as the answer to the
 	// next request on this connection: it is not reused.
@@ -253,6 +278,61 @@ func (p *Proxy) exchange(w http.ResponseWriter, r *http.Request, uc *upConn, add
 		p.pool.put(addr, uc)
 	}
 	return code, nil
+}
+
+// simpleBody sends the answer whose head parseSimpleHead read: a body of
+// h.length bytes.
+func (p *Proxy) simpleBody(w http.ResponseWriter, uc *upConn, addr string, h simpleHead, stop func() bool) (int, error) {
+	w.WriteHeader(h.code)
+	uc.body = io.LimitedReader{R: uc.br, N: h.length}
+	ok := p.copyBody(w, &uc.body, h.sse) && uc.body.N == 0 // short: the upstream closed early
+	reuse := stop() && ok && uc.br.Buffered() == 0
+	if !reuse {
+		uc.c.Close()
+	}
+	if !ok {
+		return h.code, errBodyCut
+	}
+	if reuse {
+		p.pool.put(addr, uc)
+	}
+	return h.code, nil
+}
+
+// headerPatience is how long the fast path waits for an upstream's first
+// byte before it watches the client as well (see exchange).
+const headerPatience = 50 * time.Millisecond
+
+// watch makes the client's leaving end uc's reads at once; the returned
+// stop reports whether it had not fired (as context.AfterFunc's does).
+func watch(r *http.Request, uc *upConn) func() bool {
+	return context.AfterFunc(r.Context(), func() { uc.c.SetReadDeadline(time.Unix(1, 0)) })
+}
+
+func noWatch() bool { return true }
+
+// headError classifies a failure to read the response head: one that may
+// mean a reused connection was already closed is errBeforeResponse.
+func (p *Proxy) headError(r *http.Request, err error) error {
+	if isTimeout(err) && r.Context().Err() == nil {
+		return err
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) || isReset(err) {
+		return errors.Join(errBeforeResponse, err)
+	}
+	return err
+}
+
+// clearDeadline lifts the head's read deadline for the body, which may take
+// as long as it needs.
+func (p *Proxy) clearDeadline(r *http.Request, uc *upConn) {
+	uc.c.SetReadDeadline(time.Time{})
+	if r.Context().Err() != nil {
+		// The client left while the header was read: AfterFunc's past
+		// deadline was just cleared, and a silent body (SSE, long poll)
+		// would hold the connection and this goroutine until it spoke.
+		uc.c.SetReadDeadline(time.Unix(1, 0))
+	}
 }
 
 func isReset(err error) bool {
@@ -338,13 +418,12 @@ func copyResponseHeader(dst http.Header, resp *http.Response) {
 // copyBody streams the body to the client. A response of unknown length
 // (chunked, an SSE stream) is flushed after every read so nothing waits in
 // a buffer. It reports whether the body ended cleanly.
-func (p *Proxy) copyBody(w http.ResponseWriter, resp *http.Response) bool {
-	flush := resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+func (p *Proxy) copyBody(w http.ResponseWriter, body io.Reader, flush bool) bool {
 	buf := p.bufs.Get()
 	defer p.bufs.Put(buf)
 	fl, _ := w.(http.Flusher)
 	for {
-		n, rerr := resp.Body.Read(buf)
+		n, rerr := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return false

@@ -106,3 +106,54 @@ func TestPoolClosesExpiredIdle(t *testing.T) {
 		t.Errorf("%d idle connections, want 1", n)
 	}
 }
+
+// TestClientLeavingFreesUpstream: a client that gives up while the upstream
+// holds its answer — before the header (a long poll), in the middle of a
+// sized body, in the middle of a stream — makes the fast path drop the
+// upstream connection at once (the upstream sees it closed), rather than
+// holding it and a goroutine until the upstream speaks again.
+func TestClientLeavingFreesUpstream(t *testing.T) {
+	for _, c := range []struct{ name, path string }{{"header wait", "/hold"}, {"sized body", "/sized"}, {"stream", "/stream"}} {
+		t.Run(c.name, func(t *testing.T) {
+			freed, wrote := make(chan struct{}), make(chan struct{})
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/sized": // enough that the proxy passes the header on
+					w.Header().Set("Content-Length", "1048576")
+					w.Write(make([]byte, 64<<10))
+					w.(http.Flusher).Flush()
+				case "/stream":
+					io.WriteString(w, "part")
+					w.(http.Flusher).Flush()
+				}
+				close(wrote)
+				<-r.Context().Done() // the proxy closed the connection
+				close(freed)
+			}))
+			defer up.Close()
+			p := New(Options{})
+			p.RouteIn(svc("p", "web", []string{"shop.test"}, []string{"/"}, false), routing.Target{ContainerID: "w", Addr: up.Listener.Addr().String()})
+			front := httptest.NewServer(p)
+			defer front.Close()
+			conn, err := net.Dial("tcp", front.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(conn, "GET "+c.path+" HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+			<-wrote
+			if c.path != "/hold" { // the proxy is in the body: the header came through
+				if _, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitInflight(t, p, "p/web", 1)
+			conn.Close()
+			select {
+			case <-freed:
+			case <-time.After(20 * time.Second): // a hang guard, not a timing
+				up.CloseClientConnections()
+				t.Fatal("the upstream connection was kept after the client left")
+			}
+		})
+	}
+}

@@ -18,6 +18,7 @@
 //	GET  /               200 VERSION (500 for the ERROR_RATE fraction)
 //	GET  /healthz        200 "ok" or 500; POST /healthz/fail, POST /healthz/ok toggle it
 //	GET  /slow?ms=N      sleeps N ms, then 200
+//	GET  /bytes/{n}      n bytes of "x" (at most 16 MiB), sized (the benchmark's 1 KB and 100 KB shapes)
 //	ANY  /status/{code}  answers that status code
 //	GET  /ws             WebSocket echo (RFC 6455, text and binary, ping/pong, close)
 //	GET  /env?name=X     value of env X (404 if unset); without name: every variable
@@ -212,6 +213,7 @@ func (a *app) handler() http.Handler {
 		fmt.Fprintln(w, "healthz now ok")
 	})
 	mux.HandleFunc("GET /slow", a.slow)
+	mux.HandleFunc("GET /bytes/{n}", a.bytes)
 	mux.HandleFunc("/status/{code}", a.status)
 	mux.HandleFunc("GET /ws", a.ws)
 	mux.HandleFunc("GET /env", a.env)
@@ -264,6 +266,27 @@ func (a *app) slow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "slept %d ms", ms)
+}
+
+// maxBytes bounds GET /bytes/{n}.
+const maxBytes = 16 << 20
+
+func (a *app) bytes(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n < 0 || n > maxBytes {
+		http.Error(w, "n must be an integer from 0 to 16777216", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(n))
+	w.Header().Set("Content-Type", "application/octet-stream")
+	chunk := []byte(strings.Repeat("x", min(n, 32<<10)))
+	for n > 0 {
+		k, err := w.Write(chunk[:min(n, len(chunk))])
+		if err != nil {
+			return
+		}
+		n -= k
+	}
 }
 
 func (a *app) status(w http.ResponseWriter, r *http.Request) {

@@ -190,6 +190,15 @@ func TestExtras(t *testing.T) {
 		h.Get("Content-Type") != "text/event-stream" || body != "id: 0\ndata: v9 0\n\nid: 1\ndata: v9 1\n\n" {
 		t.Fatalf("sse = %d %v %q", code, h, body)
 	}
+	for _, n := range []int{0, 1024, 100 << 10} {
+		code, h, body := do(t, "GET", srv.URL+"/bytes/"+strconv.Itoa(n), "")
+		if code != 200 || len(body) != n || strings.Trim(body, "x") != "" || h.Get("Content-Length") != strconv.Itoa(n) {
+			t.Fatalf("bytes/%d = %d, %d bytes, Content-Length %q", n, code, len(body), h.Get("Content-Length"))
+		}
+	}
+	if code, _, _ := do(t, "GET", srv.URL+"/bytes/99999999999", ""); code != 400 {
+		t.Fatalf("bytes over the bound = %d, want 400", code)
+	}
 	req, _ := http.NewRequest("GET", srv.URL+"/headers", nil)
 	req.Header.Set("X-Forwarded-For", "1.2.3.4")
 	resp, err := http.DefaultClient.Do(req)
