@@ -35,6 +35,10 @@ type Container struct {
 	// Binds are the container's bind mounts from the list call (host path,
 	// target, mode): which snapshots are in use, and checked for drift.
 	Binds []config.Mount `json:"-"`
+	// IPs are the container's addresses by network name, from the list
+	// call: the proxy routes a restarted serve's containers without an
+	// inspect each (docs/design.md#the-cost-of-a-sync).
+	IPs map[string]string `json:"-"`
 	// Replace asks a rollout to replace this container although its spec is
 	// the desired one (a redeploy, or its image tag moved).
 	Replace bool `json:"-"`

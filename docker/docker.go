@@ -137,6 +137,16 @@ func dockerContainer(s container.Summary) diff.Container {
 			c.Binds = append(c.Binds, config.Mount{Source: m.Source, Target: m.Destination, ReadOnly: !m.RW})
 		}
 	}
+	if s.NetworkSettings != nil {
+		for name, ep := range s.NetworkSettings.Networks {
+			if ep != nil && ep.IPAddress.IsValid() {
+				if c.IPs == nil {
+					c.IPs = map[string]string{}
+				}
+				c.IPs[name] = ep.IPAddress.String()
+			}
+		}
+	}
 	return c
 }
 

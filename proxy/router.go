@@ -170,6 +170,11 @@ func (p *Proxy) liveTargets(ctx context.Context, s *Service, svc *config.Service
 			continue
 		}
 		addr, ok := s.lb.has(c.ID)
+		if ip := c.IPs[diff.NetworkName(svc.Project)]; !ok && ip != "" {
+			// The list call's address: no inspect for each container a
+			// restarted serve routes before the proxy listens.
+			addr, ok = net.JoinHostPort(ip, strconv.Itoa(svc.Port)), true
+		}
 		if !ok {
 			ip, err := p.opts.IPs.ContainerIP(ctx, c.ID, diff.NetworkName(svc.Project))
 			if err != nil || ip == "" {
