@@ -102,7 +102,9 @@ stop_serve() {
 # ok200 URL...: the URLs the proxy answers 200 for, in one curl process
 # (connections reused), each host's name sent as its Host header.
 ok200() {
-	curl -s -m 5 --connect-to "::127.0.0.1:$PROXY_PORT" -o /dev/null -w '%{http_code} %{url_effective}\n' "$@" 2>/dev/null |
+	local args=() u
+	for u in "$@"; do args+=(-o /dev/null "$u"); done
+	curl -s -m 5 --connect-to "::127.0.0.1:$PROXY_PORT" -w '%{http_code} %{url_effective}\n' "${args[@]}" 2>/dev/null |
 		awk '$1 == 200 { print $2 }' || true
 }
 url() { echo "http://$1/"; }
