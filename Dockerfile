@@ -1,6 +1,7 @@
 # orca-sync as an image (docs/guides/installing.md). There is no base image to
 # pull: the static binary is built outside Docker, next to a copy of the host's
-# CA bundle (go-git needs no git binary), and both go into an empty image:
+# CA bundle (go-git needs no git binary, local remotes included), and both go
+# into an empty image:
 #
 #   CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o orca-sync ./cmd/orca-sync
 #   cp /etc/ssl/certs/ca-certificates.crt .

@@ -261,6 +261,11 @@ func TestDockerLifecycle(t *testing.T) {
 		c.Revision != "abc123" || c.Role != "stable" || c.Node != "n1" || c.State != "running" || c.Health != "healthy" {
 		t.Errorf("List entry = %+v", c)
 	}
+	for _, n := range []string{netA, netB} {
+		if c.IPs[n] == "" || c.IPs[n] != st.IPs[n] {
+			t.Errorf("List IP on %s = %q, want Inspect's %q", n, c.IPs[n], st.IPs[n])
+		}
+	}
 	if !strings.Contains(c.Status, "Up") {
 		t.Errorf("Status %q; want Docker's status text", c.Status)
 	}

@@ -14,6 +14,9 @@ import (
 // checkout, so it is cheap enough to run at every sync. Errors carry no
 // credentials.
 func (r *Repo) RemoteHead(ctx context.Context) (string, error) {
+	if r.protocol == "file" {
+		return r.localRemoteHead(ctx)
+	}
 	auth, err := r.auth()
 	if err != nil {
 		return "", fmt.Errorf("ls-remote %s %s: %w", r.url, r.opts.Branch, r.redact(err))

@@ -51,3 +51,17 @@ func BenchmarkRemoteHeadHTTP(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRemoteHeadFile is the same lookup against a local path remote
+// (served in-process, docs/design.md "Git sources").
+func BenchmarkRemoteHeadFile(b *testing.B) {
+	rem := gittest.NewRepo(b)
+	rem.WriteFile("a.txt", "x\n")
+	rem.CommitPush("x")
+	r := newRepo(b, Options{URL: rem.FileURL(), Log: slog.New(slog.DiscardHandler)})
+	for b.Loop() {
+		if _, err := r.RemoteHead(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -377,3 +377,23 @@ func BenchmarkSyncNoChange(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSyncNewCommit is a Sync that fetches one new commit (one changed
+// file of a hundred projects) from a local path remote and checks it out.
+func BenchmarkSyncNewCommit(b *testing.B) {
+	rem := hundredProjects(b)
+	r := newRepo(b, Options{URL: rem.BarePath(), Log: slog.New(slog.DiscardHandler)})
+	mustSync(b, r)
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		i++
+		rem.WriteFile("services/p000/service.toml", fmt.Sprintf("[[service]]\nname = \"s%d\"\nimage = \"nginx:1\"\n", i))
+		want := rem.CommitPush("change")
+		b.StartTimer()
+		c, err := r.Sync(b.Context())
+		if err != nil || c.SHA != want {
+			b.Fatalf("Sync = %s, %v; want %s", c.SHA, err, want)
+		}
+	}
+}

@@ -228,6 +228,9 @@ func (r *Repo) clone(ctx context.Context, t target) (c Commit, err error) {
 // fetch fetches t's remote ref into t.local and returns the commit it
 // points to.
 func (r *Repo) fetch(ctx context.Context, repo *git.Repository, t target) (plumbing.Hash, error) {
+	if r.protocol == "file" {
+		return r.fetchLocal(ctx, repo, t)
+	}
 	auth, err := r.auth()
 	if err != nil {
 		return plumbing.ZeroHash, r.fetchError(t, err)
