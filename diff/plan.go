@@ -35,6 +35,11 @@ type Container struct {
 	// Binds are the container's bind mounts from the list call (host path,
 	// target, mode): which snapshots are in use, and checked for drift.
 	Binds []config.Mount `json:"-"`
+	// Addr is where the proxy reaches the container when the engine says
+	// so itself (Swarm: the task's node address and the host port Swarm
+	// published for it, docs/guides/swarm.md); "" takes its address on the
+	// project network.
+	Addr string `json:"addr,omitempty"`
 	// Replace asks a rollout to replace this container although its spec is
 	// the desired one (a redeploy, or its image tag moved).
 	Replace bool `json:"-"`

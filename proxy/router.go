@@ -170,6 +170,9 @@ func (p *Proxy) liveTargets(ctx context.Context, s *Service, svc *config.Service
 			continue
 		}
 		addr, ok := s.lb.has(c.ID)
+		if c.Addr != "" {
+			addr, ok = c.Addr, true
+		}
 		if !ok {
 			ip, err := p.opts.IPs.ContainerIP(ctx, c.ID, diff.NetworkName(svc.Project))
 			if err != nil || ip == "" {

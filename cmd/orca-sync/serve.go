@@ -124,6 +124,13 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	lopts.Metrics, lopts.Notifier, lopts.Statuses = reconcile.NewMetrics(reg), rp.notifier, rp.github
 	lopts.Digester, lopts.Credentials = rt, registryauth.New("") // $DOCKER_CONFIG, else ~/.docker, as docker pull
 	lopts.Builder = newBuilder(f, rt, log)
+	if checkoutEngine(ctx, src, f.path, log) == config.EngineSwarm {
+		sw, err := wireSwarm(ctx, &lopts, rt, f.node, log)
+		if err != nil {
+			return err
+		}
+		defer sw.Close()
+	}
 	if !f.once { // a one-shot sync serves no traffic
 		px, err := newProxy(f, db, rt, reg, log)
 		if err != nil {
