@@ -101,6 +101,23 @@ func (lb *LoadBalancer) pickFor(prefer string) (t *Target, split bool) {
 
 func release(t *Target) { t.inflight.Add(-1) }
 
+// pickOther is pickFor for a retry: a target other than not (nil: any).
+// When the preferred role offers only not, another role's target will do:
+// a request that reaches the other side beats one that fails.
+func (lb *LoadBalancer) pickOther(prefer string, not *Target) (*Target, bool) {
+	for i := range 4 {
+		if i == 2 {
+			prefer = ""
+		}
+		t, split := lb.pickFor(prefer)
+		if t == nil || t != not {
+			return t, split
+		}
+		release(t)
+	}
+	return nil, false
+}
+
 // choose picks the role first — canary for exactly weight of every 100
 // requests, spread evenly (the share never drifts, whatever the traffic) —
 // then round-robin among that role's targets.

@@ -154,8 +154,14 @@ func (s *settings) trusts(ip string) bool {
 	return false
 }
 
-// upstreamError answers a request the upstream did not.
+// upstreamError answers a request the upstream did not. A failure to
+// connect, when the request may be retried, is handed back to proxyOnce
+// unanswered.
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if sw, ok := w.(*statusWriter); ok && sw.mayRetry && isDialError(err) && r.Context().Err() == nil {
+		sw.dialErr = err
+		return
+	}
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
@@ -178,10 +184,13 @@ func isTimeout(err error) bool {
 
 // statusWriter records the status code of a response. Unwrap lets
 // http.ResponseController (which ReverseProxy uses to flush and to hijack
-// for WebSocket) reach the server's writer.
+// for WebSocket) reach the server's writer. With mayRetry, upstreamError
+// leaves a failure to connect in dialErr instead of answering.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code     int
+	mayRetry bool
+	dialErr  error
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -230,17 +239,44 @@ func (p *Proxy) serveRoute(w http.ResponseWriter, r *http.Request, rt route, cp 
 	p.serveProxied(w, r, svc, start)
 }
 
-// serveProxied forwards r through httputil.ReverseProxy.
+// serveProxied forwards r through httputil.ReverseProxy. A retryable
+// request whose target could not be connected to goes to another target
+// once (docs/guides/proxy-and-tls.md, retries).
 func (p *Proxy) serveProxied(w http.ResponseWriter, r *http.Request, svc *Service, start time.Time) {
 	prefer := p.sticky.preferredRole(svc, r)
-	t, split := svc.lb.pickFor(prefer)
-	if t == nil {
+	mayRetry := retryable(r)
+	var last *Target
+	var lastPin bool
+	for attempt := 0; attempt < 2; attempt++ {
+		t, split := svc.lb.pickOther(prefer, last)
+		if t == nil {
+			break
+		}
+		if last != nil {
+			svc.metrics.retries.Inc()
+		}
+		p.sticky.stick(w, svc, prefer, t, split)
+		pin := pinned(prefer, split)
+		err := p.proxyOnce(w, r, t, pin, mayRetry && attempt == 0, start)
+		if err == nil {
+			return
+		}
+		last, lastPin = t, pin
+		p.log.Debug("target refused; trying another", "service", svc.key(), "target", t.Addr, "error", err)
+	}
+	if last == nil {
 		noTarget(w, svc)
 		return
 	}
+	http.Error(w, "upstream unavailable", http.StatusBadGateway)
+	last.metrics.record(http.StatusBadGateway, time.Since(start), lastPin)
+}
+
+// proxyOnce forwards r to t and counts the answer. With mayRetry, a failure
+// to connect to t is returned instead, with nothing written to w and
+// nothing counted: the caller may send r elsewhere.
+func (p *Proxy) proxyOnce(w http.ResponseWriter, r *http.Request, t *Target, pin, mayRetry bool, start time.Time) error {
 	defer release(t)
-	p.sticky.stick(w, svc, prefer, t, split)
-	pin := pinned(prefer, split)
 	defer func() {
 		// ReverseProxy panics with http.ErrAbortHandler when the body copy
 		// fails after the header went out: count it, then let net/http
@@ -255,13 +291,31 @@ func (p *Proxy) serveProxied(w http.ResponseWriter, r *http.Request, svc *Servic
 	// The request is ours (we are the last handler): pointing its URL at the
 	// target saves ReverseProxy a second URL copy.
 	r.URL.Scheme, r.URL.Host = "http", t.Addr
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &statusWriter{ResponseWriter: w, mayRetry: mayRetry}
 	p.rp.ServeHTTP(sw, r)
+	if sw.dialErr != nil {
+		return sw.dialErr
+	}
 	code := sw.code
 	if code == 0 {
 		code = http.StatusOK
 	}
 	t.metrics.record(code, time.Since(start), pin)
+	return nil
+}
+
+// retryable reports whether r may go to a second target when the
+// connection to the first could not be made: an idempotent method (RFC 9110
+// 9.2.2) without a body. A body is streamed from the client as it is read,
+// so it could not be sent again without buffering it whole; such requests
+// are not retried.
+func retryable(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+	default:
+		return false
+	}
+	return r.ContentLength == 0 && (r.Body == nil || r.Body == http.NoBody)
 }
 
 func noTarget(w http.ResponseWriter, svc *Service) {
@@ -291,7 +345,8 @@ func abortResponse(r *http.Request) {
 }
 
 // serveFast forwards a body-less idempotent request on the fast path. A
-// target that refuses the connection (it just died) is skipped for another.
+// target that cannot be connected to (it just died) is skipped for another,
+// once.
 func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, svc *Service, start time.Time) {
 	uri := r.URL.RawPath
 	if r.URL.RawQuery != "" || r.URL.ForceQuery {
@@ -301,12 +356,12 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, svc *Service, 
 	var lastPin bool
 	prefer := p.sticky.preferredRole(svc, r)
 	for attempt := 0; attempt < 2; attempt++ {
-		t, split := svc.lb.pickFor(prefer)
-		if t == nil || t == last {
-			if t != nil {
-				release(t)
-			}
+		t, split := svc.lb.pickOther(prefer, last)
+		if t == nil {
 			break
+		}
+		if last != nil {
+			svc.metrics.retries.Inc()
 		}
 		p.sticky.stick(w, svc, prefer, t, split)
 		code, err := p.forwardFast(w, r, t.Addr, uri)
@@ -320,7 +375,7 @@ func (p *Proxy) serveFast(w http.ResponseWriter, r *http.Request, svc *Service, 
 			t.metrics.record(abortCode(r), time.Since(start), pin)
 			abortResponse(r)
 			return
-		case !isDialError(err) || r.Context().Err() != nil:
+		case !isDialError(err) || r.Context().Err() != nil || attempt > 0:
 			t.metrics.record(p.errorCode(w, r, err), time.Since(start), pin)
 			return
 		}

@@ -15,6 +15,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inflight *prometheus.GaugeVec
+	retries  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -29,9 +30,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "orca_proxy_requests_in_flight", Help: "Requests being proxied now.",
 		}, []string{"project", "service"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orca_proxy_retries_total",
+			Help: "Requests sent to a second target because the connection to the first could not be made.",
+		}, []string{"project", "service"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.inflight)
+		reg.MustRegister(m.requests, m.duration, m.inflight, m.retries)
 	}
 	return m
 }
@@ -42,12 +47,13 @@ type serviceMetrics struct {
 	m                *metrics
 	project, service string
 	inflight         prometheus.Gauge
+	retries          prometheus.Counter
 	roles            sync.Map // role -> *roleMetrics
 }
 
 func (m *metrics) forService(project, service string) *serviceMetrics {
 	return &serviceMetrics{m: m, project: project, service: service,
-		inflight: m.inflight.WithLabelValues(project, service)}
+		inflight: m.inflight.WithLabelValues(project, service), retries: m.retries.WithLabelValues(project, service)}
 }
 
 func (sm *serviceMetrics) role(role string) *roleMetrics {
