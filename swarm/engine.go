@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -47,6 +48,9 @@ type Engine struct {
 	node  string
 	poll  time.Duration
 	log   *slog.Logger
+	// netMu serialises network creation: the services of a project
+	// converge concurrently and each ensures the project network.
+	netMu sync.Mutex
 }
 
 var _ apply.Runtime = (*Engine)(nil)
@@ -106,6 +110,8 @@ func (e *Engine) ListOneOffs(context.Context) ([]diff.Container, error) { return
 
 // EnsureNetwork creates the attachable overlay network name unless it exists.
 func (e *Engine) EnsureNetwork(ctx context.Context, name string) error {
+	e.netMu.Lock()
+	defer e.netMu.Unlock()
 	res, err := e.cli.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", name)})
 	if err != nil {
 		return fmt.Errorf("list networks %s: %w", name, err)
@@ -132,7 +138,9 @@ func (e *Engine) EnsureNetwork(ctx context.Context, name string) error {
 func (e *Engine) EnsureVolume(context.Context, string) error { return nil }
 
 // ImageID asks the manager's engine.
-func (e *Engine) ImageID(ctx context.Context, ref string) (string, error) { return e.local.ImageID(ctx, ref) }
+func (e *Engine) ImageID(ctx context.Context, ref string) (string, error) {
+	return e.local.ImageID(ctx, ref)
+}
 
 // Pull pulls on the manager (the workers pull at each task start with the
 // credentials the service carries).
