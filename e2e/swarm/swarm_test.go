@@ -50,7 +50,7 @@ timeout_secs = 60
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	repo   *gittest.Repo
 	api    string
 	proxy  string
@@ -92,9 +92,9 @@ func (l *lockedBuf) Write(p []byte) (int, error) {
 }
 func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
-func startServe(t *testing.T, e *env, url string) {
+func startServe(t testing.TB, e *env, url string, extra ...string) {
 	e.api, e.proxy, e.data = freeAddr(t), freeAddr(t), t.TempDir()
-	cmd := exec.Command(binary, "serve", "--repo", url, "--data-dir", e.data, "--listen", e.api, "--http-addr", e.proxy)
+	cmd := exec.Command(binary, append([]string{"serve", "--repo", url, "--data-dir", e.data, "--listen", e.api, "--http-addr", e.proxy}, extra...)...)
 	cmd.Env = append(os.Environ(), "ORCA_SYNC_GIT_USERNAME="+gitUser, "ORCA_SYNC_GIT_PASSWORD="+gitPass)
 	logs := &lockedBuf{}
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -183,9 +183,11 @@ func (e *env) sync() wire.Status {
 	return st
 }
 
-func service(st wire.Status, name string) wire.ServiceStatus {
+func service(st wire.Status, name string) wire.ServiceStatus { return serviceIn(st, "web", name) }
+
+func serviceIn(st wire.Status, project, name string) wire.ServiceStatus {
 	for _, s := range st.Services {
-		if s.Project == "web" && s.Name == name {
+		if s.Project == project && s.Name == name {
 			return s
 		}
 	}
@@ -445,4 +447,82 @@ func TestSwarmEngine(t *testing.T) {
 			t.Fatal("the refused plan removed services")
 		}
 	})
+}
+
+// BenchmarkSwarmRolling prints commit-to-ready of a 2-replica rolling
+// update (v1 to v2; readiness every 1 s, min_ready_secs 1, max_surge 1) on
+// Swarm and the same shape on plain Docker: from the push of the commit to
+// the end of the sync that rolled it, every replica on v2 and serving. It
+// is no part of the suite:
+//
+//	go test -run '^$' -bench BenchmarkSwarmRolling -benchtime 1x ./e2e/swarm
+//
+// The plain Docker serve runs with its own --node and prune = false, so it
+// never touches the containers of anyone else on the shared engine.
+func BenchmarkSwarmRolling(b *testing.B) {
+	dockertest.Require(b)
+	for _, engine := range []string{"swarm", "docker"} {
+		b.Run(engine, func(b *testing.B) {
+			var total time.Duration
+			for range b.N {
+				total += rollOnce(b, engine)
+			}
+			b.ReportMetric((total / time.Duration(b.N)).Seconds(), "s/commit-to-ready")
+		})
+	}
+}
+
+func rollOnce(b *testing.B, engine string) time.Duration {
+	sink := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer sink.Close()
+	repo, srv := gittest.Served(b, "infra.git", gitUser, gitPass)
+	e := &env{t: b, repo: repo, sink: sink.URL}
+	project := fmt.Sprintf("bench%s%d", engine, time.Now().UnixNano()%1e6)
+	node := "orca-swarm-bench-" + project
+	cluster := fmt.Sprintf("[cluster]\nengine = %q\n[reconcile]\nprune = false\n", engine)
+	write := func(image, msg string) {
+		repo.WriteFile("cluster.toml", cluster)
+		repo.WriteFile("services/"+project+"/service.toml", svc("r", image, 2, ""))
+		repo.CommitPush(msg)
+	}
+	write(imageV1, "v1")
+	// Registered first, so it runs after serve has stopped (cleanups run
+	// last-in first-out) and serve cannot put anything back.
+	b.Cleanup(func() { cleanup(b, engine, project) })
+	startServe(b, e, srv.URL("infra.git"), "--node", node)
+	ready := func(image string) func() (bool, string) {
+		return func() (bool, string) {
+			st := e.status()
+			s := serviceIn(st, project, "r")
+			return !st.Syncing && s.Sync == wire.SyncSynced && s.Ready == 2 && s.Image == image, fmt.Sprintf("%+v", s)
+		}
+	}
+	waitFor(b, 2*time.Minute, ready(imageV1))
+	pushed := time.Now()
+	write(imageV2, "v2")
+	e.sync()
+	waitFor(b, 2*time.Minute, ready(imageV2))
+	took := time.Since(pushed)
+	b.Logf("%s: commit-to-ready of a 2-replica rolling update: %v", engine, took.Round(10*time.Millisecond))
+	return took
+}
+
+// cleanup removes what a benchmark round made: the Swarm service, or the
+// containers labelled with its project.
+func cleanup(b testing.TB, engine, project string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if engine == "swarm" {
+		docker.ServiceRemove(ctx, project+"_r", client.ServiceRemoveOptions{})
+		return
+	}
+	res, err := docker.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", "orca.project="+project)})
+	if err != nil {
+		b.Log(err)
+		return
+	}
+	for _, c := range res.Items {
+		docker.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
+	}
+	docker.NetworkRemove(ctx, "orca-"+project, client.NetworkRemoveOptions{})
 }
