@@ -120,7 +120,9 @@ func (e *Engine) EnsureNetwork(ctx context.Context, name string) error {
 		if n.Name != name {
 			continue
 		}
-		if n.Driver != "overlay" {
+		// A swarm network a manager has just made may be listed without
+		// its driver yet; only another driver is refused.
+		if n.Driver != "overlay" && n.Driver != "" {
 			return fmt.Errorf("network %s exists with driver %s; Swarm services need an overlay network of that name (remove it)", name, n.Driver)
 		}
 		return nil

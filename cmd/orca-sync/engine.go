@@ -47,9 +47,9 @@ func wireSwarm(ctx context.Context, lopts *reconcile.Options, rt *docker.Engine,
 	if err != nil {
 		return nil, fmt.Errorf("[cluster] engine = \"swarm\": %w", err)
 	}
-	lopts.Runtime, lopts.Scheduler, lopts.Engine = sw, sw, config.EngineSwarm
-	// A task's config, logs and digests are Swarm's: drift is read from the
-	// tasks' labels and state (docs/guides/swarm.md#drift).
-	lopts.Inspector, lopts.Logs, lopts.Digester = nil, nil, nil
+	lopts.Runtime, lopts.Scheduler, lopts.Engine, lopts.Inspector = sw, sw, config.EngineSwarm, sw
+	// Tasks' logs are `docker service logs`; their image digests are the
+	// workers' (docs/guides/swarm.md).
+	lopts.Logs, lopts.Digester = nil, nil
 	return sw, nil
 }

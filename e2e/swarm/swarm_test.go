@@ -421,9 +421,73 @@ func TestSwarmEngine(t *testing.T) {
 		if _, err := docker.ServiceUpdate(ctx, cur.Service.ID, client.ServiceUpdateOptions{Version: cur.Service.Version, Spec: spec}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 60*time.Second, func() (bool, string) { n := runningTasks(t, "web_b"); return n == 4, fmt.Sprint(n, " tasks") })
+		// The task poll sees the new tasks and syncs at once; the explicit
+		// sync makes the test independent of that.
 		e.sync()
-		waitFor(t, 60*time.Second, func() (bool, string) { n := runningTasks(t, "web_b"); return n == 2, fmt.Sprint(n, " tasks") })
+		waitFor(t, 60*time.Second, func() (bool, string) {
+			cur, err := docker.ServiceInspect(ctx, "web_b", client.ServiceInspectOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			n, want := runningTasks(t, "web_b"), *cur.Service.Spec.Mode.Replicated.Replicas
+			return n == 2 && want == 2, fmt.Sprintf("%d tasks, replicas %d", n, want)
+		})
+		scaled := false
+		for _, rec := range e.history() {
+			for _, r := range rec.Services {
+				// A scale, or a heal while the extra tasks still start.
+				scaled = scaled || r.Service == "b" && r.Error == "" && strings.Contains(strings.Join(r.Repaired, " "), "replicas")
+			}
+		}
+		if !scaled {
+			t.Fatalf("no sync in history scaled b back: %+v", e.history())
+		}
+	})
+
+	t.Run("service update by hand is drift, corrected", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cur, err := docker.ServiceInspect(ctx, "web_b", client.ServiceInspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before uint64
+		for _, rec := range e.history() {
+			before = max(before, rec.ID)
+		}
+		spec := cur.Service.Spec
+		spec.TaskTemplate.ContainerSpec.Env = append(spec.TaskTemplate.ContainerSpec.Env, "BY_HAND=1")
+		if _, err := docker.ServiceUpdate(ctx, cur.Service.ID, client.ServiceUpdateOptions{Version: cur.Service.Version, Spec: spec}); err != nil {
+			t.Fatal(err)
+		}
+		e.sync()
+		waitFor(t, 60*time.Second, func() (bool, string) {
+			cur, err := docker.ServiceInspect(ctx, "web_b", client.ServiceInspectOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, kv := range cur.Service.Spec.TaskTemplate.ContainerSpec.Env {
+				if kv == "BY_HAND=1" {
+					return false, "web_b still has BY_HAND=1"
+				}
+			}
+			return runningTasks(t, "web_b") == 2, "tasks"
+		})
+		repaired := false
+		for _, rec := range e.history() {
+			for _, r := range rec.Services {
+				// Found as the changed env, or, while Swarm still rolls the
+				// hand-made spec, as the extra task it started.
+				repaired = repaired || rec.ID > before && r.Service == "b" && r.Error == "" && len(r.Repaired) > 0
+			}
+		}
+		if !repaired {
+			t.Fatalf("no sync in history repaired b: %+v", e.history())
+		}
+		e.answers("b.test", "v1")
+		if code, _, err := get("http://"+e.proxy+"/env?name=BY_HAND", "b.test", ""); err != nil || code != 404 {
+			t.Fatalf("BY_HAND through the proxy: %d %v, want 404 (the hand-made env removed)", code, err)
+		}
 	})
 
 	t.Run("prune removes a service gone from git", func(t *testing.T) {
