@@ -85,17 +85,12 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 // Close closes the engine's client.
 func (e *Engine) Close() error { return e.cli.Close() }
 
+// checkManager asks for the swarm's own state, which only a manager of an
+// active swarm has (the engine's /info would tell more, but it waits on
+// every container's lock and can hang on a busy engine).
 func (e *Engine) checkManager(ctx context.Context) error {
-	info, err := e.cli.Info(ctx, client.InfoOptions{})
-	if err != nil {
-		return fmt.Errorf("read the engine's swarm state: %w", err)
-	}
-	sw := info.Info.Swarm
-	switch {
-	case sw.LocalNodeState != swarm.LocalNodeStateActive:
-		return fmt.Errorf("%w: this engine is in no swarm (state %q); run `docker swarm init` or set engine = \"docker\"", ErrNotManager, sw.LocalNodeState)
-	case !sw.ControlAvailable:
-		return fmt.Errorf("%w: this node is a worker; run orca-sync on a manager (`docker node ls` there lists them)", ErrNotManager)
+	if _, err := e.cli.SwarmInspect(ctx, client.SwarmInspectOptions{}); err != nil {
+		return fmt.Errorf("%w: this engine is in no swarm or is a worker (%v); run `docker swarm init`, run orca-sync on a manager (`docker node ls` there lists them), or set engine = \"docker\"", ErrNotManager, err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ package swarm
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -14,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
 
 	"github.com/orca-sync/orca-sync/internal/dockertest"
@@ -71,19 +71,18 @@ func run(m *testing.M) int {
 // initSwarm makes the engine a single-node swarm, and refuses an engine
 // already in one: leaving it at the end would destroy someone else's.
 func initSwarm(ctx context.Context) (func(), error) {
-	info, err := docker.Info(ctx, client.InfoOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("engine info: %w", err)
-	}
-	if st := info.Info.Swarm.LocalNodeState; st != swarm.LocalNodeStateInactive {
-		return nil, fmt.Errorf("the engine is already in a swarm (state %q) that this test did not create; it will not touch it", st)
+	// SwarmInspect answers only in a swarm (the engine's /info can hang on
+	// a busy shared engine).
+	if _, err := docker.SwarmInspect(ctx, client.SwarmInspectOptions{}); err == nil {
+		return nil, errors.New("the engine is already in a swarm that this test did not create; it will not touch it")
 	}
 	if _, err := docker.SwarmInit(ctx, client.SwarmInitOptions{ListenAddr: "127.0.0.1:2377", AdvertiseAddr: "127.0.0.1"}); err != nil {
-		return nil, fmt.Errorf("docker swarm init --advertise-addr 127.0.0.1: %w", err)
+		return nil, fmt.Errorf("docker swarm init --advertise-addr 127.0.0.1 (an engine that is a swarm worker cannot be used either): %w", err)
 	}
 	return func() {
-		lctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		lctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
+		drain(lctx)
 		if _, err := docker.SwarmLeave(lctx, client.SwarmLeaveOptions{Force: true}); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e/swarm: docker swarm leave --force:", err)
 		}
@@ -110,4 +109,35 @@ func prepare(ctx context.Context) error {
 		return fmt.Errorf("go build ./cmd/orca-sync: %v\n%s", err, out)
 	}
 	return nil
+}
+
+// drain removes the test's services, waits until their task containers are
+// gone and removes the overlay networks before the swarm is left: a
+// `docker swarm leave --force` with tasks and overlay networks still up can
+// leave Docker 20.10's network controller hung (`docker network ls`
+// blocking) for everyone on the shared engine.
+func drain(ctx context.Context) {
+	svcs, err := docker.ServiceList(ctx, client.ServiceListOptions{})
+	if err == nil {
+		for _, s := range svcs.Items {
+			docker.ServiceRemove(ctx, s.ID, client.ServiceRemoveOptions{})
+		}
+	}
+	for ctx.Err() == nil {
+		res, err := docker.ContainerList(ctx, client.ContainerListOptions{All: true,
+			Filters: make(client.Filters).Add("label", "com.docker.swarm.task.id")})
+		if err != nil || len(res.Items) == 0 {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	nets, err := docker.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("driver", "overlay")})
+	if err != nil {
+		return
+	}
+	for _, n := range nets.Items {
+		if n.Name != "ingress" {
+			docker.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{})
+		}
+	}
 }

@@ -255,7 +255,7 @@ func startLoad(addr, host string) *load {
 				select {
 				case <-l.stop:
 					return
-				case <-time.After(20 * time.Millisecond):
+				case <-time.After(15 * time.Millisecond): // ~200 req/s on 4 connections
 				}
 				code, body, err := getWith(c, "http://"+addr+"/", host)
 				l.total.Add(1)
@@ -289,6 +289,9 @@ func (l *load) finish() (int64, map[string]int, []string) {
 	l.wg.Wait()
 	return l.total.Load(), l.bodies, l.failures
 }
+
+// rate is requests per second since start.
+func rate(total int64, start time.Time) float64 { return float64(total) / time.Since(start).Seconds() }
 
 func (e *env) answers(host, want string) {
 	e.t.Helper()
@@ -352,12 +355,14 @@ func TestSwarmEngine(t *testing.T) {
 
 	a2 := svc("a", imageV2, 2, "a.test")
 	t.Run("rolling update loses no request", func(t *testing.T) {
+		started := time.Now()
 		l := startLoad(e.proxy, "a.test")
 		e.push("a to v2", a2, b1, c1)
 		st := e.sync()
 		e.answers("a.test", "v2")
 		waitFor(t, 30*time.Second, func() (bool, string) { n := runningTasks(t, "web_a"); return n == 2, fmt.Sprint(n, " tasks") })
 		total, bodies, failures := l.finish()
+		t.Logf("%d requests through the proxy during the rolling update, %.0f req/s, %d failed", total, rate(total, started), len(failures))
 		if len(failures) > 0 {
 			t.Fatalf("%d of %d requests failed during the rolling update, first: %s", len(failures), total, failures[0])
 		}
