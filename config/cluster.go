@@ -9,6 +9,9 @@ type Cluster struct {
 	Domain string
 	// Node is this host's default node name.
 	Node string
+	// Engine is what orca-sync converges: EngineDocker (containers, the
+	// default) or EngineSwarm (Swarm services; docs/guides/swarm.md).
+	Engine string
 
 	Reconcile Reconcile
 	Proxy     Proxy

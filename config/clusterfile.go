@@ -41,7 +41,7 @@ func ParseClusterFile(file string, data []byte) (Cluster, Errors) {
 
 func convertCluster(r rawClusterFile, sink errorSink) Cluster {
 	c := Cluster{
-		Name: r.Cluster.Name, Domain: r.Cluster.Domain, Node: r.Cluster.Node,
+		Name: r.Cluster.Name, Domain: r.Cluster.Domain, Node: r.Cluster.Node, Engine: r.Cluster.Engine,
 		Reconcile: Reconcile{
 			Interval:   secs(deref(r.Reconcile.IntervalSecs, 60)),
 			Prune:      deref(r.Reconcile.Prune, true),
@@ -62,6 +62,13 @@ func convertCluster(r rawClusterFile, sink errorSink) Cluster {
 		Backup: convertBackup(r),
 	}
 	c.Proxy.enabledSet = r.Proxy.Enabled
+	switch c.Engine {
+	case "":
+		c.Engine = EngineDocker
+	case EngineDocker, EngineSwarm:
+	default:
+		sink.at("", -1, "cluster.engine", "cluster.engine = %q: must be %q or %q", c.Engine, EngineDocker, EngineSwarm)
+	}
 	if r.ACME.Directory != "" {
 		if c.ACME.CA != "" {
 			sink.at("", -1, "acme.directory", "set either acme.ca or orca's acme.directory, not both")

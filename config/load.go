@@ -57,7 +57,12 @@ func Load(root string) (*Desired, error) {
 	}
 	sort.Slice(d.Projects, func(i, j int) bool { return d.Projects[i].Name < d.Projects[j].Name })
 	errs = append(errs, checkAcrossProjects(d)...)
-	errs = append(errs, checkPlacements(d)...)
+	if d.Cluster.Engine == EngineSwarm {
+		// Swarm's own nodes take the placement (constraints), not [[node]].
+		errs = append(errs, checkSwarm(d)...)
+	} else {
+		errs = append(errs, checkPlacements(d)...)
+	}
 	d.Cluster.Proxy.Enabled = proxyEnabled(d)
 	if len(errs) > 0 {
 		sortErrors(errs)

@@ -170,6 +170,7 @@ type rawClusterFile struct {
 		Name   string `toml:"name"`
 		Domain string `toml:"domain"`
 		Node   string `toml:"node"`
+		Engine string `toml:"engine"`
 	} `toml:"cluster"`
 	Reconcile struct {
 		IntervalSecs *int     `toml:"interval_secs"`

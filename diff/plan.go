@@ -39,6 +39,11 @@ type Container struct {
 	// call: the proxy routes a container it has not seen with them, without
 	// an inspect.
 	IPs map[string]string `json:"-"`
+	// Addr is where the proxy reaches the container when the engine says
+	// so itself (Swarm: the task's node address and the host port Swarm
+	// published for it, docs/guides/swarm.md); "" takes its address on the
+	// project network.
+	Addr string `json:"addr,omitempty"`
 	// Replace asks a rollout to replace this container although its spec is
 	// the desired one (a redeploy, or its image tag moved).
 	Replace bool `json:"-"`

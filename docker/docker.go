@@ -105,13 +105,22 @@ func (d *Engine) List(ctx context.Context) ([]diff.Container, error) {
 	}
 	out := make([]diff.Container, 0, len(res.Items))
 	for _, s := range res.Items {
-		if apply.IsOneOff(s.Labels[apply.LabelRole]) {
+		if apply.IsOneOff(s.Labels[apply.LabelRole]) || IsSwarmTask(s.Labels) {
 			continue
 		}
 		out = append(out, dockerContainer(s))
 	}
 	return out, nil
 }
+
+// swarmTaskLabel is the label Swarm puts on the containers of its tasks.
+const swarmTaskLabel = "com.docker.swarm.task.id"
+
+// IsSwarmTask reports whether a container's labels are a Swarm task's. The
+// Swarm engine labels its tasks' containers orca.managed too; the Docker
+// engine leaves them to Swarm, so that engine = "docker" on a swarm node
+// never fights Swarm over them (docs/guides/swarm.md).
+func IsSwarmTask(labels map[string]string) bool { return labels[swarmTaskLabel] != "" }
 
 func dockerContainer(s container.Summary) diff.Container {
 	name := ""

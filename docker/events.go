@@ -51,7 +51,7 @@ func dockerEvent(m events.Message) (apply.Event, bool) {
 		}
 		return apply.Event{Action: action, ContainerID: m.Actor.Attributes["container"]}, true
 	case events.ContainerEventType:
-		e := apply.Event{Action: action, ContainerID: m.Actor.ID, Managed: m.Actor.Attributes[apply.LabelManaged] == "true",
+		e := apply.Event{Action: action, ContainerID: m.Actor.ID, Managed: m.Actor.Attributes[apply.LabelManaged] == "true" && !IsSwarmTask(m.Actor.Attributes),
 			Node: m.Actor.Attributes[apply.LabelNode], Role: m.Actor.Attributes[apply.LabelRole]}
 		switch {
 		case m.Action == events.ActionDie, m.Action == events.ActionOOM, m.Action == events.ActionUpdate,

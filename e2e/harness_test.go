@@ -27,7 +27,12 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	}
 	start := time.Now()
-	var err error
+	// The Swarm tests (e2e/swarm) make the engine a swarm: never beside them.
+	unlock, err := dockertest.LockEngine()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		os.Exit(1)
+	}
 	docker, err = dockertest.Connect(context.Background())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e tests need a Docker engine: %v\n", err)
@@ -43,6 +48,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	docker.Close()
+	unlock()
 	os.Exit(code)
 }
 

@@ -177,8 +177,11 @@ func (p *Proxy) liveTargets(ctx context.Context, s *Service, svc *config.Service
 			continue
 		}
 		addr, ok := s.lb.has(c.ID)
-		if ip := c.IPs[diff.NetworkName(svc.Project)]; !ok && ip != "" { // from the list: no inspect
-			addr, ok = net.JoinHostPort(ip, strconv.Itoa(svc.Port)), true
+		switch {
+		case c.Addr != "": // the engine says where the task is reached (Swarm)
+			addr, ok = c.Addr, true
+		case !ok && c.IPs[diff.NetworkName(svc.Project)] != "": // from the list: no inspect
+			addr, ok = net.JoinHostPort(c.IPs[diff.NetworkName(svc.Project)], strconv.Itoa(svc.Port)), true
 		}
 		if !ok {
 			ip, err := p.opts.IPs.ContainerIP(ctx, c.ID, diff.NetworkName(svc.Project))

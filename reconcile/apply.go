@@ -103,7 +103,7 @@ func (s *syncer) apply(ctx context.Context, r *run) error {
 		r.record.ID = id
 	}
 	s.reporter.pending(r)
-	applied := s.applier.Apply(ctx, s.planner.Own(r.desired), r.plan, r.commit.SHA)
+	applied := s.carryOut(ctx, r)
 	r.results = append(r.results, applied...)
 	s.rerunHooks(ctx, r)
 	failed := append(failures(r.canaryResults), buildFails...)
@@ -123,6 +123,17 @@ func (s *syncer) apply(ctx context.Context, r *run) error {
 		return fmt.Errorf("%d of %d changes failed: %s", len(failed), len(r.results), strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// carryOut applies the plan with the container applier, or hands it to
+// the scheduler (Swarm), which re-routes the proxy at each poll.
+func (s *syncer) carryOut(ctx context.Context, r *run) []apply.Result {
+	own := s.planner.Own(r.desired)
+	if s.opts.Scheduler == nil {
+		return s.applier.Apply(ctx, own, r.plan, r.commit.SHA)
+	}
+	watch := func(live []diff.Container) { s.syncRoutes(ctx, own, live) }
+	return s.opts.Scheduler.Schedule(ctx, own, r.plan, r.commit.SHA, watch)
 }
 
 // pinFailed pins a failed rollout git (or a redeploy) asked for. A failed

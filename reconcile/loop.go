@@ -131,7 +131,21 @@ type Options struct {
 	// Builder makes the images of services with [service.build]; nil
 	// fails every such service.
 	Builder Builder
-	Log     *slog.Logger
+	// Scheduler, when set, carries out plans itself instead of the
+	// container applier: the Swarm engine ([cluster] engine = "swarm",
+	// docs/guides/swarm.md). Runtime is then its view of the live tasks.
+	Scheduler Scheduler
+	// Engine is the [cluster] engine this process runs ("" is "docker"): a
+	// commit that names another one is refused until a restart.
+	Engine string
+	Log    *slog.Logger
+}
+
+// Scheduler carries out a plan on an engine that runs the containers
+// itself (Swarm services). While a service rolls it calls watch with the
+// live containers, so the proxy follows the tasks.
+type Scheduler interface {
+	Schedule(ctx context.Context, d *config.Desired, plan diff.Plan, revision string, watch func([]diff.Container)) []apply.Result
 }
 
 // Builder makes the images of services with build (package build's

@@ -181,6 +181,11 @@ func (s *syncer) load(ctx context.Context, r *run) error {
 		s.valid.recover(ctx)
 		return &stalledError{result: ResultInvalid, err: fmt.Errorf("commit %s is invalid, nothing applied:\n%w", short(r.commit.SHA), err)}
 	}
+	if want := engineOf(s.opts.Engine); d.Cluster.Engine != want {
+		err := fmt.Errorf("cluster.toml: [cluster] engine = %q, but this orca-sync runs the %q engine: restart orca-sync serve to switch engines", d.Cluster.Engine, want)
+		s.last.loaded(nil, r.commit, config.Errors{{File: "cluster.toml", Key: "cluster.engine", Message: err.Error()}})
+		return &stalledError{result: ResultInvalid, err: fmt.Errorf("commit %s is invalid, nothing applied:\n%w", short(r.commit.SHA), err)}
+	}
 	s.last.loaded(d, r.commit, errs)
 	s.valid.remember(r.commit.SHA)
 	if err := s.planner.Place(d).Err(); err != nil {
@@ -190,6 +195,13 @@ func (s *syncer) load(ctx context.Context, r *run) error {
 	}
 	r.desired = d
 	return nil
+}
+
+func engineOf(e string) string {
+	if e == "" {
+		return config.EngineDocker
+	}
+	return e
 }
 
 // list reads the live containers (one list call, an inspect per container

@@ -21,6 +21,7 @@ import (
 	"github.com/orca-sync/orca-sync/planner"
 	"github.com/orca-sync/orca-sync/registryauth"
 	"github.com/orca-sync/orca-sync/secrets"
+	"github.com/orca-sync/orca-sync/swarm"
 	"github.com/spf13/cobra"
 )
 
@@ -81,6 +82,9 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 	if err != nil {
 		return nil, err
 	}
+	if d.Cluster.Engine == config.EngineSwarm && o.pull {
+		return nil, errors.New(`apply runs containers on this host; with [cluster] engine = "swarm" the services are Swarm's: let serve apply the commit (orca-sync sync), see docs/guides/swarm.md`)
+	}
 	rt, err := docker.New(ctx, log)
 	if err != nil {
 		return nil, err
@@ -88,6 +92,16 @@ func planCheckout(ctx context.Context, o checkoutOpts, stderr io.Writer, log *sl
 	creds := registryauth.New("") // $DOCKER_CONFIG, else ~/.docker, as docker pull
 	pl := planner.Planner{Runtime: rt, Node: o.node, ListTimeout: 30 * time.Second,
 		Puller: apply.NewPuller(rt, creds), Digester: rt}
+	if d.Cluster.Engine == config.EngineSwarm {
+		// plan compares with the Swarm services and their tasks.
+		sw, err := swarm.New(ctx, swarm.Options{Local: rt, Credentials: creds, Node: o.node, Log: log})
+		if err != nil {
+			rt.Close()
+			return nil, fmt.Errorf("[cluster] engine = \"swarm\": %w", err)
+		}
+		defer sw.Close()
+		pl.Runtime, pl.Digester = sw, nil
+	}
 	builder, err := lookupBuilds(ctx, d, rt, o.buildDir, log)
 	if err != nil {
 		rt.Close()

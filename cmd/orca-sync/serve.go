@@ -125,6 +125,15 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 	lopts.Metrics, lopts.Notifier, lopts.Statuses = reconcile.NewMetrics(reg), rp.notifier, rp.github
 	lopts.Digester, lopts.Credentials = rt, registryauth.New("") // $DOCKER_CONFIG, else ~/.docker, as docker pull
 	lopts.Builder = newBuilder(f, rt, log)
+	var events apply.EventSource = rt
+	if checkoutEngine(ctx, src, f.path, log) == config.EngineSwarm {
+		sw, err := wireSwarm(ctx, &lopts, rt, f.node, log)
+		if err != nil {
+			return err
+		}
+		defer sw.Close()
+		events = sw
+	}
 	if !f.once { // a one-shot sync serves no traffic
 		px, err := newProxy(f, db, rt, reg, log)
 		if err != nil {
@@ -148,7 +157,7 @@ func serve(ctx context.Context, f serveFlags, log *slog.Logger) error {
 		}
 		return nil
 	}
-	return serveAPI(ctx, f, daemon{loop: loop, rt: rt, reporting: rp, db: db, reg: reg, repoURL: src.URL(), log: log})
+	return serveAPI(ctx, f, daemon{loop: loop, rt: rt, events: events, reporting: rp, db: db, reg: reg, repoURL: src.URL(), log: log})
 }
 
 // flagOptions are the loop's options that come from the flags alone: the
@@ -225,7 +234,8 @@ func stickyKey(db *state.DB) ([]byte, error) {
 // daemon is what serveAPI wires to the API.
 type daemon struct {
 	loop      *reconcile.Loop
-	rt        *docker.Engine // the loop's events and the backups' runtime
+	rt        *docker.Engine    // the backups' runtime
+	events    apply.EventSource // the loop's events: the Docker engine's, or on Swarm its tasks
 	reporting *reporting
 	db        *state.DB
 	reg       *prometheus.Registry
@@ -260,7 +270,7 @@ func serveAPI(ctx context.Context, f serveFlags, d daemon) error {
 	}()
 	d.log.Info("serving", "repo", d.repoURL, "branch", f.branch, "api", ln.Addr().String(), "data_dir", f.dataDir)
 	go d.loop.RunLiveness(ctx)
-	go d.loop.RunEvents(ctx, d.rt)
+	go d.loop.RunEvents(ctx, d.events)
 	go bk.RunSchedule(ctx)
 	d.loop.Run(ctx)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
