@@ -11,7 +11,8 @@
 #   SHAPES="512:/ 64:/bytes/4096" bench/proxy.sh   # CONNS:PATH pairs of your own
 #   ORCA_SYNC_BIN=/tmp/variant bench/proxy.sh   # a prebuilt orca-sync instead
 #
-# Equivalent settings everywhere: keep-alive to the upstream, X-Forwarded-For
+# Equivalent settings everywhere: keep-alive to the upstream (up to 512 idle
+# connections, as orca-sync keeps), X-Forwarded-For
 # set, no access log. Not part of `go test ./...`.
 set -euo pipefail
 
@@ -100,7 +101,7 @@ http {
 	access_log off;
 	client_body_temp_path $WORK/nginx;
 	proxy_temp_path $WORK/nginx;
-	upstream app { server $APP; keepalive 128; }
+	upstream app { server $APP; keepalive 512; }
 	server {
 		listen 127.0.0.1:$NGINX_PORT;
 		location / {
@@ -129,7 +130,7 @@ http://:$CADDY_PORT {
 	reverse_proxy $APP {
 		transport http {
 			keepalive 90s
-			keepalive_idle_conns_per_host 128
+			keepalive_idle_conns_per_host 512
 		}
 	}
 }
