@@ -44,12 +44,17 @@ type refPlanner struct {
 }
 
 func (rp *refPlanner) plan(ctx context.Context, ref string) (RefPlan, error) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.planHeld(ctx, ref)
+}
+
+// planHeld is plan with rp.mu held.
+func (rp *refPlanner) planHeld(ctx context.Context, ref string) (RefPlan, error) {
 	fetcher, ok := rp.opts.Source.(RefFetcher)
 	if !ok || rp.opts.RefDir == "" {
 		return RefPlan{}, ErrNoRefFetch
 	}
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	commit, err := fetcher.FetchRef(fctx, ref, rp.opts.RefDir)
