@@ -136,6 +136,9 @@ func TestPullRequestWebhookSignalsAPlan(t *testing.T) {
 		if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "disk on fire") {
 			t.Fatalf("a failed forget: %d %s", rec.Code, rec.Body)
 		}
+		if n := env.webhookCount(webhookFailed); n != 1 {
+			t.Errorf("failed = %v", n)
+		}
 	})
 }
 

@@ -13,10 +13,17 @@ import (
 	"github.com/orca-sync/orca-sync/state"
 )
 
-// prSource is a refSource whose missing refs are gone from the remote.
-type prSource struct{ *refSource }
+// prSource is a refSource whose missing refs are gone from the remote;
+// during, if set, runs in the middle of each fetch.
+type prSource struct {
+	*refSource
+	during func(ref string)
+}
 
-func (s prSource) FetchRef(ctx context.Context, ref, dir string) (source.Commit, error) {
+func (s *prSource) FetchRef(ctx context.Context, ref, dir string) (source.Commit, error) {
+	if s.during != nil {
+		s.during(ref)
+	}
 	if _, ok := s.refs[ref]; !ok {
 		return source.Commit{}, fmt.Errorf("%s does not exist on the remote: %w", ref, source.ErrNoSuchRef)
 	}
@@ -25,15 +32,15 @@ func (s prSource) FetchRef(ctx context.Context, ref, dir string) (source.Commit,
 
 // newPRLoop is a loop on the state file at path that plans the pull
 // requests of refs.
-func newPRLoop(t *testing.T, path string, refs map[string]string) *Loop {
+func newPRLoop(t *testing.T, path string, refs map[string]string) (*Loop, *prSource) {
 	t.Helper()
 	db, err := state.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	rs := prSource{&refSource{dirSource: &dirSource{dir: t.TempDir()}, refs: refs}}
-	return New(Options{Source: rs, Runtime: applytest.NewRuntime(), Store: db, Node: "n1", RefDir: t.TempDir()})
+	rs := &prSource{refSource: &refSource{dirSource: &dirSource{dir: t.TempDir()}, refs: refs}}
+	return New(Options{Source: rs, Runtime: applytest.NewRuntime(), Store: db, Node: "n1", RefDir: t.TempDir()}), rs
 }
 
 func numbers(recs []PRPlanRecord) []int {
@@ -56,7 +63,7 @@ func keptPlans(t *testing.T, l *Loop) []PRPlanRecord {
 func TestPlanPRKeepsTheLatestPlanOfEachPR(t *testing.T) {
 	ctx := context.Background()
 	refs := map[string]string{PRRef(1): web("app:v2"), PRRef(2): web("app:v3")}
-	l := newPRLoop(t, filepath.Join(t.TempDir(), "state.db"), refs)
+	l, _ := newPRLoop(t, filepath.Join(t.TempDir(), "state.db"), refs)
 
 	if recs := keptPlans(t, l); len(recs) != 0 {
 		t.Fatalf("a new state file keeps plans: %+v", recs)
@@ -116,7 +123,7 @@ func TestPRPlansSurviveARestart(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
 	refs := map[string]string{PRRef(5): web("app:v2")}
-	l := newPRLoop(t, path, refs)
+	l, _ := newPRLoop(t, path, refs)
 	p, err := l.PlanPR(ctx, 5)
 	if err != nil {
 		t.Fatal(err)
@@ -126,8 +133,32 @@ func TestPRPlansSurviveARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	after := keptPlans(t, newPRLoop(t, path, refs))
+	l, _ = newPRLoop(t, path, refs)
+	after := keptPlans(t, l)
 	if len(after) != 1 || after[0].Number != 5 || after[0].Text != p.Text || after[0].Commit != p.Commit || !after[0].Planned.Equal(before[0].Planned) {
 		t.Fatalf("after a restart: %+v, before %+v", after, before)
+	}
+}
+
+func TestAPRClosedWhileItIsPlannedIsNotKept(t *testing.T) {
+	ctx := context.Background()
+	l, rs := newPRLoop(t, filepath.Join(t.TempDir(), "state.db"), map[string]string{PRRef(3): web("app:v2")})
+	rs.during = func(string) {
+		if err := l.ForgetPR(3); err != nil { // the closed webhook, mid-plan
+			t.Error(err)
+		}
+	}
+	if p, err := l.PlanPR(ctx, 3); err != nil || !p.Valid {
+		t.Fatalf("plan of #3: %+v, %v", p, err)
+	}
+	if recs := keptPlans(t, l); len(recs) != 0 {
+		t.Fatalf("a PR closed while it was planned is kept: %+v", recs)
+	}
+	rs.during = nil // reopened and planned again: kept
+	if _, err := l.PlanPR(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if recs := keptPlans(t, l); fmt.Sprint(numbers(recs)) != "[3]" {
+		t.Fatalf("a plan after the close: %v", numbers(recs))
 	}
 }

@@ -41,6 +41,10 @@ type refPlanner struct {
 	planner planner.Planner
 	// mu serialises plans, which reuse one checkout directory.
 	mu sync.Mutex
+	// forgot is when each pull request was last forgotten (prplans.go),
+	// under its own lock so that a forget never waits for a plan.
+	forgotMu sync.Mutex
+	forgot   map[int]time.Time
 }
 
 func (rp *refPlanner) plan(ctx context.Context, ref string) (RefPlan, error) {
