@@ -372,7 +372,7 @@ func TestPullRequestsPageListsKeptPlans(t *testing.T) {
 	}
 	for _, want := range []string{
 		`<details class="sync-rec" id="pr-12">`, "#12 · <code>c12c12c12c12</code> shop: web v2", `datetime="2026-01-02T10:00:00Z"`,
-		"valid</span> 2 services would change", "+ shop/worker",
+		"valid</span> 2 services would change", "shop/worker",
 		`<details class="sync-rec" id="pr-7">`, "#7 · <code>c7c7c7c7c7c7</code> broken", "invalid</span>", "unknown key &#34;replica&#34;",
 		`action="/ui/prs"`, // the plan-by-number form stays
 	} {
