@@ -63,14 +63,17 @@ type Config interface {
 	Tracked() (repoURL, branch string) // the infra repo URL (as given to --repo) and branch
 }
 
-// PullRequests plans pull requests. Optional: without it pull_request
-// webhooks are ignored and /plan?pr=N answers 501.
+// PullRequests plans pull requests and keeps the latest plan of each.
+// Optional: without it pull_request webhooks are ignored and /plan?pr=N
+// answers 501.
 type PullRequests interface {
 	// SignalPR queues a plan of PR number, published to the forge; it never waits.
 	SignalPR(number int)
-	// PRPlan computes the plan of PR number now; ErrNotFound when the
-	// remote has no such pull request head.
-	PRPlan(ctx context.Context, number int) (wire.PRPlan, error)
+	// ForgetPR drops the kept plan of PR number (it was closed).
+	ForgetPR(number int) error
+	// PRPlan computes (and keeps) the plan of PR number now, and PRPlans
+	// lists the kept ones, newest first (the dashboard's Pull requests page).
+	dashboard.PRPlanner
 }
 
 // Deliveries de-duplicates webhook delivery IDs (backed by the state file).

@@ -19,6 +19,7 @@ const (
 	webhookTooLarge     = "too_large"
 	webhookForbidden    = "forbidden"
 	webhookBadRequest   = "bad_request"
+	webhookFailed       = "failed"
 )
 
 // newWebhookCounter registers orca_sync_webhooks_total on reg, or reuses the
@@ -41,7 +42,7 @@ func newWebhookCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error
 	}
 	for _, r := range []string{
 		webhookAccepted, webhookIgnored, webhookDuplicate, webhookUnauthorized,
-		webhookTooLarge, webhookForbidden, webhookBadRequest,
+		webhookTooLarge, webhookForbidden, webhookBadRequest, webhookFailed,
 	} {
 		c.WithLabelValues(r) // export every result from the start, at 0
 	}

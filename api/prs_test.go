@@ -3,9 +3,11 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,10 +16,30 @@ import (
 	"github.com/orca-sync/orca-sync/api/wire"
 )
 
-// fakePRs records signals and answers plans.
+// fakePRs records signals and forgets, and answers plans.
 type fakePRs struct {
-	mu      sync.Mutex
-	signals []int
+	mu        sync.Mutex
+	signals   []int
+	forgotten []int
+	forgetErr error
+}
+
+func (f *fakePRs) ForgetPR(n int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.forgetErr != nil {
+		return f.forgetErr
+	}
+	f.forgotten = append(f.forgotten, n)
+	return nil
+}
+
+func (f *fakePRs) PRPlans(context.Context) ([]wire.PRPlanRecord, error) { return nil, nil }
+
+func (f *fakePRs) forgot() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.forgotten)
 }
 
 func (f *fakePRs) SignalPR(n int) {
@@ -64,14 +86,18 @@ func TestPullRequestWebhookSignalsAPlan(t *testing.T) {
 		name   string
 		body   []byte
 		status string
-		want   []int
+		want   []int // signalled
+		forget []int
 	}{
-		{"opened", prBody("opened", 7, "main", trackedRepo), "pull request plan signalled", []int{7}},
-		{"synchronize", prBody("synchronize", 7, "main", trackedRepo), "pull request plan signalled", []int{7}},
-		{"reopened", prBody("reopened", 8, "main", trackedRepo), "pull request plan signalled", []int{8}},
-		{"closed", prBody("closed", 7, "main", trackedRepo), "ignored", nil},
-		{"other base", prBody("opened", 7, "dev", trackedRepo), "ignored", nil},
-		{"other repo", prBody("opened", 7, "main", "https://github.com/acme/other.git"), "ignored", nil},
+		{"opened", prBody("opened", 7, "main", trackedRepo), "pull request plan signalled", []int{7}, nil},
+		{"synchronize", prBody("synchronize", 7, "main", trackedRepo), "pull request plan signalled", []int{7}, nil},
+		{"reopened", prBody("reopened", 8, "main", trackedRepo), "pull request plan signalled", []int{8}, nil},
+		{"closed", prBody("closed", 7, "main", trackedRepo), "pull request plan forgotten", nil, []int{7}},
+		{"closed after a retarget", prBody("closed", 9, "dev", trackedRepo), "pull request plan forgotten", nil, []int{9}},
+		{"closed elsewhere", prBody("closed", 7, "main", "https://github.com/acme/other.git"), "ignored", nil, nil},
+		{"labeled", prBody("labeled", 7, "main", trackedRepo), "ignored", nil, nil},
+		{"other base", prBody("opened", 7, "dev", trackedRepo), "ignored", nil, nil},
+		{"other repo", prBody("opened", 7, "main", "https://github.com/acme/other.git"), "ignored", nil, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -83,6 +109,9 @@ func TestPullRequestWebhookSignalsAPlan(t *testing.T) {
 			if got := prs.got(); !slices.Equal(got, c.want) {
 				t.Fatalf("signals = %v, want %v", got, c.want)
 			}
+			if got := prs.forgot(); !slices.Equal(got, c.forget) {
+				t.Fatalf("forgotten = %v, want %v", got, c.forget)
+			}
 			if len(env.backend.syncCalls()) != 0 {
 				t.Fatal("a pull request event signalled a sync")
 			}
@@ -93,6 +122,22 @@ func TestPullRequestWebhookSignalsAPlan(t *testing.T) {
 		body := prBody("opened", 7, "main", trackedRepo)
 		if rec := env.github("pull_request", "", "sha256="+sign("wrong", body), body); rec.Code != http.StatusUnauthorized || len(prs.got()) != 0 {
 			t.Fatalf("bad signature: %d, signals %v", rec.Code, prs.got())
+		}
+		body = prBody("closed", 7, "main", trackedRepo)
+		if rec := env.github("pull_request", "", "sha256="+sign("wrong", body), body); rec.Code != http.StatusUnauthorized || len(prs.forgot()) != 0 {
+			t.Fatalf("bad signature: %d, forgotten %v", rec.Code, prs.forgot())
+		}
+	})
+	t.Run("state file fails", func(t *testing.T) {
+		env, prs := newPREnv(t)
+		prs.forgetErr = errors.New("forget the plan of pull request 7: disk on fire")
+		body := prBody("closed", 7, "main", trackedRepo)
+		rec := env.github("pull_request", "", "sha256="+sign(webhookSecret, body), body)
+		if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "disk on fire") {
+			t.Fatalf("a failed forget: %d %s", rec.Code, rec.Body)
+		}
+		if n := env.webhookCount(webhookFailed); n != 1 {
+			t.Errorf("failed = %v", n)
 		}
 	})
 }

@@ -120,9 +120,14 @@ func (s *Server) handleGitHub(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// prPlanActions are the pull_request actions that signal a plan (Gitea
+// says "synchronized").
+var prPlanActions = map[string]bool{"opened": true, "synchronize": true, "synchronized": true, "reopened": true}
+
 // handlePullRequest signals the plan of a pull request into the tracked
-// branch of the tracked repository that was opened, reopened or pushed to.
-// A closed one is left alone.
+// branch of the tracked repository that was opened, reopened or pushed to,
+// and forgets the kept plan of one that was closed (merged or not; whatever
+// its base now, as one never planned has nothing to forget).
 func (s *Server) handlePullRequest(w http.ResponseWriter, r *http.Request, ev githubPullRequest) {
 	repoURL, branch := s.config.Tracked()
 	repo := ev.Repository
@@ -130,17 +135,24 @@ func (s *Server) handlePullRequest(w http.ResponseWriter, r *http.Request, ev gi
 	if n == 0 {
 		n = ev.PullRequest.Number
 	}
+	ours := s.prs != nil && n > 0 && repoMatches(repoURL, repo.FullName, repo.CloneURL, repo.HTMLURL, repo.SSHURL)
 	switch {
-	case s.prs == nil, n <= 0, ev.PullRequest.Base.Ref != branch,
-		!repoMatches(repoURL, repo.FullName, repo.CloneURL, repo.HTMLURL, repo.SSHURL),
-		ev.Action != "opened" && ev.Action != "synchronize" && ev.Action != "reopened" && ev.Action != "synchronized":
+	case ours && ev.Action == "closed":
+		if err := s.prs.ForgetPR(n); err != nil {
+			s.log.ErrorContext(r.Context(), "webhook: pull request plan not forgotten", "repo", repo.FullName, "pr", n, "error", err)
+			s.webhookError(w, http.StatusInternalServerError, webhookFailed, err.Error())
+			return
+		}
+		s.log.InfoContext(r.Context(), "webhook: pull request plan forgotten", "repo", repo.FullName, "pr", n)
+		s.webhookAnswer(w, http.StatusAccepted, webhookAccepted, "pull request plan forgotten")
+	case ours && ev.PullRequest.Base.Ref == branch && prPlanActions[ev.Action]:
+		s.prs.SignalPR(n)
+		s.log.InfoContext(r.Context(), "webhook: pull request plan signalled", "repo", repo.FullName, "pr", n, "action", ev.Action)
+		s.webhookAnswer(w, http.StatusAccepted, webhookAccepted, "pull request plan signalled")
+	default:
 		s.log.DebugContext(r.Context(), "webhook: pull request ignored", "repo", repo.FullName, "pr", n, "action", ev.Action)
 		s.webhookAnswer(w, http.StatusAccepted, webhookIgnored, "ignored")
-		return
 	}
-	s.prs.SignalPR(n)
-	s.log.InfoContext(r.Context(), "webhook: pull request plan signalled", "repo", repo.FullName, "pr", n, "action", ev.Action)
-	s.webhookAnswer(w, http.StatusAccepted, webhookAccepted, "pull request plan signalled")
 }
 
 // handleGitLab serves GitLab webhooks, authenticated by X-Gitlab-Token.

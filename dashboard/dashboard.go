@@ -52,9 +52,11 @@ type ServiceActions interface {
 	Canary(ctx context.Context, project, name, action string) error
 }
 
-// PRPlanner computes the plan of a pull request's head.
+// PRPlanner computes the plan of a pull request's head now, and lists the
+// latest plan serve made of each open pull request, newest first.
 type PRPlanner interface {
 	PRPlan(ctx context.Context, number int) (wire.PRPlan, error)
+	PRPlans(ctx context.Context) ([]wire.PRPlanRecord, error)
 }
 
 // Authenticator returns the role ("viewer", "deployer", "admin") of a

@@ -323,3 +323,74 @@ func TestForgeLink(t *testing.T) {
 		t.Fatalf("no forge link:\n%s", w.Body)
 	}
 }
+
+// fakePRs keeps plans as serve does: newest first, the one asked for
+// replaces that PR's older plan.
+type fakePRs struct {
+	mu   sync.Mutex
+	kept []wire.PRPlanRecord
+}
+
+func (p *fakePRs) PRPlan(_ context.Context, n int) (wire.PRPlan, error) {
+	plan := wire.PRPlan{Number: n, RefPlan: wire.RefPlan{Commit: fmt.Sprintf("pr%dhead00000000", n), Valid: true, Changes: 1, Text: "~ shop/web: image app:v1 -> app:v3"}}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	kept := []wire.PRPlanRecord{{Number: n, Planned: time.Date(2026, 1, 3, 9, 0, 0, 0, time.UTC), Commit: plan.Commit, Valid: true, Changes: 1, Text: plan.Text}}
+	for _, r := range p.kept {
+		if r.Number != n {
+			kept = append(kept, r)
+		}
+	}
+	p.kept = kept
+	return plan, nil
+}
+
+func (p *fakePRs) PRPlans(context.Context) ([]wire.PRPlanRecord, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]wire.PRPlanRecord(nil), p.kept...), nil
+}
+
+func TestPullRequestsPageListsKeptPlans(t *testing.T) {
+	f, _ := newTest(t)
+	prs := &fakePRs{kept: []wire.PRPlanRecord{
+		{Number: 12, Planned: time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC), Commit: "c12c12c12c12c12c12", Subject: "shop: web v2",
+			Valid: true, Changes: 2, Text: "~ shop/web: image app:v1 -> app:v2\n+ shop/worker"},
+		{Number: 7, Planned: time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC), Commit: "c7c7c7c7c7c7c7c7", Subject: "broken",
+			Text: "services/shop/service.toml:3: unknown key \"replica\""},
+	}}
+	d, err := New(Options{Status: f, Inspect: f, Sync: f, Services: f, PRs: prs, Authenticate: f.authenticate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	h := map[string]string{"Authorization": "Bearer " + viewerTok}
+	w := do(d, http.MethodGet, "/ui/prs", nil, h)
+	body := w.Body.String()
+	if w.Code != http.StatusOK {
+		t.Fatalf("/ui/prs: %d\n%s", w.Code, body)
+	}
+	for _, want := range []string{
+		`<details class="sync-rec" id="pr-12">`, "#12 · <code>c12c12c12c12</code> shop: web v2", `datetime="2026-01-02T10:00:00Z"`,
+		"valid</span> 2 services would change", "shop/worker",
+		`<details class="sync-rec" id="pr-7">`, "#7 · <code>c7c7c7c7c7c7</code> broken", "invalid</span>", "unknown key &#34;replica&#34;",
+		`action="/ui/prs"`, // the plan-by-number form stays
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if i12, i7 := strings.Index(body, `id="pr-12"`), strings.Index(body, `id="pr-7"`); i12 < 0 || i7 < i12 {
+		t.Errorf("not newest first: #12 at %d, #7 at %d", i12, i7)
+	}
+
+	// Planning #7 by number shows its plan and moves it to the top.
+	w = do(d, http.MethodGet, "/ui/prs?number=7", nil, h)
+	body = w.Body.String()
+	if !strings.Contains(body, "#7 <code>pr7head00000</code>") {
+		t.Errorf("no plan of #7:\n%s", body)
+	}
+	if i12, i7 := strings.Index(body, `id="pr-12"`), strings.Index(body, `id="pr-7"`); i7 < 0 || i12 < i7 || strings.Contains(body, "broken") {
+		t.Errorf("#7's new plan is not first, or its old one stayed: #7 at %d, #12 at %d\n%s", i7, i12, body)
+	}
+}

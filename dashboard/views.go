@@ -184,33 +184,47 @@ func (d *Dashboard) historyData(ctx context.Context, _ *http.Request, st wire.St
 	return h, nil
 }
 
-// prView is the pull request page: the plan of the PR asked for.
+// prView is the pull request page: the plan of the PR asked for, then the
+// latest plan serve kept of each open PR, newest first.
 type prView struct {
 	Available bool
 	Number    int
 	Plan      *wire.PRPlan
 	Error     string
+	Recent    []wire.PRPlanRecord
+	// RecentError says why the kept plans could not be read.
+	RecentError string
 }
 
 func (d *Dashboard) prData(ctx context.Context, r *http.Request, _ wire.Status) (any, error) {
 	v := prView{Available: d.opts.PRs != nil}
-	raw := r.URL.Query().Get("number")
-	if raw == "" || !v.Available {
+	if !v.Available {
 		return v, nil
 	}
+	// The plan asked for first: it is kept, so the list below shows it.
+	if raw := r.URL.Query().Get("number"); raw != "" {
+		v.Plan, v.Number, v.Error = d.planPR(ctx, raw)
+	}
+	recent, err := d.opts.PRs.PRPlans(ctx)
+	if err != nil {
+		v.RecentError = err.Error()
+	}
+	v.Recent = recent
+	return v, nil
+}
+
+// planPR plans the pull request numbered raw; a bad number or a failed
+// plan is the page's error, not a failed page.
+func (d *Dashboard) planPR(ctx context.Context, raw string) (*wire.PRPlan, int, string) {
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < 1 {
-		v.Error = "a pull request number is a positive integer"
-		return v, nil
+		return nil, 0, "a pull request number is a positive integer"
 	}
-	v.Number = n
 	plan, err := d.opts.PRs.PRPlan(ctx, n)
 	if err != nil {
-		v.Error = err.Error()
-		return v, nil
+		return nil, n, err.Error()
 	}
-	v.Plan = &plan
-	return v, nil
+	return &plan, n, ""
 }
 
 var funcs = template.FuncMap{

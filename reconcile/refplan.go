@@ -41,15 +41,24 @@ type refPlanner struct {
 	planner planner.Planner
 	// mu serialises plans, which reuse one checkout directory.
 	mu sync.Mutex
+	// forgot is when each pull request was last forgotten (prplans.go),
+	// under its own lock so that a forget never waits for a plan.
+	forgotMu sync.Mutex
+	forgot   map[int]time.Time
 }
 
 func (rp *refPlanner) plan(ctx context.Context, ref string) (RefPlan, error) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.planHeld(ctx, ref)
+}
+
+// planHeld is plan with rp.mu held.
+func (rp *refPlanner) planHeld(ctx context.Context, ref string) (RefPlan, error) {
 	fetcher, ok := rp.opts.Source.(RefFetcher)
 	if !ok || rp.opts.RefDir == "" {
 		return RefPlan{}, ErrNoRefFetch
 	}
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	commit, err := fetcher.FetchRef(fctx, ref, rp.opts.RefDir)

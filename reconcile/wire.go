@@ -11,6 +11,7 @@ type (
 	RoleFigures   = wire.RoleFigures
 	DriftReport   = wire.DriftReport
 	RefPlan       = wire.RefPlan
+	PRPlanRecord  = wire.PRPlanRecord
 	Stall         = wire.Stall
 	Retry         = wire.Retry
 	JobRun        = wire.JobRun

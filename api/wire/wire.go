@@ -182,3 +182,17 @@ type PRPlan struct {
 	Number int `json:"number"`
 	RefPlan
 }
+
+// PRPlanRecord is the latest plan serve made of a pull request's head (for
+// the GitHub reporter or on demand), kept in state.db until the pull request
+// is closed: the dashboard's Pull requests page lists them. Text is RefPlan's,
+// the same text the API serves.
+type PRPlanRecord struct {
+	Number  int       `json:"number"`
+	Planned time.Time `json:"planned"`
+	Commit  string    `json:"commit"`
+	Subject string    `json:"subject,omitempty"`
+	Valid   bool      `json:"valid"`
+	Changes int       `json:"changes"`
+	Text    string    `json:"text"`
+}

@@ -66,28 +66,31 @@ func (rp *reporting) wait() {
 	rp.wg.Wait()
 }
 
-func prRef(n int) string { return fmt.Sprintf("refs/pull/%d/head", n) }
-
-// prPlanner plans pull requests for the GitHub reporter.
+// prPlanner plans pull requests for the GitHub reporter; the loop keeps
+// each plan for the dashboard.
 type prPlanner struct{ rp *reporting }
 
 func (p prPlanner) PlanPR(ctx context.Context, n int) (github.PRPlan, error) {
-	rp, err := p.rp.loop.PlanRef(ctx, prRef(n))
+	rp, err := p.rp.loop.PlanPR(ctx, n)
 	if err != nil {
 		return github.PRPlan{SHA: rp.Commit}, err
 	}
 	return github.PRPlan{SHA: rp.Commit, Valid: rp.Valid, Changes: rp.Changes, Text: rp.Text}, nil
 }
 
-// prAPI serves pull request plans to the API.
+// prAPI serves pull request plans to the API and the dashboard.
 type prAPI struct{ rp *reporting }
 
 var _ api.PullRequests = prAPI{}
 
 func (a prAPI) SignalPR(n int) { a.rp.github.PlanPR(n) }
 
+func (a prAPI) ForgetPR(n int) error { return a.rp.loop.ForgetPR(n) }
+
+func (a prAPI) PRPlans(context.Context) ([]wire.PRPlanRecord, error) { return a.rp.loop.PRPlans() }
+
 func (a prAPI) PRPlan(ctx context.Context, n int) (wire.PRPlan, error) {
-	rp, err := a.rp.loop.PlanRef(ctx, prRef(n))
+	rp, err := a.rp.loop.PlanPR(ctx, n)
 	if errors.Is(err, source.ErrNoSuchRef) {
 		return wire.PRPlan{}, fmt.Errorf("%w: %v", api.ErrNotFound, err)
 	}
