@@ -25,6 +25,7 @@ func TestDashboardMounted(t *testing.T) {
 
 	req := httptest.NewRequest(http.MethodPost, "/ui/signin", strings.NewReader("token="+deployerToken))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://example.com") // as a browser sends with the form
 	signin := httptest.NewRecorder()
 	env.handler.ServeHTTP(signin, req)
 	cookies := signin.Result().Cookies()

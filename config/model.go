@@ -229,10 +229,13 @@ const (
 
 // Deploy is a service's rollout strategy.
 type Deploy struct {
-	Strategy       string
-	MaxSurge       int
-	Timeout        time.Duration
-	Drain          time.Duration
+	Strategy string
+	MaxSurge int
+	Timeout  time.Duration
+	Drain    time.Duration
+	// drainSet says drain_secs was written, which Swarm refuses
+	// (checkSwarm): the default applies on plain Docker only.
+	drainSet       bool
 	MinReady       time.Duration
 	CanaryWeight   int
 	CanaryReplicas int

@@ -349,6 +349,7 @@ func convertDeploy(r rawDeploy, s *Service) Deploy {
 		MaxSurge:       deref(r.MaxSurge, 1),
 		Timeout:        secs(deref(r.TimeoutSecs, 300)),
 		Drain:          secs(deref(r.DrainSecs, 10)),
+		drainSet:       r.DrainSecs != nil,
 		MinReady:       secs(deref(r.MinReadySecs, 2)),
 		CanaryWeight:   deref(r.CanaryWeight, 20),
 		CanaryReplicas: deref(r.CanaryReplicas, 1),

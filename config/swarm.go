@@ -43,6 +43,9 @@ func checkSwarm(d *Desired) Errors {
 func swarmRefusals(s *Service) [][2]string {
 	var out [][2]string
 	refuse := func(key, msg string) { out = append(out, [2]string{key, msg}) }
+	if s.Deploy.drainSet {
+		refuse("deploy.drain_secs", "deploy.drain_secs: Swarm stops an old task itself, right after it marks it for shutdown, so the proxy cannot hold it to drain; in-flight requests finish within stop_grace_secs, and a request refused by a stopping task is retried once on another (docs/guides/proxy-and-tls.md#retries)")
+	}
 	switch s.Deploy.Strategy {
 	case StrategyCanary:
 		refuse("deploy.strategy", `deploy.strategy = "canary" is not supported on Swarm yet: one Swarm service has one spec, so a canary would need a second service (a later issue)`)

@@ -30,6 +30,7 @@ func TestSwarmRefusesWhatItCannotDo(t *testing.T) {
 		"http probe": {"[service.readiness]\ntype = \"http\"\npath = \"/healthz\"\n", "readiness: a http probe needs a command on Swarm"},
 		"health":     {"health = \"/healthz\"\n", "health: an http probe needs a command"},
 		"liveness":   {"[service.liveness]\ntype = \"exec\"\ncommand = [\"true\"]\n", "liveness:"},
+		"drain_secs": {"[service.deploy]\ndrain_secs = 5\n", "deploy.drain_secs: Swarm stops an old task itself"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -37,7 +38,7 @@ func TestSwarmRefusesWhatItCannotDo(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want an error containing %q", err, c.want)
 			}
-			if name != "mount" && name != "http probe" && name != "health" && name != "liveness" {
+			if name != "mount" && name != "http probe" && name != "health" && name != "liveness" && name != "drain_secs" {
 				return
 			}
 			if err := loadSwarm(t, "", base+c.extra); err != nil {

@@ -126,7 +126,7 @@ func do(d http.Handler, method, target string, form url.Values, hdr map[string]s
 // page the session sees.
 func signIn(t *testing.T, d http.Handler, token string) (cookie, csrf string) {
 	t.Helper()
-	w := do(d, http.MethodPost, "/ui/signin", url.Values{"token": {token}}, nil)
+	w := do(d, http.MethodPost, "/ui/signin", url.Values{"token": {token}}, browserOrigin)
 	if w.Code != http.StatusSeeOther {
 		t.Fatalf("sign in: %d %s", w.Code, w.Body)
 	}
@@ -165,14 +165,19 @@ func TestWithoutCredentialsOnlyTheSignIn(t *testing.T) {
 
 func TestSignInCookie(t *testing.T) {
 	_, d := newTest(t)
-	if w := do(d, http.MethodPost, "/ui/signin", url.Values{"token": {"wrong-token-0123456789"}}, nil); w.Code != http.StatusUnauthorized || len(w.Result().Cookies()) != 0 {
+	if w := do(d, http.MethodPost, "/ui/signin", url.Values{"token": {"wrong-token-0123456789"}}, browserOrigin); w.Code != http.StatusUnauthorized || len(w.Result().Cookies()) != 0 {
 		t.Fatalf("a wrong token: %d, cookies %v", w.Code, w.Result().Cookies())
 	}
-	for _, overTLS := range []bool{false, true} {
+	for _, how := range []string{"http", "tls", "forwarded-https"} {
+		overTLS := how != "http"
 		r := httptest.NewRequest(http.MethodPost, "/ui/signin", strings.NewReader("token="+viewerTok))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if overTLS {
+		r.Header.Set("Sec-Fetch-Site", "same-origin") // a browser that sends no Origin
+		switch how {
+		case "tls":
 			r.TLS = &tls.ConnectionState{}
+		case "forwarded-https": // behind a TLS-terminating proxy
+			r.Header.Set("X-Forwarded-Proto", "https")
 		}
 		w := httptest.NewRecorder()
 		d.ServeHTTP(w, r)
@@ -181,13 +186,22 @@ func TestSignInCookie(t *testing.T) {
 			t.Fatalf("sign in: %d %v", w.Code, c)
 		}
 		if !c[0].HttpOnly || c[0].SameSite != http.SameSiteStrictMode || c[0].Secure != overTLS {
-			t.Errorf("over TLS %v: cookie %+v", overTLS, c[0])
+			t.Errorf("%s: cookie %+v", how, c[0])
 		}
 	}
 	if w := do(d, http.MethodPost, "/ui/signin", url.Values{"token": {viewerTok}}, map[string]string{"Origin": "http://evil.example"}); w.Code != http.StatusForbidden {
 		t.Errorf("a cross-origin sign-in: %d", w.Code)
 	}
+	// Login CSRF: a form posted from elsewhere by a client that names no
+	// origin at all is refused too.
+	if w := do(d, http.MethodPost, "/ui/signin", url.Values{"token": {viewerTok}}, nil); w.Code != http.StatusForbidden || len(w.Result().Cookies()) != 0 {
+		t.Errorf("a sign-in without Origin or Sec-Fetch-Site: %d, cookies %v", w.Code, w.Result().Cookies())
+	}
 }
+
+// browserOrigin is the Origin a browser sends with the dashboard's own forms
+// (httptest's requests go to example.com).
+var browserOrigin = map[string]string{"Origin": "http://example.com"}
 
 func TestActionsNeedTheSessionsCSRFTokenAndTheRole(t *testing.T) {
 	f, d := newTest(t)

@@ -14,8 +14,13 @@ import (
 	"github.com/orca-sync/orca-sync/config"
 )
 
+// SessionCookie is the session cookie's name. serve's proxy never forwards
+// it to a target (proxy.Options.DropCookie): browsers send a host's cookies
+// to all its ports, apps on the dashboard's host name included.
+const SessionCookie = "orca_session"
+
 const (
-	cookieName = "orca_session"
+	cookieName = SessionCookie
 	// sessionTTL bounds a session whatever its use: sign in again after it.
 	sessionTTL = 12 * time.Hour
 	// maxSessions caps the store; the oldest session goes first.
@@ -162,7 +167,11 @@ func bearerToken(r *http.Request) (string, bool) {
 func setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name: cookieName, Value: value, Path: "/", MaxAge: maxAge,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		// Secure when the browser is on HTTPS: served over TLS here, or
+		// behind a TLS-terminating proxy that says so. A forged header can
+		// only make the cookie stricter.
+		Secure: r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"),
 	})
 }
 
@@ -172,7 +181,7 @@ func (d *Dashboard) signinPage(w http.ResponseWriter, r *http.Request) {
 
 // signin opens a session for a valid token of any role.
 func (d *Dashboard) signin(w http.ResponseWriter, r *http.Request) {
-	if !sameOrigin(r) {
+	if !signinOrigin(r) {
 		http.Error(w, "cross-origin sign-in refused", http.StatusForbidden)
 		return
 	}
@@ -223,6 +232,17 @@ func (d *Dashboard) post(deploy bool, h func(http.ResponseWriter, *http.Request,
 		}
 		h(w, r, v)
 	}
+}
+
+// signinOrigin is sameOrigin for the sign-in form, where a missing Origin is
+// refused too unless the browser says the request is same-origin: a
+// cross-site form must not sign a browser into the attacker's session
+// (login CSRF).
+func signinOrigin(r *http.Request) bool {
+	if r.Header.Get("Origin") == "" {
+		return r.Header.Get("Sec-Fetch-Site") == "same-origin"
+	}
+	return sameOrigin(r)
 }
 
 // sameOrigin refuses a request whose Origin header (sent by browsers with

@@ -54,6 +54,11 @@ type Options struct {
 	// bytes kept in state.db, so cookies survive a restart). Empty: a
 	// random key for this process.
 	StickyKey []byte
+	// DropCookie names a cookie never forwarded to a target: the
+	// dashboard's session, which a browser sends to every port of a host,
+	// so an app on the dashboard's host name would otherwise receive it
+	// (docs/guides/dashboard.md). Empty: none.
+	DropCookie string
 }
 
 // settings are the cluster-wide knobs, swapped whole on each Sync.
@@ -128,7 +133,44 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no route for this path", http.StatusNotFound)
 		return
 	}
+	if p.opts.DropCookie != "" {
+		dropCookie(r.Header, p.opts.DropCookie)
+	}
 	p.serveRoute(w, r, rt, cp, p.settings.Load())
+}
+
+// dropCookie removes the cookie name from h's Cookie headers, leaving the
+// others as they were; a header left empty goes.
+func dropCookie(h http.Header, name string) {
+	vs := h["Cookie"]
+	if len(vs) == 0 {
+		return
+	}
+	out := vs[:0:0]
+	changed := false
+	for _, v := range vs {
+		if !strings.Contains(v, name+"=") {
+			out = append(out, v)
+			continue
+		}
+		changed = true
+		var keep []string
+		for part := range strings.SplitSeq(v, ";") {
+			if k, _, _ := strings.Cut(strings.TrimSpace(part), "="); k != name {
+				keep = append(keep, strings.TrimSpace(part))
+			}
+		}
+		if len(keep) > 0 {
+			out = append(out, strings.Join(keep, "; "))
+		}
+	}
+	switch {
+	case !changed:
+	case len(out) == 0:
+		delete(h, "Cookie")
+	default:
+		h["Cookie"] = out
+	}
 }
 
 // serveHTTP is the plain-HTTP handler: ACME HTTP-01 challenges, then a 308

@@ -29,9 +29,16 @@ type loader struct {
 	cache *loadCache
 }
 
-func (ld loader) load(ctx context.Context, dir string) (*config.Desired, error) {
+// load parses, checks and resolves the checkout in dir, of commit sha. The
+// commit is part of the cache's key beside the tree's stamp: a checkout
+// rewritten within one timestamp tick, with sizes and reused inode numbers
+// alike, is still another commit (docs/design.md#the-cost-of-a-sync).
+func (ld loader) load(ctx context.Context, dir, sha string) (*config.Desired, error) {
 	root := filepath.Join(dir, ld.path)
 	tree := files.Stamp(root)
+	if tree != "" {
+		tree = sha + " " + tree
+	}
 	if d := ld.cache.get(root, tree); d != nil {
 		return d, nil
 	}
@@ -108,7 +115,7 @@ func (lv lastValid) recover(ctx context.Context) {
 		lv.log.Warn("the last valid commit could not be restored", "commit", short(sha), "error", err)
 		return
 	}
-	d, err := lv.loader.load(ctx, lv.dir)
+	d, err := lv.loader.load(ctx, lv.dir, commit.SHA)
 	if err != nil {
 		lv.log.Warn("the last valid commit no longer loads", "commit", short(sha), "error", err)
 		return

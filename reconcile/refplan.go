@@ -66,7 +66,7 @@ func (rp *refPlanner) planHeld(ctx context.Context, ref string) (RefPlan, error)
 		return RefPlan{}, err
 	}
 	out := RefPlan{Ref: ref, Commit: commit.SHA, Subject: commit.Subject()}
-	d, err := rp.loader.load(ctx, rp.opts.RefDir)
+	d, err := rp.loader.load(ctx, rp.opts.RefDir, commit.SHA)
 	var errs config.Errors
 	if errors.As(err, &errs) {
 		out.Errors = errs

@@ -173,7 +173,7 @@ func (s *syncer) hold(_ context.Context, r *run) error {
 // load parses and validates the checkout as a whole.
 func (s *syncer) load(ctx context.Context, r *run) error {
 	r.record.Commit, r.record.Message = r.commit.SHA, r.commit.Subject()
-	d, err := s.loader.load(ctx, s.opts.Source.Dir())
+	d, err := s.loader.load(ctx, s.opts.Source.Dir(), r.commit.SHA)
 	var errs config.Errors
 	errors.As(err, &errs)
 	if err != nil {

@@ -160,7 +160,6 @@ func (e *Engine) await(ctx context.Context, name string, s *diff.Service, prevSt
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(e.poll)
 	defer tick.Stop()
-	lastStatus := ""
 	for {
 		live, err := e.List(ctx)
 		if err == nil && watch != nil {
@@ -174,9 +173,10 @@ func (e *Engine) await(ctx context.Context, name string, s *diff.Service, prevSt
 		ours := us != nil && us.StartedAt != nil && (prevStart == nil || !us.StartedAt.Equal(*prevStart))
 		if ours {
 			switch us.State {
-			case swarm.UpdateStateRollbackStarted:
-				lastStatus = us.Message
-			case swarm.UpdateStateRollbackCompleted, swarm.UpdateStateRollbackPaused, swarm.UpdateStatePaused:
+			case swarm.UpdateStateRollbackStarted, swarm.UpdateStateRollbackCompleted, swarm.UpdateStateRollbackPaused, swarm.UpdateStatePaused:
+				// Once Swarm starts rolling back, the update has failed: the
+				// rollout is Failed now, while Swarm restores the old tasks
+				// (docs/guides/swarm.md).
 				return fmt.Errorf("%w: %s (%s)", errRolledBack, us.Message, us.State)
 			}
 		}
@@ -184,7 +184,7 @@ func (e *Engine) await(ctx context.Context, name string, s *diff.Service, prevSt
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return e.timedOut(ctx, res.Service, s, lastStatus, live)
+			return e.timedOut(ctx, res.Service, s, timeout, live)
 		}
 		select {
 		case <-ctx.Done():
@@ -196,16 +196,16 @@ func (e *Engine) await(ctx context.Context, name string, s *diff.Service, prevSt
 
 // timedOut asks Swarm to roll back an update still running after
 // timeout_secs (a first create has nothing to go back to) and says why.
-func (e *Engine) timedOut(ctx context.Context, svc swarm.Service, s *diff.Service, status string, live []diff.Container) error {
-	why := fmt.Sprintf("not ready within timeout_secs (%v)", s.Deploy.Timeout)
+func (e *Engine) timedOut(ctx context.Context, svc swarm.Service, s *diff.Service, timeout time.Duration, live []diff.Container) error {
+	why := fmt.Sprintf("not ready within timeout_secs (%v)", timeout)
 	for _, c := range live {
 		if c.Project == s.Project && c.Service == s.Name && c.Hash == s.Hash && c.State != "running" {
 			why += "; task " + c.Name + ": " + c.Status
 			break
 		}
 	}
-	if status != "" {
-		why += "; " + status
+	if us := svc.UpdateStatus; us != nil && us.Message != "" {
+		why += "; " + us.Message
 	}
 	if svc.PreviousSpec != nil {
 		if _, err := e.cli.ServiceUpdate(ctx, svc.ID, client.ServiceUpdateOptions{Version: svc.Version, Rollback: "previous"}); err != nil {

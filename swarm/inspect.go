@@ -80,9 +80,36 @@ func taskLive(t swarm.Task, netNames map[string]string) diff.Live {
 	want := ""
 	if spec, ok := diff.DecodeSpec(cs.Labels[apply.LabelSpec]); ok {
 		want = spec.RestartPolicy
+		if sameImage(cs.Image, spec.Image) {
+			li.Image = spec.Image
+		}
 	}
 	li.RestartPolicy = restartName(t.Spec.RestartPolicy, want)
 	return li
+}
+
+// sameImage says whether the image reference Swarm keeps names the one the
+// spec asked for: Swarm writes `nginx` as `nginx:latest`, drops
+// `docker.io/library/` and pins the digest it resolved after "@", none of
+// which is drift (docs/guides/swarm.md).
+func sameImage(swarmRef, want string) bool {
+	sName, sDigest, _ := strings.Cut(swarmRef, "@")
+	wName, wDigest, _ := strings.Cut(want, "@")
+	if wDigest != "" && sDigest != wDigest {
+		return false
+	}
+	return familiarImage(sName) == familiarImage(wName)
+}
+
+// familiarImage is a reference's name in Docker Hub's short form with its
+// tag, `latest` when it has none.
+func familiarImage(name string) string {
+	name = strings.TrimPrefix(name, "docker.io/")
+	name = strings.TrimPrefix(name, "library/")
+	if !strings.Contains(name[strings.LastIndexByte(name, '/')+1:], ":") {
+		name += ":latest"
+	}
+	return name
 }
 
 // restartName maps a Swarm restart policy back to restart_policy; "any"

@@ -149,3 +149,32 @@ func TestTaskLiveReadsTheTaskSpec(t *testing.T) {
 		t.Fatalf("drift %+v, want env.BY_HAND", got)
 	}
 }
+
+// Swarm keeps `nginx` as `nginx:latest@sha256:…` and drops
+// `docker.io/library/`; none of that is drift, but another image or another
+// pinned digest is.
+func TestSameImageAsSwarmWritesIt(t *testing.T) {
+	for _, c := range []struct {
+		swarmRef, want string
+		same           bool
+	}{
+		{"nginx:latest@sha256:aa", "nginx", true},
+		{"nginx:1.27@sha256:aa", "docker.io/library/nginx:1.27", true},
+		{"reg.example:5000/api:1@sha256:aa", "reg.example:5000/api:1", true},
+		{"reg.example:5000/api:latest@sha256:aa", "reg.example:5000/api", true},
+		{"api@sha256:aa", "api@sha256:aa", true},
+		{"api@sha256:bb", "api@sha256:aa", false},
+		{"nginx:1.26@sha256:aa", "nginx:1.27", false},
+		{"other/nginx:latest", "nginx", false},
+	} {
+		if got := sameImage(c.swarmRef, c.want); got != c.same {
+			t.Errorf("sameImage(%q, %q) = %v, want %v", c.swarmRef, c.want, got, c.same)
+		}
+	}
+	d := desired(func(s *config.Service) { s.Image = "nginx" })
+	spec, _ := serviceSpec(specInput{svc: d, secrets: fakeSecrets{"DB": "pw"}})
+	spec.TaskTemplate.ContainerSpec.Image = "nginx:latest@sha256:0123"
+	if li := taskLive(swarm.Task{Spec: spec.TaskTemplate}, nil); li.Image != "nginx" {
+		t.Fatalf("a task of `nginx` reads as image %q, which drifts", li.Image)
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/orca-sync/orca-sync/backup"
 	"github.com/orca-sync/orca-sync/build"
 	"github.com/orca-sync/orca-sync/config"
+	"github.com/orca-sync/orca-sync/dashboard"
 	"github.com/orca-sync/orca-sync/diff"
 	"github.com/orca-sync/orca-sync/docker"
 	"github.com/orca-sync/orca-sync/files"
@@ -211,7 +212,8 @@ func newProxy(f serveFlags, db *state.DB, rt apply.Runtime, reg prometheus.Regis
 		return nil, err
 	}
 	return proxy.New(proxy.Options{HTTPAddr: f.httpAddr, HTTPSAddr: f.httpsAddr, DataDir: f.dataDir,
-		IPs: runtimeIPs{rt}, Registry: reg, StickyKey: key, Log: log.With("component", "proxy")}), nil
+		IPs: runtimeIPs{rt}, Registry: reg, StickyKey: key, DropCookie: dashboard.SessionCookie,
+		Log: log.With("component", "proxy")}), nil
 }
 
 // stickyKey is the key that signs the proxy's sticky canary cookie: 32
