@@ -102,14 +102,20 @@ func stableReady(ss *ServiceStatus, c diff.Change, awaiting func(id string) bool
 			ss.Containers[i].Ready = ready
 		}
 	}
+	ss.Health = healthOf(ss.Ready, c.Replicas, c.Live)
+}
+
+// healthOf is a service's health from its ready and live containers: Healthy
+// once ready reaches replicas (a service of 0 replicas is), Missing with
+// nothing live, else Degraded.
+func healthOf(ready, replicas, live int) string {
 	switch {
-	case ss.Ready >= c.Replicas:
-		ss.Health = HealthHealthy
-	case c.Live == 0:
-		ss.Health = HealthMissing
-	default:
-		ss.Health = HealthDegraded
+	case ready >= replicas:
+		return HealthHealthy
+	case live == 0:
+		return HealthMissing
 	}
+	return HealthDegraded
 }
 
 // serviceStatus is the status of one service from its planned change.
@@ -133,16 +139,7 @@ func serviceStatus(c diff.Change, pins map[string]state.Pin, syncing bool, await
 		s.Containers = append(s.Containers, wire.ContainerStatus{Name: ctr.Name, State: ctr.State,
 			Status: ctr.Status, Role: ctr.Role, Digest: ctr.Digest, Ready: ready})
 	}
-	switch {
-	case s.Ready >= s.Replicas && s.Replicas > 0:
-		s.Health = HealthHealthy
-	case s.Replicas == 0:
-		s.Health = HealthHealthy
-	case c.Live == 0:
-		s.Health = HealthMissing
-	default:
-		s.Health = HealthDegraded
-	}
+	s.Health = healthOf(s.Ready, s.Replicas, c.Live)
 	if pin, ok := pins[c.Key()]; ok && pin.Hash == c.Desired.Hash {
 		s.Sync, s.Reason = SyncFailed, pin.Reason
 		return s
